@@ -1,0 +1,106 @@
+/* dbreg-cmd.h — what the command-line front end's files share: the verb table, output, prompts. */
+#ifndef DBREG_CMD_H
+#define DBREG_CMD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "dbreg.h"
+
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+enum {
+	EXIT_OK = 0,
+	EXIT_NEGATIVE = 1,
+	EXIT_USAGE = 2,
+	EXIT_UNAVAILABLE = 69,
+	EXIT_CONFIG = 78,
+};
+
+struct verb {
+	const char *name;
+	int (*run)(struct dbreg_ctx *ctx, int argc, char **argv);
+	const char *summary;
+	const char *usage;        /* the synopsis after "dbreg NAME" */
+	bool registry_writer;     /* changes the registry (the REPL refreshes its name cache) */
+};
+
+extern const struct verb *const dbreg_verbs[];
+const struct verb *verb_find(const char *name);
+const char *verb_closest(const char *name);
+
+/* Verbs */
+extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
+	verb_encrypt_password, verb_generate_key;
+
+/* Global state set by main (or the REPL) */
+extern int arg_color;            /* 1 colour, 0 none */
+extern bool in_repl_script;      /* the REPL reads commands from stdin */
+
+/* Messages: "dbreg: error: ..." on stderr. */
+void log_error(const char *fmt, ...) _printf_(1, 2);
+void log_warning(const char *fmt, ...) _printf_(1, 2);
+/* A usage error for verb: the message, the Try line; returns EXIT_USAGE. */
+int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
+/* Prints err and returns its exit status (SPEC §4). */
+int fail(const struct dbreg_error *err);
+int exit_status(enum dbreg_errkind kind);
+/* Prints the help of a verb to stdout. */
+void verb_help(const struct verb *v, const char *options);
+/* Connects the context and prints the failure, returning its exit status (0 ok). */
+int connect_registry(struct dbreg_ctx *ctx);
+
+/* Output formats, shared by every verb. */
+enum out_format {
+	OUT_TABLE = 1 << 0,
+	OUT_JSON = 1 << 1,
+	OUT_CSV = 1 << 2,
+	OUT_TEXT = 1 << 3,
+	OUT_PROMETHEUS = 1 << 4,
+	OUT_NAGIOS = 1 << 5,
+	OUT_SQL = 1 << 6,
+};
+/* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error. */
+int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret);
+
+struct out_table;
+struct out_table *out_table_new(size_t ncols, const char *const *headers);
+void out_table_add(struct out_table *t, const char *const *cells);
+void out_table_print(FILE *f, const struct out_table *t);
+void out_table_free(struct out_table *t);
+
+/* A JSON value for a typed field text (NULL → null). */
+json_t *out_json_typed(enum dbreg_type type, const char *text);
+json_t *out_conn_json(const struct dbreg_conn *c);
+/* Prints JSON (indented) and a newline. */
+void out_json_print(FILE *f, const json_t *j);
+void out_csv_cell(FILE *f, const char *text, bool last);
+/* list/show: every format of a connection list. */
+void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one);
+const char *color(const char *ansi);  /* "" without colour */
+#define C_BOLD "\033[1m"
+#define C_RED "\033[31m"
+#define C_GREEN "\033[32m"
+#define C_YELLOW "\033[33m"
+#define C_RESET "\033[0m"
+
+/* Passwords (prompt.c).  The buffer is locked memory; release with password_free. */
+enum pw_source { PW_NONE, PW_PROMPT, PW_STDIN, PW_CLEAR };
+int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len);
+void password_free(char *pw);
+
+/* Options shared by register and update (connopts.c). */
+struct conn_opts {
+	struct dbreg_spec *spec;
+	const char *url;
+	enum pw_source pw;
+	bool test, replace, dry_run;
+};
+int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct conn_opts *o,
+                    const char **ret_name);
+int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o);
+
+#endif

@@ -1,0 +1,271 @@
+/* dbreg.c — main: global options, the verb table, exit codes, and a checked stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dbreg-cmd.h"
+
+int arg_color;
+bool in_repl_script;
+
+const struct verb *const dbreg_verbs[] = {
+	&verb_init,
+	&verb_register,
+	&verb_update,
+	&verb_list,
+	&verb_show,
+	&verb_deregister,
+	&verb_encrypt_password,
+	&verb_generate_key,
+	NULL,
+};
+
+const struct verb *verb_find(const char *name)
+{
+	for (size_t i = 0; dbreg_verbs[i]; i++)
+		if (strcmp(dbreg_verbs[i]->name, name) == 0)
+			return dbreg_verbs[i];
+	return NULL;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (lb >= ELEMENTSOF(row))
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+const char *verb_closest(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;  /* suggest only close matches */
+
+	for (size_t i = 0; dbreg_verbs[i]; i++) {
+		size_t d = edit_distance(name, dbreg_verbs[i]->name);
+
+		if (strlen(name) >= 2 && strncmp(name, dbreg_verbs[i]->name, strlen(name)) == 0 && d > 1)
+			d = 1;  /* a prefix is as good as one typo */
+		if (d < best_d) {
+			best_d = d;
+			best = dbreg_verbs[i]->name;
+		}
+	}
+	return best;
+}
+
+static void vlog(const char *level, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "dbreg: %s: ", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void log_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("error", fmt, ap);
+	va_end(ap);
+}
+
+void log_warning(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("warning", fmt, ap);
+	va_end(ap);
+}
+
+int usage_error(const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog("error", fmt, ap);
+	va_end(ap);
+	if (verb)
+		fprintf(stderr, "Try 'dbreg %s --help' for more information.\n", verb);
+	else
+		fprintf(stderr, "Try 'dbreg --help' for more information.\n");
+	return EXIT_USAGE;
+}
+
+int exit_status(enum dbreg_errkind kind)
+{
+	switch (kind) {
+	case DBREG_OK: return EXIT_OK;
+	case DBREG_ERR_USAGE: return EXIT_USAGE;
+	case DBREG_ERR_UNAVAILABLE: return EXIT_UNAVAILABLE;
+	case DBREG_ERR_CONFIG: return EXIT_CONFIG;
+	case DBREG_ERR_FAILED:
+	case DBREG_ERR_INTERNAL:
+	default: return EXIT_NEGATIVE;
+	}
+}
+
+int fail(const struct dbreg_error *err)
+{
+	log_error("%s", err->message[0] ? err->message : "unknown failure");
+	return exit_status(err->kind);
+}
+
+int connect_registry(struct dbreg_ctx *ctx)
+{
+	struct dbreg_error err;
+	int reconnected = 0;
+
+	dbreg_error_clear(&err);
+	if (dbreg_ctx_connect(ctx, &reconnected, &err) < 0)
+		return fail(&err);
+	if (reconnected)
+		fprintf(stderr, "dbreg: the admin connection was lost; reconnected\n");
+	return 0;
+}
+
+void verb_help(const struct verb *v, const char *options)
+{
+	printf("Usage: dbreg %s %s\n\n%s\n", v->name, v->usage, v->summary);
+	if (options)
+		printf("\nOptions:\n%s", options);
+	printf("\nSee dbreg-%s(1) for details and exit status.\n", v->name);
+}
+
+static void main_help(void)
+{
+	printf("Usage: dbreg [--version] [-h|--help] [--color=auto|always|never] COMMAND [ARGS]\n\n"
+	       "Manage the registry of PostgreSQL connections in admin.database_connections.\n\n"
+	       "Commands:\n");
+	for (size_t i = 0; dbreg_verbs[i]; i++)
+		printf("  %-18s %s\n", dbreg_verbs[i]->name, dbreg_verbs[i]->summary);
+	printf("\nEnvironment: ADMIN_DATABASE_URL, DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE,\n"
+	       "DB_ENCRYPTION_OLD_KEYS, NO_COLOR.\n"
+	       "Run 'dbreg COMMAND --help' for a command's options; see dbreg(1).\n");
+}
+
+/* No core file may carry a key or a password. */
+static void harden(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	setrlimit(RLIMIT_CORE, &none);
+}
+
+static int close_stdout(int status)
+{
+	/* A full disk or closed pipe must not pass for success. */
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		if (errno != EPIPE)
+			fprintf(stderr, "dbreg: error: write failure on standard output: %s\n", strerror(errno));
+		return status ? status : EXIT_NEGATIVE;
+	}
+	return status;
+}
+
+static int run_verb(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	const struct verb *v = verb_find(argv[0]);
+
+	if (!v) {
+		const char *near = verb_closest(argv[0]);
+
+		if (near)
+			return usage_error(NULL, "unknown command '%s'; did you mean '%s'?", argv[0], near);
+		return usage_error(NULL, "unknown command '%s'", argv[0]);
+	}
+	optind = 0;  /* each verb parses its own options from a fresh getopt */
+	return v->run(ctx, argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	enum { ARG_VERSION = 0x100, ARG_COLOR };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "color", required_argument, NULL, ARG_COLOR },
+		{ "colour", required_argument, NULL, ARG_COLOR },
+		{},
+	};
+	const char *color_mode = "auto", *nc = getenv("NO_COLOR");
+	struct dbreg_ctx *ctx = NULL;
+	struct dbreg_error err;
+	int c, status;
+
+	harden();
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			main_help();
+			return close_stdout(EXIT_OK);
+		case ARG_VERSION:
+			printf("dbreg %s\n", DBREG_VERSION);
+			return close_stdout(EXIT_OK);
+		case ARG_COLOR:
+			if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "always") != 0 && strcmp(optarg, "never") != 0)
+				return usage_error(NULL, "--color: '%s' is not auto, always or never", optarg);
+			color_mode = optarg;
+			break;
+		default:
+			return usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (strcmp(color_mode, "always") == 0)
+		arg_color = 1;
+	else if (strcmp(color_mode, "auto") == 0)
+		arg_color = isatty(STDOUT_FILENO) && !(nc && *nc) && !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
+
+	if (optind >= argc) {
+		fprintf(stderr, "dbreg: error: no command given\n");
+		main_help();
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 < argc) {
+			char *sub[] = { argv[optind + 1], (char *)"--help", NULL };
+
+			if (!verb_find(sub[0]))
+				return run_verb(NULL, 1, sub);
+			status = run_verb(NULL, 2, sub);
+		} else {
+			main_help();
+			status = EXIT_OK;
+		}
+		return close_stdout(status);
+	}
+	dbreg_error_clear(&err);
+	if (dbreg_ctx_new(&ctx, &err) < 0)
+		return fail(&err);
+	status = run_verb(ctx, argc - optind, argv + optind);
+	dbreg_ctx_free(ctx);
+	return close_stdout(status);
+}

@@ -1,0 +1,54 @@
+/* deregister.c — dbreg deregister: soft delete a connection, or purge it. */
+#include <getopt.h>
+
+#include "dbreg-cmd.h"
+
+static int run_deregister(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_PURGE = 0x100 };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "purge", no_argument, NULL, ARG_PURGE },
+		{},
+	};
+	struct dbreg_error err;
+	bool purge = false;
+	long tenants = 0;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_deregister,
+			          "  --purge      delete the row instead of marking it deleted\n"
+			          "  -h, --help   show this help\n");
+			return EXIT_OK;
+		case ARG_PURGE: purge = true; break;
+		default:
+			return usage_error("deregister", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("deregister", "a connection NAME is required");
+	if (optind + 1 < argc)
+		return usage_error("deregister", "unexpected argument '%s'", argv[optind + 1]);
+	r = connect_registry(ctx);
+	if (r)
+		return r;
+	dbreg_error_clear(&err);
+	if (dbreg_deregister(ctx, argv[optind], purge, &tenants, &err) < 0)
+		return fail(&err);
+	if (tenants > 0)
+		log_warning("%ld tenant%s still point at '%s'", tenants, tenants == 1 ? "" : "s", argv[optind]);
+	printf("%s %s\n", purge ? "purged" : "deregistered", argv[optind]);
+	return EXIT_OK;
+}
+
+const struct verb verb_deregister = {
+	.name = "deregister",
+	.run = run_deregister,
+	.summary = "remove a connection (soft delete; --purge deletes the row)",
+	.usage = "NAME [--purge]",
+	.registry_writer = true,
+};

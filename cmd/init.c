@@ -1,0 +1,42 @@
+/* init.c — dbreg init: create or upgrade the registry schema. */
+#include <getopt.h>
+
+#include "dbreg-cmd.h"
+
+static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct dbreg_error err;
+	int c, applied = 0, version = 0;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		if (c == 'h') {
+			verb_help(&verb_init, "  -h, --help   show this help\n");
+			return EXIT_OK;
+		}
+		return usage_error("init", "unknown option '%s'", argv[optind - 1]);
+	}
+	if (optind < argc)
+		return usage_error("init", "unexpected argument '%s'", argv[optind]);
+	dbreg_error_clear(&err);
+	if (dbreg_init(ctx, &applied, &version, &err) < 0)
+		return fail(&err);
+	if (applied == 0)
+		printf("registry schema already at version %d; nothing to do\n", version);
+	else
+		printf("applied %d migration%s; registry schema at version %d\n", applied, applied == 1 ? "" : "s",
+		       version);
+	return EXIT_OK;
+}
+
+const struct verb verb_init = {
+	.name = "init",
+	.run = run_init,
+	.summary = "create or upgrade the registry schema",
+	.usage = "",
+	.registry_writer = true,
+};

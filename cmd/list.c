@@ -1,0 +1,140 @@
+/* list.c — dbreg list and dbreg show: registered connections, never their passwords. */
+#include <getopt.h>
+#include <string.h>
+
+#include "dbreg-cmd.h"
+
+static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_TYPE = 0x100, ARG_REGION, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL, ARG_NAMES };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'o' },
+		{ "type", required_argument, NULL, ARG_TYPE },
+		{ "region", required_argument, NULL, ARG_REGION },
+		{ "active", no_argument, NULL, ARG_ACTIVE },
+		{ "inactive", no_argument, NULL, ARG_INACTIVE },
+		{ "all", no_argument, NULL, ARG_ALL },
+		{ "names", no_argument, NULL, ARG_NAMES },
+		{},
+	};
+	struct dbreg_filter filter = { .active = -1 };
+	enum out_format fmt = OUT_TABLE;
+	struct dbreg_conn_list *l = NULL;
+	struct dbreg_error err;
+	bool names = false;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_list,
+			          "  --type TYPE        only connections of this type\n"
+			          "  --region CODE      only connections in this region\n"
+			          "  --active           only active connections\n"
+			          "  --inactive         only inactive connections\n"
+			          "  --all              deleted connections too\n"
+			          "  -o, --format FMT   table (default), json or csv\n"
+			          "  --names            names only, one per line\n"
+			          "  -h, --help         show this help\n");
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("list", optarg, OUT_TABLE | OUT_JSON | OUT_CSV, &fmt) < 0)
+				return EXIT_USAGE;
+			break;
+		case ARG_TYPE: filter.type = optarg; break;
+		case ARG_REGION: filter.region = optarg; break;
+		case ARG_ACTIVE:
+		case ARG_INACTIVE:
+			if (filter.active >= 0 && filter.active != (c == ARG_ACTIVE))
+				return usage_error("list", "--active and --inactive exclude each other");
+			filter.active = c == ARG_ACTIVE;
+			break;
+		case ARG_ALL: filter.include_deleted = 1; break;
+		case ARG_NAMES: names = true; break;
+		case ':':
+			return usage_error("list", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("list", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("list", "unexpected argument '%s'", argv[optind]);
+	r = connect_registry(ctx);
+	if (r)
+		return r;
+	dbreg_error_clear(&err);
+	if (dbreg_list(ctx, &filter, &l, &err) < 0)
+		return fail(&err);
+	if (names) {
+		for (size_t i = 0; i < dbreg_conn_list_count(l); i++)
+			puts(dbreg_conn_get(dbreg_conn_list_at(l, i), DBREG_F_CONNECTION_NAME));
+	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
+		fprintf(stderr, "no connections registered%s\n",
+		        filter.type || filter.region || filter.active >= 0 ? " match" : "");
+	} else {
+		out_conn_list(stdout, fmt, l, false);
+	}
+	dbreg_conn_list_free(l);
+	return EXIT_OK;
+}
+
+static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'o' },
+		{},
+	};
+	enum out_format fmt = OUT_TABLE;
+	struct dbreg_conn_list *l = NULL;
+	struct dbreg_error err;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_show,
+			          "  -o, --format FMT   table (default) or json\n"
+			          "  -h, --help         show this help\n");
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("show", optarg, OUT_TABLE | OUT_JSON, &fmt) < 0)
+				return EXIT_USAGE;
+			break;
+		case ':':
+			return usage_error("show", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("show", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("show", "a connection NAME is required");
+	if (optind + 1 < argc)
+		return usage_error("show", "unexpected argument '%s'", argv[optind + 1]);
+	r = connect_registry(ctx);
+	if (r)
+		return r;
+	dbreg_error_clear(&err);
+	if (dbreg_show(ctx, argv[optind], &l, &err) < 0)
+		return fail(&err);
+	out_conn_list(stdout, fmt, l, true);
+	dbreg_conn_list_free(l);
+	return EXIT_OK;
+}
+
+const struct verb verb_list = {
+	.name = "list",
+	.run = run_list,
+	.summary = "list the registered connections",
+	.usage = "[--type TYPE] [--region CODE] [--active | --inactive] [--all] [-o table|json|csv] [--names]",
+};
+
+const struct verb verb_show = {
+	.name = "show",
+	.run = run_show,
+	.summary = "show one connection in full (never its password)",
+	.usage = "NAME [-o table|json]",
+};

@@ -1,0 +1,162 @@
+/* prompt.c — reading passwords: from the terminal without echo, or the first line of stdin. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "dbreg-cmd.h"
+
+/* Longer than any password we accept, so an overlong one is seen, not cut. */
+#define PW_BUF 1024
+
+void password_free(char *pw)
+{
+	sodium_free(pw);  /* wipes */
+}
+
+/* Reads one line from fd into buf; returns its length without the newline, -1 on error or EOF with nothing. */
+static ssize_t read_line(int fd, char *buf, size_t size, bool *ret_truncated)
+{
+	size_t n = 0;
+	bool got = false;
+	char c;
+
+	*ret_truncated = false;
+	for (;;) {
+		ssize_t r = read(fd, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			return -2;  /* interrupted: the caller restores the terminal */
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got = true;
+		if (c == '\n')
+			break;
+		if (n + 1 < size)
+			buf[n++] = c;
+		else
+			*ret_truncated = true;
+	}
+	if (!got)
+		return -1;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* Asks on the terminal with echo off; Ctrl-C restores the terminal before it acts. */
+static ssize_t ask(int tty, const char *question, char *buf, size_t size, bool *truncated)
+{
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	struct termios old, quiet;
+	bool restore = false;
+	ssize_t n;
+
+	interrupted = 0;
+	sigemptyset(&sa.sa_mask);  /* no SA_RESTART: read() returns at once */
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	if (write(tty, question, strlen(question)) < 0)
+		return -1;
+	if (tcgetattr(tty, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		restore = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+	}
+	n = read_line(tty, buf, size, truncated);
+	if (restore)
+		tcsetattr(tty, TCSAFLUSH, &old);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (write(tty, "\n", 1) < 0)
+		return -1;
+	if (interrupted) {
+		raise(interrupted);  /* now with the caller's disposition */
+		return -1;
+	}
+	return n;
+}
+
+int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len)
+{
+	char *pw = sodium_malloc(PW_BUF), *again = NULL;
+	bool truncated = false;
+	ssize_t n;
+	int tty = -1;
+
+	if (!pw) {
+		log_error("out of memory");
+		return EXIT_NEGATIVE;
+	}
+	if (src == PW_STDIN) {
+		n = read_line(STDIN_FILENO, pw, PW_BUF, &truncated);
+		if (n < 0) {
+			password_free(pw);
+			log_error("--password-stdin: no password on standard input");
+			return EXIT_USAGE;
+		}
+	} else {
+		tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+		if (tty < 0) {
+			password_free(pw);
+			log_error("cannot read a password: no terminal (use --password-stdin or --no-password)");
+			return EXIT_USAGE;
+		}
+		n = ask(tty, "Password: ", pw, PW_BUF, &truncated);
+		if (n >= 0 && confirm) {
+			bool t2;
+			ssize_t m;
+
+			again = sodium_malloc(PW_BUF);
+			if (!again) {
+				n = -1;
+			} else {
+				m = ask(tty, "Password (again): ", again, PW_BUF, &t2);
+				if (m != n || t2 != truncated || sodium_memcmp(pw, again, (size_t)n) != 0) {
+					password_free(again);
+					password_free(pw);
+					close(tty);
+					log_error("the passwords do not match; nothing was written");
+					return EXIT_NEGATIVE;
+				}
+				password_free(again);
+			}
+		}
+		close(tty);
+		if (n < 0) {
+			password_free(pw);
+			log_error("no password read from the terminal");
+			return EXIT_NEGATIVE;
+		}
+	}
+	if (truncated || n > DBREG_PASSWORD_MAX) {
+		password_free(pw);
+		log_error("the password is longer than %d bytes, the most the registry can store; nothing was written",
+		          DBREG_PASSWORD_MAX);
+		return EXIT_USAGE;
+	}
+	if (n == 0) {
+		password_free(pw);
+		log_error("the password is empty (use --no-password to store none)");
+		return EXIT_USAGE;
+	}
+	*ret = pw;
+	*ret_len = (size_t)n;
+	return 0;
+}

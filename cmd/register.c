@@ -1,0 +1,133 @@
+/* register.c — dbreg register and dbreg update: write a connection, its password encrypted first. */
+#include <stdlib.h>
+
+#include "dbreg-cmd.h"
+
+static const char register_options[] =
+	"  --host HOST            host name, IP address or Unix-socket directory\n"
+	"  --database DB          database name\n"
+	"  --user USER            user name\n"
+	"  --port N               port (default 5432)\n"
+	"  --type TYPE            ADMIN, SHARED, ANALYTICS or DEDICATED (default SHARED)\n"
+	"  --region CODE          region code, e.g. us-east-1\n"
+	"  --ssl-mode MODE        libpq sslmode (default prefer)\n"
+	"  --pool-min N           pool minimum size (default 5)\n"
+	"  --pool-max N           pool maximum size (default 20)\n"
+	"  --pool-timeout SECONDS pool checkout timeout (default 30)\n"
+	"  --pool-recycle SECONDS connection recycle age (default 3600)\n"
+	"  --no-pre-ping          do not ping connections before use\n"
+	"  --inactive             register it inactive (not health-checked)\n"
+	"  --tag TAG              a tag; repeat for more\n"
+	"  --url URL              host, port, database, user and sslmode from a libpq URL\n"
+	"  --password-stdin       read the password from the first line of standard input\n"
+	"  --no-password          store no password\n"
+	"  --test                 log in with these settings before writing\n"
+	"  --replace              rewrite an existing connection of that name in place\n"
+	"  --dry-run              check everything, write nothing\n"
+	"  -h, --help             show this help\n";
+
+static const char update_options[] =
+	"  --host, --database, --user, --port, --type, --region, --ssl-mode,\n"
+	"  --pool-min, --pool-max, --pool-timeout, --pool-recycle, --url\n"
+	"                         as for register; only what is given changes\n"
+	"  --no-pre-ping, --pre-ping  turn pre-ping off or on\n"
+	"  --activate, --deactivate   (--inactive is --deactivate)\n"
+	"  --tag TAG              replace the tags with these; repeat for more\n"
+	"  --password-stdin       new password from the first line of standard input\n"
+	"  --password-prompt      new password from the terminal\n"
+	"  --no-password          remove the stored password\n"
+	"  --test                 log in with the resulting settings before writing\n"
+	"  --dry-run              check everything, write nothing\n"
+	"  -h, --help             show this help\n";
+
+static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool update)
+{
+	const struct verb *v = update ? &verb_update : &verb_register;
+	struct dbreg_conn_list *row = NULL;
+	struct conn_opts o;
+	struct dbreg_error err;
+	const char *name = NULL;
+	unsigned flags;
+	int r;
+
+	dbreg_error_clear(&err);
+	r = conn_opts_parse(v->name, update, argc, argv, &o, &name);
+	if (r < 0) {
+		verb_help(v, update ? update_options : register_options);
+		dbreg_spec_free(o.spec);
+		return EXIT_OK;
+	}
+	if (r)
+		goto out;
+	/* The key before the prompt, the registry before the password: fail before anyone types. */
+	if ((o.pw == PW_PROMPT || o.pw == PW_STDIN) && dbreg_ctx_load_keys(ctx, &err) < 0) {
+		r = fail(&err);
+		goto out;
+	}
+	r = connect_registry(ctx);
+	if (r)
+		goto out;
+	r = conn_opts_apply_password(v->name, ctx, &o);
+	if (r)
+		goto out;
+	flags = (o.replace ? DBREG_WRITE_REPLACE : 0) | (o.dry_run ? DBREG_WRITE_DRY_RUN : 0);
+	if (o.test) {
+		/* update: test what the row would become. */
+		if (update) {
+			if (dbreg_update_test_login(ctx, name, o.spec, 10, &err) < 0) {
+				r = fail(&err);
+				goto out;
+			}
+		} else if (dbreg_spec_test_login(o.spec, ctx, 10, &err) < 0) {
+			r = fail(&err);
+			goto out;
+		}
+	}
+	if (update)
+		r = dbreg_update(ctx, name, o.spec, flags, &row, &err);
+	else
+		r = dbreg_register(ctx, name, o.spec, flags, &row, &err);
+	if (r < 0) {
+		r = fail(&err);
+		goto out;
+	}
+	if (o.dry_run) {
+		printf("dry run: would %s %s as:\n", update ? "update" : "register", name);
+		out_conn_list(stdout, OUT_TABLE, row, true);
+	} else if (update) {
+		printf("updated %s\n", name);
+	} else {
+		printf("registered %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
+	}
+	r = EXIT_OK;
+out:
+	dbreg_conn_list_free(row);
+	dbreg_spec_free(o.spec);
+	return r;
+}
+
+static int run_register(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	return write_connection(ctx, argc, argv, false);
+}
+
+static int run_update(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	return write_connection(ctx, argc, argv, true);
+}
+
+const struct verb verb_register = {
+	.name = "register",
+	.run = run_register,
+	.summary = "add a connection, its password encrypted",
+	.usage = "NAME --host HOST --database DB --user USER [OPTIONS]",
+	.registry_writer = true,
+};
+
+const struct verb verb_update = {
+	.name = "update",
+	.run = run_update,
+	.summary = "change the given fields of a connection",
+	.usage = "NAME [OPTIONS]",
+	.registry_writer = true,
+};

@@ -1,0 +1,168 @@
+/* secrets.c — dbreg encrypt-password and dbreg generate-key: the secrets side. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbreg-cmd.h"
+
+static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_PASSWORD_STDIN = 0x100 };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
+		{},
+	};
+	enum pw_source src = PW_PROMPT;
+	struct dbreg_error err;
+	char *pw, *stored;
+	size_t len;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_encrypt_password,
+			          "  --password-stdin   read the password from the first line of standard input\n"
+			          "  -h, --help         show this help\n");
+			return EXIT_OK;
+		case ARG_PASSWORD_STDIN: src = PW_STDIN; break;
+		default:
+			return usage_error("encrypt-password", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("encrypt-password", "unexpected argument '%s'", argv[optind]);
+	if (src == PW_STDIN && in_repl_script)
+		return usage_error("encrypt-password", "--password-stdin cannot be used in a script read from standard input");
+	dbreg_error_clear(&err);
+	if (dbreg_ctx_load_keys(ctx, &err) < 0)
+		return fail(&err);
+	r = password_read(src, true, &pw, &len);
+	if (r)
+		return r;
+	r = dbreg_encrypt(dbreg_ctx_keyring(ctx), pw, len, &stored, &err);
+	password_free(pw);
+	if (r < 0)
+		return fail(&err);
+	puts(stored);
+	free(stored);
+	return EXIT_OK;
+}
+
+/* Writes text to path with mode 0600: a new file, or with force a replacement put in place by rename. */
+static int write_key_file(const char *path, const char *text, bool force)
+{
+	char *dup = strdup(path), tmp[4096];
+	int fd, saved;
+	const char *target = path;
+	size_t len = strlen(text);
+
+	if (!dup)
+		return log_error("out of memory"), EXIT_NEGATIVE;
+	if (force) {
+		snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dirname(dup), basename((char *)path));
+		fd = mkstemp(tmp);  /* created 0600 */
+		target = tmp;
+	} else {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	free(dup);
+	if (fd < 0) {
+		saved = errno;
+		if (saved == EEXIST) {
+			log_error("%s already exists; use --force to replace it", path);
+			return EXIT_NEGATIVE;
+		}
+		log_error("cannot create %s: %s", path, strerror(saved));
+		return EXIT_NEGATIVE;
+	}
+	if (fchmod(fd, 0600) < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) < 0) {
+		saved = errno;
+		close(fd);
+		unlink(target);
+		log_error("cannot write %s: %s", path, strerror(saved));
+		return EXIT_NEGATIVE;
+	}
+	close(fd);
+	if (force && rename(tmp, path) < 0) {
+		saved = errno;
+		unlink(tmp);
+		log_error("cannot replace %s: %s", path, strerror(saved));
+		return EXIT_NEGATIVE;
+	}
+	return EXIT_OK;
+}
+
+static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_OUTPUT = 0x100, ARG_FORCE };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "output", required_argument, NULL, ARG_OUTPUT },
+		{ "force", no_argument, NULL, ARG_FORCE },
+		{},
+	};
+	const char *output = NULL;
+	struct dbreg_error err;
+	bool force = false;
+	char *key;
+	int c, r;
+
+	(void)ctx;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_generate_key,
+			          "  --output FILE   write the key to a new file, mode 0600, instead of stdout\n"
+			          "  --force         replace FILE if it exists\n"
+			          "  -h, --help      show this help\n");
+			return EXIT_OK;
+		case ARG_OUTPUT: output = optarg; break;
+		case ARG_FORCE: force = true; break;
+		case ':':
+			return usage_error("generate-key", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("generate-key", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("generate-key", "unexpected argument '%s'", argv[optind]);
+	if (force && !output)
+		return usage_error("generate-key", "--force needs --output FILE");
+	dbreg_error_clear(&err);
+	if (dbreg_key_generate(&key, &err) < 0)
+		return fail(&err);
+	if (output) {
+		r = write_key_file(output, key, force);
+		if (r == EXIT_OK)
+			fprintf(stderr, "wrote a new key to %s\n", output);
+	} else {
+		puts(key);
+		r = EXIT_OK;
+	}
+	dbreg_secret_free(key);
+	return r;
+}
+
+const struct verb verb_encrypt_password = {
+	.name = "encrypt-password",
+	.run = run_encrypt_password,
+	.summary = "encrypt a password and print its stored text",
+	.usage = "[--password-stdin]",
+};
+
+const struct verb verb_generate_key = {
+	.name = "generate-key",
+	.run = run_generate_key,
+	.summary = "print a new encryption key, or write it to a new file",
+	.usage = "[--output FILE [--force]]",
+};

@@ -1,0 +1,366 @@
+/* conn.c — registered connections as records (the field table) and the specs that write them. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+
+enum value_kind { V_TEXT, V_INT, V_BOOL, V_NONE };
+
+static const struct field_def {
+	const char *name;
+	enum dbreg_type type;
+	enum value_kind input;     /* how dbreg_spec_set reads it; V_NONE: not writable */
+	int nullable;
+	long min, max;             /* for V_INT */
+} fields[DBREG_F__COUNT] = {
+	[DBREG_F_ID] = { "id", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
+	[DBREG_F_CONNECTION_NAME] = { "connection_name", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
+	[DBREG_F_CONNECTION_TYPE] = { "connection_type", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
+	[DBREG_F_REGION_ID] = { "region_id", DBREG_T_TEXT, V_TEXT, 1, 0, 0 },
+	[DBREG_F_HOST] = { "host", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
+	[DBREG_F_PORT] = { "port", DBREG_T_INT, V_INT, 0, 1, 65535 },
+	[DBREG_F_DATABASE_NAME] = { "database_name", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
+	[DBREG_F_USERNAME] = { "username", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
+	[DBREG_F_SSL_MODE] = { "ssl_mode", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
+	[DBREG_F_POOL_MIN_SIZE] = { "pool_min_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX },
+	[DBREG_F_POOL_MAX_SIZE] = { "pool_max_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX },
+	[DBREG_F_POOL_TIMEOUT_SECONDS] = { "pool_timeout_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX },
+	[DBREG_F_POOL_RECYCLE_SECONDS] = { "pool_recycle_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX },
+	[DBREG_F_POOL_PRE_PING] = { "pool_pre_ping", DBREG_T_BOOL, V_BOOL, 0, 0, 0 },
+	[DBREG_F_IS_ACTIVE] = { "is_active", DBREG_T_BOOL, V_BOOL, 0, 0, 0 },
+	[DBREG_F_IS_HEALTHY] = { "is_healthy", DBREG_T_BOOL, V_NONE, 0, 0, 0 },
+	[DBREG_F_LAST_HEALTH_CHECK] = { "last_health_check", DBREG_T_TIME, V_NONE, 0, 0, 0 },
+	[DBREG_F_CONSECUTIVE_FAILURES] = { "consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0 },
+	[DBREG_F_MAX_CONSECUTIVE_FAILURES] = { "max_consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0 },
+	[DBREG_F_METADATA] = { "metadata", DBREG_T_JSON, V_NONE, 0, 0, 0 },
+	[DBREG_F_TAGS] = { "tags", DBREG_T_JSON, V_NONE, 0, 0, 0 },
+	[DBREG_F_CREATED_AT] = { "created_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
+	[DBREG_F_UPDATED_AT] = { "updated_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
+	[DBREG_F_DELETED_AT] = { "deleted_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
+	[DBREG_F_HAS_PASSWORD] = { "has_password", DBREG_T_BOOL, V_NONE, 0, 0, 0 },
+	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
+};
+
+_public_ const char *dbreg_field_name(enum dbreg_field f)
+{
+	return (unsigned)f < DBREG_F__COUNT ? fields[f].name : NULL;
+}
+
+_public_ enum dbreg_type dbreg_field_type(enum dbreg_field f)
+{
+	return (unsigned)f < DBREG_F__COUNT ? fields[f].type : DBREG_T_TEXT;
+}
+
+_public_ int dbreg_field_lookup(const char *name)
+{
+	for (int i = 0; i < DBREG_F__COUNT; i++)
+		if (strcmp(fields[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- records ---- */
+struct dbreg_conn {
+	const PGresult *res;
+	int row;
+};
+
+struct dbreg_conn_list {
+	PGresult *res;
+	size_t n;
+	struct dbreg_conn rows[];
+};
+
+struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err)
+{
+	size_t n = (size_t)PQntuples(res);
+	struct dbreg_conn_list *l;
+
+	if (PQnfields(res) != DBREG_F__COUNT) {
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "unexpected result shape (%d columns)", PQnfields(res));
+		PQclear(res);
+		return NULL;
+	}
+	l = malloc(sizeof(*l) + n * sizeof(l->rows[0]));
+	if (!l) {
+		dbreg_fail_oom(err);
+		PQclear(res);
+		return NULL;
+	}
+	l->res = res;
+	l->n = n;
+	for (size_t i = 0; i < n; i++)
+		l->rows[i] = (struct dbreg_conn){ res, (int)i };
+	return l;
+}
+
+_public_ const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f)
+{
+	if ((unsigned)f >= DBREG_F__COUNT || PQgetisnull(c->res, c->row, (int)f))
+		return NULL;
+	return PQgetvalue(c->res, c->row, (int)f);
+}
+
+_public_ size_t dbreg_conn_list_count(const struct dbreg_conn_list *l)
+{
+	return l ? l->n : 0;
+}
+
+_public_ const struct dbreg_conn *dbreg_conn_list_at(const struct dbreg_conn_list *l, size_t i)
+{
+	return l && i < l->n ? &l->rows[i] : NULL;
+}
+
+_public_ void dbreg_conn_list_free(struct dbreg_conn_list *l)
+{
+	if (!l)
+		return;
+	PQclear(l->res);
+	free(l);
+}
+
+/* ---- specs ---- */
+struct dbreg_spec {
+	char *values[DBREG_F__COUNT];
+	unsigned char set[DBREG_F__COUNT];
+	json_t *tags;              /* NULL: not given */
+	char *stored_password;     /* encrypted text */
+	int password_set;          /* 1: write stored_password (NULL = none) */
+	char *test_password;       /* plaintext kept only for --test; locked memory */
+};
+
+_public_ int dbreg_spec_new(struct dbreg_spec **ret, struct dbreg_error *err)
+{
+	struct dbreg_spec *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return dbreg_fail_oom(err);
+	*ret = s;
+	return 0;
+}
+
+static void drop_test_password(struct dbreg_spec *s)
+{
+	sodium_free(s->test_password);  /* wipes */
+	s->test_password = NULL;
+}
+
+_public_ void dbreg_spec_free(struct dbreg_spec *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < DBREG_F__COUNT; i++)
+		free(s->values[i]);
+	json_decref(s->tags);
+	free(s->stored_password);
+	drop_test_password(s);
+	free(s);
+}
+
+static int parse_long(const char *text, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || text[0] == ' ' || text[0] == '+')
+		return -1;
+	*ret = v;
+	return 0;
+}
+
+static const char *cli_option(enum dbreg_field f)
+{
+	switch (f) {
+	case DBREG_F_PORT: return "--port";
+	case DBREG_F_POOL_MIN_SIZE: return "--pool-min";
+	case DBREG_F_POOL_MAX_SIZE: return "--pool-max";
+	case DBREG_F_POOL_TIMEOUT_SECONDS: return "--pool-timeout";
+	case DBREG_F_POOL_RECYCLE_SECONDS: return "--pool-recycle";
+	default: return fields[f].name;
+	}
+}
+
+_public_ int dbreg_spec_set(struct dbreg_spec *s, enum dbreg_field f, const char *value, struct dbreg_error *err)
+{
+	const struct field_def *d;
+	char *copy = NULL;
+
+	if ((unsigned)f >= DBREG_F__COUNT || fields[f].input == V_NONE)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "field %d cannot be set", (int)f);
+	d = &fields[f];
+	if (!value) {
+		if (!d->nullable)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "%s cannot be empty", d->name);
+	} else if (d->input == V_INT) {
+		long v;
+
+		if (parse_long(value, &v) < 0)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "%s: '%s' is not a whole number", cli_option(f), value);
+		if (v < d->min || v > d->max) {
+			if (d->max == INT_MAX)
+				return dbreg_fail(err, DBREG_ERR_USAGE, "%s: %ld is out of range (at least %ld)",
+				                  cli_option(f), v, d->min);
+			return dbreg_fail(err, DBREG_ERR_USAGE, "%s: %ld is out of range (%ld..%ld)", cli_option(f), v,
+			                  d->min, d->max);
+		}
+	} else if (d->input == V_BOOL) {
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "%s: '%s' is not true or false", d->name, value);
+	} else if (!*value && !d->nullable) {
+		return dbreg_fail(err, DBREG_ERR_USAGE, "%s cannot be empty", d->name);
+	}
+	if (value && *value && !(copy = strdup(value)))
+		return dbreg_fail_oom(err);
+	free(s->values[f]);
+	s->values[f] = copy;
+	s->set[f] = 1;
+	return 0;
+}
+
+_public_ int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f)
+{
+	if (f == DBREG_F_TAGS)
+		return s->tags != NULL;
+	if (f == DBREG_F_HAS_PASSWORD)
+		return s->password_set;
+	return (unsigned)f < DBREG_F__COUNT && s->set[f];
+}
+
+_public_ int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err)
+{
+	if (!tag || !*tag)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: a tag cannot be empty");
+	if (!s->tags && !(s->tags = json_array()))
+		return dbreg_fail_oom(err);
+	if (json_array_append_new(s->tags, json_string(tag)) < 0)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: '%s' is not valid UTF-8", tag);
+	return 0;
+}
+
+_public_ int dbreg_spec_merge_url(struct dbreg_spec *s, const char *url, struct dbreg_error *err)
+{
+	struct dbreg_url_parts *p;
+	const struct {
+		enum dbreg_field f;
+		const char *(*get)(const struct dbreg_url_parts *);
+	} map[] = {
+		{ DBREG_F_HOST, dbreg_url_parts_host },
+		{ DBREG_F_PORT, dbreg_url_parts_port },
+		{ DBREG_F_DATABASE_NAME, dbreg_url_parts_dbname },
+		{ DBREG_F_USERNAME, dbreg_url_parts_user },
+		{ DBREG_F_SSL_MODE, dbreg_url_parts_sslmode },
+	};
+	int r = 0;
+
+	if (dbreg_url_parse(url, &p, err) < 0)
+		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(map) && r == 0; i++) {
+		const char *v = map[i].get(p);
+
+		if (v && !s->set[map[i].f])
+			r = dbreg_spec_set(s, map[i].f, v, err);
+	}
+	dbreg_url_parts_free(p);
+	if (r < 0)
+		dbreg_error_prefix(err, "--url: ");
+	return r;
+}
+
+_public_ int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx, const char *password,
+                                     size_t len, struct dbreg_error *err)
+{
+	char *stored;
+
+	if (len > DBREG_PASSWORD_MAX)
+		return dbreg_fail(err, DBREG_ERR_USAGE,
+		                  "the password is %zu bytes; at most %d bytes fit the registry", len, DBREG_PASSWORD_MAX);
+	if (memchr(password, '\0', len))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "the password contains a NUL byte");
+	if (dbreg_ctx_load_keys(ctx, err) < 0)
+		return -1;
+	if (dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, &stored, err) < 0)
+		return -1;
+	drop_test_password(s);
+	/* Kept, in locked memory, only for a --test login; wiped on free. */
+	s->test_password = sodium_malloc(len + 1);
+	if (!s->test_password) {
+		free(stored);
+		return dbreg_fail_oom(err);
+	}
+	memcpy(s->test_password, password, len);
+	s->test_password[len] = '\0';
+	free(s->stored_password);
+	s->stored_password = stored;
+	s->password_set = 1;
+	return 0;
+}
+
+_public_ int dbreg_spec_clear_password(struct dbreg_spec *s)
+{
+	drop_test_password(s);
+	free(s->stored_password);
+	s->stored_password = NULL;
+	s->password_set = 1;
+	return 0;
+}
+
+_public_ int dbreg_spec_check(const struct dbreg_spec *s, int for_register, struct dbreg_error *err)
+{
+	static const struct { enum dbreg_field f; const char *opt; } required[] = {
+		{ DBREG_F_HOST, "--host" },
+		{ DBREG_F_DATABASE_NAME, "--database" },
+		{ DBREG_F_USERNAME, "--user" },
+	};
+
+	if (for_register)
+		for (size_t i = 0; i < ELEMENTSOF(required); i++)
+			if (!s->values[required[i].f])
+				return dbreg_fail(err, DBREG_ERR_USAGE, "%s is required (or give it in --url)",
+				                  required[i].opt);
+	if (for_register || (s->set[DBREG_F_POOL_MIN_SIZE] && s->set[DBREG_F_POOL_MAX_SIZE])) {
+		long min = 5, max = 20;
+
+		if (s->values[DBREG_F_POOL_MIN_SIZE])
+			parse_long(s->values[DBREG_F_POOL_MIN_SIZE], &min);
+		if (s->values[DBREG_F_POOL_MAX_SIZE])
+			parse_long(s->values[DBREG_F_POOL_MAX_SIZE], &max);
+		if (min > max)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "--pool-min (%ld) is greater than --pool-max (%ld)", min, max);
+	}
+	return 0;
+}
+
+/* Accessors for registry.c, which turns a spec into statement parameters. */
+const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f)
+{
+	return s->values[f];
+}
+
+char *dbreg_spec_tags_json(const struct dbreg_spec *s)
+{
+	return s->tags ? json_dumps(s->tags, JSON_COMPACT) : NULL;
+}
+
+const char *dbreg_spec_stored_password(const struct dbreg_spec *s)
+{
+	return s->stored_password;
+}
+
+const char *dbreg_spec_test_password(const struct dbreg_spec *s)
+{
+	return s->test_password;
+}
+
+int dbreg_spec_writable(enum dbreg_field f)
+{
+	return (unsigned)f < DBREG_F__COUNT && fields[f].input != V_NONE;
+}

@@ -1,0 +1,203 @@
+/* ctx.c — the library context: the admin connection, the keyring, cancellation. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "internal.h"
+
+struct dbreg_ctx {
+	char *url;               /* NULL: ADMIN_DATABASE_URL */
+	PGconn *conn;
+	PGcancel *cancel;        /* for the kept connection; used from a signal handler */
+	struct dbreg_keyring *keys;
+	int schema_version;
+	volatile sig_atomic_t cancelled;
+};
+
+_public_ const char *dbreg_version(void)
+{
+	return DBREG_VERSION;
+}
+
+_public_ int dbreg_ctx_new(struct dbreg_ctx **ret_ctx, struct dbreg_error *err)
+{
+	struct dbreg_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	if (!ctx)
+		return dbreg_fail_oom(err);
+	*ret_ctx = ctx;
+	return 0;
+}
+
+static void drop_conn(struct dbreg_ctx *ctx)
+{
+	PGcancel *c = ctx->cancel;
+
+	ctx->cancel = NULL;
+	PQfreeCancel(c);
+	PQfinish(ctx->conn);
+	ctx->conn = NULL;
+}
+
+_public_ void dbreg_ctx_free(struct dbreg_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	drop_conn(ctx);
+	dbreg_keyring_free(ctx->keys);
+	free(ctx->url);
+	free(ctx);
+}
+
+_public_ int dbreg_ctx_set_admin_url(struct dbreg_ctx *ctx, const char *url, struct dbreg_error *err)
+{
+	char *copy = NULL;
+
+	if (url && !(copy = strdup(url)))
+		return dbreg_fail_oom(err);
+	free(ctx->url);
+	ctx->url = copy;
+	drop_conn(ctx);
+	return 0;
+}
+
+static const char *admin_url(struct dbreg_ctx *ctx)
+{
+	return ctx->url ? ctx->url : getenv("ADMIN_DATABASE_URL");
+}
+
+_public_ int dbreg_ctx_connect(struct dbreg_ctx *ctx, int *ret_reconnected, struct dbreg_error *err)
+{
+	int reconnected = 0, version;
+	PGconn *conn;
+
+	if (ctx->conn) {
+		PGresult *res;
+
+		if (PQstatus(ctx->conn) == CONNECTION_OK) {
+			/* A terminated backend is only noticed on use: ask it. */
+			res = PQexec(ctx->conn, "SELECT 1");
+			if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+				PQclear(res);
+				if (ret_reconnected)
+					*ret_reconnected = 0;
+				return 0;
+			}
+			PQclear(res);
+		}
+		drop_conn(ctx);
+		reconnected = 1;
+	}
+	if (dbreg_connect_admin(admin_url(ctx), &conn, err) < 0)
+		return -1;
+	if (dbreg_registry_check_schema(conn, &version, err) < 0) {
+		PQfinish(conn);
+		return -1;
+	}
+	ctx->conn = conn;
+	ctx->cancel = PQgetCancel(conn);
+	ctx->schema_version = version;
+	if (ret_reconnected)
+		*ret_reconnected = reconnected;
+	return 0;
+}
+
+int dbreg_ctx_connect_raw(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	drop_conn(ctx);
+	if (dbreg_connect_admin(admin_url(ctx), &ctx->conn, err) < 0)
+		return -1;
+	ctx->cancel = PQgetCancel(ctx->conn);
+	return 0;
+}
+
+_public_ const char *dbreg_ctx_admin_dbname(struct dbreg_ctx *ctx)
+{
+	if (ctx->conn)
+		return PQdb(ctx->conn);
+	return "";
+}
+
+_public_ void dbreg_ctx_cancel(struct dbreg_ctx *ctx)
+{
+	char buf[256];
+	PGcancel *c;
+
+	if (!ctx)
+		return;
+	ctx->cancelled = 1;
+	c = ctx->cancel;
+	if (c)
+		PQcancel(c, buf, sizeof(buf));  /* documented as safe in a signal handler */
+}
+
+_public_ void dbreg_ctx_reset_cancel(struct dbreg_ctx *ctx)
+{
+	ctx->cancelled = 0;
+}
+
+int dbreg_ctx_cancelled(struct dbreg_ctx *ctx)
+{
+	return ctx->cancelled;
+}
+
+PGconn *dbreg_ctx_conn(struct dbreg_ctx *ctx)
+{
+	return ctx->conn;
+}
+
+void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version)
+{
+	ctx->schema_version = version;
+}
+
+int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	if (ctx->schema_version > dbreg_schema_version())
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg before writing",
+		                  ctx->schema_version, dbreg_schema_version());
+	return 0;
+}
+
+_public_ int dbreg_ctx_load_keys(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	struct dbreg_keyring *kr;
+
+	if (ctx->keys)
+		return 0;
+	if (dbreg_keyring_from_env(&kr, err) < 0)
+		return -1;
+	ctx->keys = kr;
+	return 0;
+}
+
+_public_ const struct dbreg_keyring *dbreg_ctx_keyring(struct dbreg_ctx *ctx)
+{
+	return ctx->keys;
+}
+
+PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                     ExecStatusType expect, struct dbreg_error *err)
+{
+	PGresult *res;
+
+	if (!ctx->conn) {
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
+		return NULL;
+	}
+	res = PQexecParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != expect) {
+		if (ctx->cancelled) {
+			dbreg_fail(err, DBREG_ERR_FAILED, "cancelled");
+			if (err)
+				strcpy(err->sqlstate, "57014");
+		} else {
+			dbreg_fail_result(err, res, "the admin database refused the statement");
+		}
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}

@@ -1,0 +1,247 @@
+/* dbreg.h — the one public interface of libdbreg, a registry of PostgreSQL connections. */
+#ifndef DBREG_H
+#define DBREG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Conventions: every call that can fail returns 0 on success and a negative
+ * value on failure, and then fills the optional error object.  Output
+ * parameters (ret_...) are left untouched on failure.  Every ..._free
+ * accepts NULL.  The library never prints and never exits.
+ */
+
+/* What kind of failure; the command line maps each to its exit status. */
+enum dbreg_errkind {
+	DBREG_OK = 0,
+	DBREG_ERR_FAILED,      /* ran, answer negative: not found, refused by the database */
+	DBREG_ERR_USAGE,       /* a value dbreg checks itself is invalid */
+	DBREG_ERR_UNAVAILABLE, /* the admin database cannot be reached */
+	DBREG_ERR_CONFIG,      /* URL, key, authentication, schema missing or too new */
+	DBREG_ERR_INTERNAL,    /* out of memory, I/O, a bug */
+};
+
+struct dbreg_error {
+	enum dbreg_errkind kind;
+	char sqlstate[6];      /* "" unless the database sent one */
+	char message[1024];
+};
+
+void dbreg_error_clear(struct dbreg_error *err);
+
+const char *dbreg_version(void);
+
+/* ---- context: the admin connection, the keyring, settings ---- */
+struct dbreg_ctx;
+
+/* Reads ADMIN_DATABASE_URL and the key variables lazily: creation never fails
+ * for want of them. */
+int dbreg_ctx_new(struct dbreg_ctx **ret_ctx, struct dbreg_error *err);
+void dbreg_ctx_free(struct dbreg_ctx *ctx);
+
+/* Overrides ADMIN_DATABASE_URL (NULL: use the environment again). */
+int dbreg_ctx_set_admin_url(struct dbreg_ctx *ctx, const char *url, struct dbreg_error *err);
+
+/* Connects (or checks the kept connection, reconnecting once if it dropped)
+ * and verifies the registry schema.  *ret_reconnected, when given, is set to 1
+ * when a dropped connection was re-established. */
+int dbreg_ctx_connect(struct dbreg_ctx *ctx, int *ret_reconnected, struct dbreg_error *err);
+
+/* The database name of the admin connection, for prompts ("" if unknown). */
+const char *dbreg_ctx_admin_dbname(struct dbreg_ctx *ctx);
+
+/* Asks the server to cancel whatever the admin connection runs now, and
+ * stops a running fan-out.  Async-signal-safe. */
+void dbreg_ctx_cancel(struct dbreg_ctx *ctx);
+/* Clears a pending cancellation before the next command. */
+void dbreg_ctx_reset_cancel(struct dbreg_ctx *ctx);
+
+/* Loads the keyring from the environment (DB_ENCRYPTION_KEY[_FILE],
+ * DB_ENCRYPTION_OLD_KEYS).  DBREG_ERR_CONFIG when missing or malformed. */
+int dbreg_ctx_load_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
+
+/* ---- secrets ---- */
+#define DBREG_KEY_BYTES 32
+#define DBREG_KEY_ID_LEN 8
+#define DBREG_PASSWORD_MAX 138
+#define DBREG_STORED_MAX 256
+
+/* Parses a key in hex or base64 (either alphabet, padding optional, surrounding
+ * white space ignored) into 32 bytes. */
+int dbreg_key_parse(const char *text, unsigned char key[DBREG_KEY_BYTES], struct dbreg_error *err);
+/* The key id: 8 lowercase hex digits of BLAKE2b-256(key), NUL-terminated. */
+void dbreg_key_id(const unsigned char key[DBREG_KEY_BYTES], char id[DBREG_KEY_ID_LEN + 1]);
+/* A new random key as standard base64 with padding; *ret is freed by the caller
+ * with dbreg_secret_free. */
+int dbreg_key_generate(char **ret_text, struct dbreg_error *err);
+
+struct dbreg_keyring;
+int dbreg_keyring_new(struct dbreg_keyring **ret, struct dbreg_error *err);
+void dbreg_keyring_free(struct dbreg_keyring *kr);
+/* The first key added is the current one (used to encrypt). */
+int dbreg_keyring_add(struct dbreg_keyring *kr, const unsigned char key[DBREG_KEY_BYTES], struct dbreg_error *err);
+int dbreg_keyring_add_text(struct dbreg_keyring *kr, const char *text, struct dbreg_error *err);
+/* Parses DB_ENCRYPTION_KEY / DB_ENCRYPTION_KEY_FILE / DB_ENCRYPTION_OLD_KEYS. */
+int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_error *err);
+
+/* Encrypts len bytes of password into the stored text of SPEC §3. */
+int dbreg_encrypt(const struct dbreg_keyring *kr, const char *password, size_t len,
+                  char **ret_stored, struct dbreg_error *err);
+/* Decrypts stored text; *ret_password is NUL-terminated and must be released
+ * with dbreg_secret_free, which wipes it. */
+int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored,
+                  char **ret_password, struct dbreg_error *err);
+/* The key id named by stored text, or NULL when it is not dbreg:v1 text. */
+int dbreg_stored_key_id(const char *stored, char id[DBREG_KEY_ID_LEN + 1]);
+/* Wipes and frees a string the library handed out as secret. */
+void dbreg_secret_free(char *s);
+/* The context's keyring (NULL before dbreg_ctx_load_keys succeeded). */
+const struct dbreg_keyring *dbreg_ctx_keyring(struct dbreg_ctx *ctx);
+
+/* ---- connection strings ---- */
+/* Fields of a libpq URI or key=value string that a registered connection
+ * keeps; absent ones are NULL.  A password inside is DBREG_ERR_USAGE. */
+struct dbreg_url_parts;
+int dbreg_url_parse(const char *url, struct dbreg_url_parts **ret, struct dbreg_error *err);
+void dbreg_url_parts_free(struct dbreg_url_parts *p);
+const char *dbreg_url_parts_host(const struct dbreg_url_parts *p);
+const char *dbreg_url_parts_port(const struct dbreg_url_parts *p);
+const char *dbreg_url_parts_dbname(const struct dbreg_url_parts *p);
+const char *dbreg_url_parts_user(const struct dbreg_url_parts *p);
+const char *dbreg_url_parts_sslmode(const struct dbreg_url_parts *p);
+
+/* ---- registered connections ---- */
+enum dbreg_field {
+	DBREG_F_ID,
+	DBREG_F_CONNECTION_NAME,
+	DBREG_F_CONNECTION_TYPE,
+	DBREG_F_REGION_ID,
+	DBREG_F_HOST,
+	DBREG_F_PORT,
+	DBREG_F_DATABASE_NAME,
+	DBREG_F_USERNAME,
+	DBREG_F_SSL_MODE,
+	DBREG_F_POOL_MIN_SIZE,
+	DBREG_F_POOL_MAX_SIZE,
+	DBREG_F_POOL_TIMEOUT_SECONDS,
+	DBREG_F_POOL_RECYCLE_SECONDS,
+	DBREG_F_POOL_PRE_PING,
+	DBREG_F_IS_ACTIVE,
+	DBREG_F_IS_HEALTHY,
+	DBREG_F_LAST_HEALTH_CHECK,
+	DBREG_F_CONSECUTIVE_FAILURES,
+	DBREG_F_MAX_CONSECUTIVE_FAILURES,
+	DBREG_F_METADATA,
+	DBREG_F_TAGS,
+	DBREG_F_CREATED_AT,
+	DBREG_F_UPDATED_AT,
+	DBREG_F_DELETED_AT,
+	DBREG_F_HAS_PASSWORD,
+	DBREG_F_KEY_ID,
+	DBREG_F__COUNT
+};
+
+/* How a field's text is to be read by a formatter. */
+enum dbreg_type {
+	DBREG_T_TEXT,
+	DBREG_T_INT,
+	DBREG_T_BOOL,      /* "true" / "false" */
+	DBREG_T_TIME,      /* RFC 3339, UTC */
+	DBREG_T_JSON,      /* JSON text (metadata, tags) */
+};
+
+const char *dbreg_field_name(enum dbreg_field f);
+enum dbreg_type dbreg_field_type(enum dbreg_field f);
+/* The field for a name, or -1. */
+int dbreg_field_lookup(const char *name);
+
+struct dbreg_conn;
+/* The field's value as text; NULL for SQL NULL. */
+const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f);
+
+struct dbreg_conn_list;
+size_t dbreg_conn_list_count(const struct dbreg_conn_list *l);
+const struct dbreg_conn *dbreg_conn_list_at(const struct dbreg_conn_list *l, size_t i);
+void dbreg_conn_list_free(struct dbreg_conn_list *l);
+
+struct dbreg_filter {
+	const char *type;       /* NULL: any */
+	const char *region;     /* NULL: any */
+	int active;             /* -1 any, 0 inactive only, 1 active only */
+	int include_deleted;
+	const char *const *names; /* NULL-terminated; NULL: all */
+};
+
+int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
+               struct dbreg_conn_list **ret, struct dbreg_error *err);
+/* One live connection by name; DBREG_ERR_FAILED when there is none. */
+int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_conn_list **ret,
+               struct dbreg_error *err);
+
+/* A set of values to write: register uses every field (unset ones take the
+ * defaults), update only the ones set. */
+struct dbreg_spec;
+int dbreg_spec_new(struct dbreg_spec **ret, struct dbreg_error *err);
+void dbreg_spec_free(struct dbreg_spec *s);
+/* Sets a writable field from text; values dbreg checks itself (port, pool
+ * sizes, booleans) are checked here: DBREG_ERR_USAGE.  NULL sets SQL NULL
+ * where the column allows it. */
+int dbreg_spec_set(struct dbreg_spec *s, enum dbreg_field f, const char *value, struct dbreg_error *err);
+int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f);
+int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err);
+/* Takes host, port, dbname, user and sslmode from a URL, where not set yet. */
+int dbreg_spec_merge_url(struct dbreg_spec *s, const char *url, struct dbreg_error *err);
+/* Encrypts the password with the context's current key at once; the caller
+ * wipes its own copy. */
+int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx,
+                            const char *password, size_t len, struct dbreg_error *err);
+/* Stores no password (NULL). */
+int dbreg_spec_clear_password(struct dbreg_spec *s);
+/* Checks what can be checked without the database (pool bounds given together,
+ * required fields for register). */
+int dbreg_spec_check(const struct dbreg_spec *s, int for_register, struct dbreg_error *err);
+/* Logs in to the target the spec describes (password included) and runs
+ * SELECT 1; DBREG_ERR_FAILED with libpq's reason when it cannot. */
+int dbreg_spec_test_login(struct dbreg_spec *s, struct dbreg_ctx *ctx, int timeout_s,
+                          struct dbreg_error *err);
+
+/* Logs in to the registered connection NAME as it would be after applying
+ * spec (its stored password decrypted unless spec gives a new one). */
+int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, struct dbreg_spec *s, int timeout_s,
+                            struct dbreg_error *err);
+
+enum dbreg_write_flags {
+	DBREG_WRITE_REPLACE = 1 << 0,  /* register: rewrite an existing row in place */
+	DBREG_WRITE_DRY_RUN = 1 << 1,  /* check everything, write nothing */
+};
+
+/* Registers spec as NAME; *ret_row (optional) receives the row as written. */
+int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s,
+                   unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
+/* Changes only the fields set in spec. */
+int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s,
+                 unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
+/* Soft delete, or with purge remove the row.  *ret_tenants (optional) gets the
+ * number of tenants still pointing at it. */
+int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge,
+                     long *ret_tenants, struct dbreg_error *err);
+
+/* Connection names must match ^[a-z0-9][a-z0-9._-]*$ and fit 100 bytes. */
+int dbreg_check_connection_name(const char *name, struct dbreg_error *err);
+
+/* ---- init ---- */
+/* Applies the missing migrations; *ret_applied gets how many, *ret_version the
+ * schema version afterwards. */
+int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct dbreg_error *err);
+/* The schema version this library writes. */
+int dbreg_schema_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

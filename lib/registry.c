@@ -1,0 +1,648 @@
+/* registry.c — every statement on admin.* and the migrations: the library's SQL lives here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "internal.h"
+#include "migrations.h"
+
+#define REGISTRY "admin.database_connections"
+/* pg_advisory_xact_lock key for init: "dbreg" in ASCII. */
+#define INIT_LOCK "111542261362791"
+
+_public_ int dbreg_schema_version(void)
+{
+	return dbreg_migrations[dbreg_migration_count - 1].version;
+}
+
+static int check_conn_result(PGresult *res, ExecStatusType expect, const char *what, struct dbreg_error *err)
+{
+	if (PQresultStatus(res) == expect)
+		return 0;
+	dbreg_fail_result(err, res, what);
+	return -1;
+}
+
+int dbreg_registry_check_schema(PGconn *conn, int *ret_version, struct dbreg_error *err)
+{
+	PGresult *res;
+	int version = 0, have_table, have_log;
+
+	res = PQexec(conn, "SELECT to_regclass('" REGISTRY "') IS NOT NULL,"
+	                   " to_regclass('admin.dbreg_schema_migrations') IS NOT NULL");
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema", err) < 0) {
+		PQclear(res);
+		return -1;
+	}
+	have_table = PQgetvalue(res, 0, 0)[0] == 't';
+	have_log = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (!have_table || !have_log)
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "database \"%s\" has no dbreg registry schema; run 'dbreg init'", PQdb(conn));
+	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema version", err) < 0) {
+		PQclear(res);
+		return -1;
+	}
+	version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (version < dbreg_schema_version())
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'",
+		                  version, dbreg_schema_version());
+	*ret_version = version;
+	return 0;
+}
+
+/* ---- init ---- */
+static int run(PGconn *conn, const char *sql, struct dbreg_error *err, const char *what)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int r = 0;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		r = dbreg_fail_result(err, res, what);
+	PQclear(res);
+	return r;
+}
+
+_public_ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct dbreg_error *err)
+{
+	PGconn *conn;
+	PGresult *res;
+	int version, applied = 0;
+
+	if (dbreg_ctx_connect_raw(ctx, err) < 0)
+		return -1;
+	conn = dbreg_ctx_conn(ctx);
+	/* Two inits at once: the second waits for the lock, then finds nothing to do. */
+	if (run(conn, "BEGIN", err, "cannot start the transaction") < 0 ||
+	    run(conn, "SELECT pg_advisory_xact_lock(" INIT_LOCK ")", err, "cannot take the init lock") < 0 ||
+	    run(conn, "SET LOCAL client_min_messages = warning", err, "cannot set up the session") < 0 ||
+	    run(conn, "CREATE SCHEMA IF NOT EXISTS admin", err, "cannot create schema admin") < 0 ||
+	    run(conn, "CREATE TABLE IF NOT EXISTS admin.dbreg_schema_migrations ("
+	              " version integer PRIMARY KEY, description text NOT NULL,"
+	              " applied_at timestamptz NOT NULL DEFAULT now())",
+	        err, "cannot create the migrations table") < 0)
+		goto fail;
+	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the schema version", err) < 0) {
+		PQclear(res);
+		goto fail;
+	}
+	version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (version > dbreg_schema_version()) {
+		dbreg_fail(err, DBREG_ERR_CONFIG,
+		           "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg",
+		           version, dbreg_schema_version());
+		goto fail;
+	}
+	for (int i = 0; i < dbreg_migration_count; i++) {
+		const struct dbreg_migration *m = &dbreg_migrations[i];
+		char v[16];
+		const char *params[2] = { v, m->description };
+		char what[128];
+
+		if (m->version <= version)
+			continue;
+		snprintf(what, sizeof(what), "migration %d (%s) failed", m->version, m->description);
+		if (run(conn, m->sql, err, what) < 0)
+			goto fail;
+		snprintf(v, sizeof(v), "%d", m->version);
+		res = PQexecParams(conn, "INSERT INTO admin.dbreg_schema_migrations (version, description) VALUES ($1, $2)",
+		                   2, NULL, params, NULL, NULL, 0);
+		if (check_conn_result(res, PGRES_COMMAND_OK, what, err) < 0) {
+			PQclear(res);
+			goto fail;
+		}
+		PQclear(res);
+		applied++;
+		version = m->version;
+	}
+	if (run(conn, "COMMIT", err, "cannot commit the migrations") < 0)
+		goto fail;
+	dbreg_ctx_set_schema_version(ctx, version);
+	if (ret_applied)
+		*ret_applied = applied;
+	if (ret_version)
+		*ret_version = version;
+	return 0;
+fail:
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return -1;
+}
+
+/* ---- turning the database's refusals into messages ---- */
+
+/* Collects the quoted literals of a constraint definition: its allowed values. */
+static void quoted_literals(const char *def, char *out, size_t size)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (const char *p = def; *p; p++) {
+		if (*p != '\'')
+			continue;
+		if (o > 0 && o + 2 < size) {
+			out[o++] = ',';
+			out[o++] = ' ';
+		}
+		for (p++; *p && o + 1 < size; p++) {
+			if (*p == '\'' && p[1] == '\'') {
+				out[o++] = '\'';
+				p++;
+			} else if (*p == '\'') {
+				break;
+			} else {
+				out[o++] = *p;
+			}
+		}
+		out[o] = '\0';
+		if (!*p)
+			break;
+	}
+}
+
+static const char *given(const struct dbreg_spec *s, const char *column)
+{
+	int f = dbreg_field_lookup(column);
+
+	if (f < 0 || !s || !dbreg_spec_writable((enum dbreg_field)f))
+		return NULL;
+	return dbreg_spec_value(s, (enum dbreg_field)f);
+}
+
+static int fail_check(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,
+                      struct dbreg_error *err)
+{
+	const char *conname = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+	const char *params[1] = { conname };
+	PGresult *q;
+	char allowed[512];
+	const char *cols, *def, *val;
+
+	if (!conname)
+		return dbreg_fail_result(err, res, "the registry refused the values");
+	q = PQexecParams(dbreg_ctx_conn(ctx),
+	                 "SELECT array_to_string(ARRAY(SELECT attname FROM pg_attribute"
+	                 "   WHERE attrelid = c.conrelid AND attnum = ANY (c.conkey) ORDER BY attnum), ', '),"
+	                 " pg_get_constraintdef(c.oid)"
+	                 " FROM pg_constraint c WHERE c.conname = $1 AND c.conrelid = '" REGISTRY "'::regclass",
+	                 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(q) != PGRES_TUPLES_OK || PQntuples(q) != 1) {
+		PQclear(q);
+		return dbreg_fail_result(err, res, "the registry refused the values");
+	}
+	cols = PQgetvalue(q, 0, 0);
+	def = PQgetvalue(q, 0, 1);
+	val = given(s, cols);
+	quoted_literals(def, allowed, sizeof(allowed));
+	if (allowed[0] && (strstr(def, "ARRAY[") || strstr(def, " IN (")))
+		dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is not allowed; allowed values: %s", cols,
+		           val ? val : "", allowed);
+	else if (val)
+		dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is not allowed: the registry requires %s", cols, val, def);
+	else
+		dbreg_fail(err, DBREG_ERR_FAILED, "%s: the values are not allowed: the registry requires %s", cols, def);
+	if (err)
+		strcpy(err->sqlstate, "23514");
+	PQclear(q);
+	return -1;
+}
+
+/* A value refused by its column's type: an enum (name the labels) or a length. */
+static int fail_type(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,
+                     struct dbreg_error *err)
+{
+	PGresult *q;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	int r = -2;
+
+	q = PQexec(dbreg_ctx_conn(ctx),
+	           "SELECT a.attname, CASE WHEN t.typtype = 'e' THEN"
+	           "   array_to_string(ARRAY(SELECT enumlabel FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder), ', ')"
+	           " END, CASE WHEN a.atttypmod > 4 AND t.typcategory = 'S' THEN a.atttypmod - 4 END"
+	           " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+	           " WHERE a.attrelid = '" REGISTRY "'::regclass AND a.attnum > 0 AND NOT a.attisdropped");
+	for (int i = 0; PQresultStatus(q) == PGRES_TUPLES_OK && i < PQntuples(q) && r == -2; i++) {
+		const char *col = PQgetvalue(q, i, 0);
+		const char *val = given(s, col);
+
+		if (!val)
+			continue;
+		if (!PQgetisnull(q, i, 1) && strcmp(state, "22P02") == 0) {
+			char labels[512];
+
+			snprintf(labels, sizeof(labels), ", %s, ", PQgetvalue(q, i, 1));
+			char needle[300];
+			snprintf(needle, sizeof(needle), ", %s, ", val);
+			if (!strstr(labels, needle))
+				r = dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is not allowed; allowed values: %s", col, val,
+				               PQgetvalue(q, i, 1));
+		} else if (!PQgetisnull(q, i, 2) && strcmp(state, "22001") == 0 &&
+		           strlen(val) > (size_t)atoi(PQgetvalue(q, i, 2))) {
+			r = dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is too long; at most %s characters", col, val,
+			               PQgetvalue(q, i, 2));
+		}
+	}
+	PQclear(q);
+	if (r == -2)
+		return dbreg_fail_result(err, res, "the registry refused the values");
+	if (err)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	return -1;
+}
+
+int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s, const char *name,
+                     struct dbreg_error *err)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	if (!state)
+		return dbreg_fail_result(err, res, "the registry refused the values");
+	/* The failed statement aborted the transaction: look things up after it. */
+	if (PQtransactionStatus(dbreg_ctx_conn(ctx)) == PQTRANS_INERROR)
+		PQclear(PQexec(dbreg_ctx_conn(ctx), "ROLLBACK"));
+	if (strcmp(state, "23505") == 0) {
+		dbreg_fail(err, DBREG_ERR_FAILED,
+		           "connection '%s' is already registered; use --replace to rewrite it, or 'dbreg update'", name);
+		if (err)
+			strcpy(err->sqlstate, "23505");
+		return -1;
+	}
+	if (strcmp(state, "23514") == 0)
+		return fail_check(ctx, res, s, err);
+	if (strcmp(state, "22P02") == 0 || strcmp(state, "22001") == 0)
+		return fail_type(ctx, res, s, err);
+	if (strcmp(state, "23502") == 0) {
+		const char *col = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+
+		dbreg_fail(err, DBREG_ERR_FAILED, "%s: a value is required", col ? col : "a column");
+		if (err)
+			strcpy(err->sqlstate, "23502");
+		return -1;
+	}
+	dbreg_fail_result(err, res, "the registry refused the values");
+	if (err && err->kind == DBREG_ERR_FAILED && strncmp(state, "22", 2) != 0 && strncmp(state, "23", 2) != 0 &&
+	    strncmp(state, "08", 2) != 0 && strncmp(state, "57", 2) != 0 && strncmp(state, "42", 2) == 0)
+		err->kind = DBREG_ERR_CONFIG;  /* missing table or privilege: the registry is not what we expect */
+	return -1;
+}
+
+/* ---- reading ---- */
+static int fetch(struct dbreg_ctx *ctx, const char *sql, int n, const char *const *params,
+                 struct dbreg_conn_list **ret, struct dbreg_error *err)
+{
+	struct dbreg_conn_list *l;
+	PGresult *res = dbreg_exec(ctx, sql, n, params, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return -1;
+	l = dbreg_conn_list_from_result(res, err);
+	if (!l)
+		return -1;
+	*ret = l;
+	return 0;
+}
+
+static char *names_json(const char *const *names)
+{
+	json_t *a;
+	char *s;
+
+	if (!names)
+		return NULL;
+	a = json_array();
+	for (size_t i = 0; a && names[i]; i++)
+		json_array_append_new(a, json_string(names[i]));
+	s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	return s;
+}
+
+_public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
+                        struct dbreg_error *err)
+{
+	static const char sql[] =
+		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY
+		" WHERE ($1::text IS NULL OR connection_type = $1)"
+		"   AND ($2::text IS NULL OR region_id = $2)"
+		"   AND ($3::boolean IS NULL OR is_active = $3)"
+		"   AND ($4::boolean OR deleted_at IS NULL)"
+		"   AND ($5::jsonb IS NULL OR connection_name IN (SELECT jsonb_array_elements_text($5::jsonb)))"
+		" ORDER BY connection_name, deleted_at NULLS FIRST, created_at";
+	struct dbreg_filter none = { .active = -1 };
+	const char *params[5];
+	char *names;
+	int r;
+
+	if (!filter)
+		filter = &none;
+	names = names_json(filter->names);
+	if (filter->names && !names)
+		return dbreg_fail_oom(err);
+	params[0] = filter->type;
+	params[1] = filter->region;
+	params[2] = filter->active < 0 ? NULL : filter->active ? "true" : "false";
+	params[3] = filter->include_deleted ? "true" : "false";
+	params[4] = names;
+	r = fetch(ctx, sql, 5, params, ret, err);
+	free(names);
+	return r;
+}
+
+_public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_conn_list **ret,
+                        struct dbreg_error *err)
+{
+	static const char sql[] =
+		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL";
+	struct dbreg_conn_list *l;
+	const char *params[1] = { name };
+
+	if (fetch(ctx, sql, 1, params, &l, err) < 0)
+		return -1;
+	if (dbreg_conn_list_count(l) == 0) {
+		dbreg_conn_list_free(l);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+	}
+	*ret = l;
+	return 0;
+}
+
+/* ---- writing ---- */
+
+/* A statement under construction: SQL text from fixed identifiers, values as parameters. */
+struct stmt {
+	char sql[8192];
+	size_t len;
+	const char *params[DBREG_F__COUNT + 4];
+	int n;
+};
+
+static void emit(struct stmt *st, const char *fmt, ...) _printf_(2, 3);
+static void emit(struct stmt *st, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	va_start(ap, fmt);
+	w = vsnprintf(st->sql + st->len, sizeof(st->sql) - st->len, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		st->len += (size_t)w;
+}
+
+static int param(struct stmt *st, const char *value)
+{
+	st->params[st->n++] = value;
+	return st->n;
+}
+
+static int begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	return run(dbreg_ctx_conn(ctx), "BEGIN", err, "cannot start a transaction");
+}
+
+/* Runs a writing statement; a dry run is rolled back whatever happens. */
+static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg_spec *s, const char *name,
+                      unsigned flags, struct dbreg_conn_list **ret, struct dbreg_error *err)
+{
+	PGconn *conn = dbreg_ctx_conn(ctx);
+	struct dbreg_conn_list *l;
+	PGresult *res;
+
+	if (!(flags & DBREG_WRITE_DRY_RUN) && dbreg_ctx_check_writable(ctx, err) < 0)
+		return -1;
+	if ((flags & DBREG_WRITE_DRY_RUN) && begin(ctx, err) < 0)
+		return -1;
+	res = PQexecParams(conn, st->sql, st->n, NULL, st->params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		dbreg_fail_write(ctx, res, s, name, err);
+		PQclear(res);
+		if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+			PQclear(PQexec(conn, "ROLLBACK"));
+		return -1;
+	}
+	if (flags & DBREG_WRITE_DRY_RUN)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+	}
+	l = dbreg_conn_list_from_result(res, err);
+	if (!l)
+		return -1;
+	if (ret)
+		*ret = l;
+	else
+		dbreg_conn_list_free(l);
+	return 0;
+}
+
+/* The value expression for a field: a parameter, typed so the server can infer it. */
+static void emit_value(struct stmt *st, const struct dbreg_spec *s, enum dbreg_field f)
+{
+	emit(st, "$%d", param(st, dbreg_spec_value(s, f)));
+}
+
+_public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
+                            struct dbreg_conn_list **ret_row, struct dbreg_error *err)
+{
+	struct stmt st = { .len = 0, .n = 0 };
+	char *tags;
+	int r;
+
+	if (dbreg_check_connection_name(name, err) < 0 || dbreg_spec_check(s, 1, err) < 0)
+		return -1;
+	tags = dbreg_spec_tags_json(s);
+	emit(&st, "INSERT INTO " REGISTRY " AS d (connection_name");
+	for (int f = 0; f < DBREG_F__COUNT; f++)
+		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f))
+			emit(&st, ", %s", dbreg_field_name(f));
+	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
+		emit(&st, ", encrypted_password");
+	if (tags)
+		emit(&st, ", tags");
+	emit(&st, ") VALUES ($%d", param(&st, name));
+	for (int f = 0; f < DBREG_F__COUNT; f++)
+		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
+			emit(&st, ", ");
+			emit_value(&st, s, f);
+		}
+	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
+		emit(&st, ", $%d", param(&st, dbreg_spec_stored_password(s)));
+	if (tags)
+		emit(&st, ", ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", param(&st, tags));
+	emit(&st, ")");
+	if (flags & DBREG_WRITE_REPLACE) {
+		/* Rewrite the live row in place (same id) from these options alone. */
+		emit(&st, " ON CONFLICT (connection_name) WHERE deleted_at IS NULL DO UPDATE SET ");
+		for (int f = 0; f < DBREG_F__COUNT; f++)
+			if (dbreg_spec_writable(f))
+				emit(&st, "%s = %s%s, ", dbreg_field_name(f), dbreg_spec_is_set(s, f) ? "EXCLUDED." : "DEFAULT",
+				     dbreg_spec_is_set(s, f) ? dbreg_field_name(f) : "");
+		emit(&st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s",
+		     tags ? "EXCLUDED.tags" : "DEFAULT");
+	}
+	emit(&st, " RETURNING " DBREG_CONN_SELECT);
+	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
+	free(tags);
+	return r;
+}
+
+_public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
+                          struct dbreg_conn_list **ret_row, struct dbreg_error *err)
+{
+	struct stmt st = { .len = 0, .n = 0 };
+	const char *sep = "";
+	char *tags;
+	int r;
+
+	if (dbreg_spec_check(s, 0, err) < 0)
+		return -1;
+	tags = dbreg_spec_tags_json(s);
+	emit(&st, "UPDATE " REGISTRY " SET ");
+	for (int f = 0; f < DBREG_F__COUNT; f++)
+		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
+			emit(&st, "%s%s = ", sep, dbreg_field_name(f));
+			emit_value(&st, s, f);
+			sep = ", ";
+		}
+	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD)) {
+		emit(&st, "%sencrypted_password = $%d", sep, param(&st, dbreg_spec_stored_password(s)));
+		sep = ", ";
+	}
+	if (tags) {
+		emit(&st, "%stags = ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", sep, param(&st, tags));
+		sep = ", ";
+	}
+	if (!*sep) {
+		free(tags);
+		return dbreg_fail(err, DBREG_ERR_USAGE, "nothing to update: give at least one option to change");
+	}
+	emit(&st, " WHERE connection_name = $%d AND deleted_at IS NULL RETURNING " DBREG_CONN_SELECT, param(&st, name));
+	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
+	free(tags);
+	return r;
+}
+
+/* The slugs of live tenants that point at the named live connection, if tenants exist at all. */
+static int tenants_of(struct dbreg_ctx *ctx, const char *name, long *ret_count, char *slugs, size_t size,
+                      struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	PGresult *res;
+
+	*ret_count = 0;
+	slugs[0] = '\0';
+	res = dbreg_exec(ctx, "SELECT to_regclass('admin.tenants') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	if (PQgetvalue(res, 0, 0)[0] != 't') {
+		PQclear(res);
+		return 0;
+	}
+	PQclear(res);
+	res = dbreg_exec(ctx,
+	                 "SELECT count(*), string_agg(t.slug, ', ' ORDER BY t.slug)"
+	                 " FROM admin.tenants t JOIN " REGISTRY " d ON d.id = t.database_connection_id"
+	                 " WHERE d.connection_name = $1 AND t.deleted_at IS NULL",
+	                 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	*ret_count = atol(PQgetvalue(res, 0, 0));
+	snprintf(slugs, size, "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+_public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge, long *ret_tenants,
+                              struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	char slugs[512];
+	PGresult *res;
+	long tenants;
+
+	if (dbreg_ctx_check_writable(ctx, err) < 0 || tenants_of(ctx, name, &tenants, slugs, sizeof(slugs), err) < 0)
+		return -1;
+	if (purge && tenants > 0)
+		return dbreg_fail(err, DBREG_ERR_FAILED,
+		                  "connection '%s' is still used by %ld tenant%s (%s); move them first", name, tenants,
+		                  tenants == 1 ? "" : "s", slugs);
+	if (purge)
+		/* The live row; or, when only deleted ones remain, those. */
+		res = dbreg_exec(ctx,
+		                 "DELETE FROM " REGISTRY " WHERE connection_name = $1 AND (deleted_at IS NULL OR NOT EXISTS"
+		                 " (SELECT 1 FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL))"
+		                 " RETURNING id",
+		                 1, params, PGRES_TUPLES_OK, err);
+	else
+		res = dbreg_exec(ctx,
+		                 "UPDATE " REGISTRY " SET deleted_at = now()"
+		                 " WHERE connection_name = $1 AND deleted_at IS NULL RETURNING id",
+		                 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+	}
+	PQclear(res);
+	if (ret_tenants)
+		*ret_tenants = tenants;
+	return 0;
+}
+
+_public_ int dbreg_spec_test_login(struct dbreg_spec *s, struct dbreg_ctx *ctx, int timeout_s, struct dbreg_error *err)
+{
+	(void)ctx;
+	return dbreg_test_login(dbreg_spec_value(s, DBREG_F_HOST), dbreg_spec_value(s, DBREG_F_PORT),
+	                        dbreg_spec_value(s, DBREG_F_DATABASE_NAME), dbreg_spec_value(s, DBREG_F_USERNAME),
+	                        dbreg_spec_value(s, DBREG_F_SSL_MODE), dbreg_spec_test_password(s), timeout_s, err);
+}
+
+_public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, struct dbreg_spec *s, int timeout_s,
+                                     struct dbreg_error *err)
+{
+	static const enum dbreg_field cols[] = {
+		DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME, DBREG_F_USERNAME, DBREG_F_SSL_MODE,
+	};
+	const char *params[1] = { name }, *v[ELEMENTSOF(cols)];
+	const char *password = dbreg_spec_test_password(s);
+	char *decrypted = NULL;
+	PGresult *res;
+	int r;
+
+	res = dbreg_exec(ctx,
+	                 "SELECT host, port::text, database_name, username, ssl_mode, encrypted_password FROM " REGISTRY
+	                 " WHERE connection_name = $1 AND deleted_at IS NULL",
+	                 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(cols); i++)
+		v[i] = dbreg_spec_is_set(s, cols[i]) ? dbreg_spec_value(s, cols[i]) : PQgetvalue(res, 0, (int)i);
+	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && !PQgetisnull(res, 0, 5)) {
+		if (dbreg_ctx_load_keys(ctx, err) < 0 ||
+		    dbreg_decrypt(dbreg_ctx_keyring(ctx), PQgetvalue(res, 0, 5), &decrypted, err) < 0) {
+			PQclear(res);
+			dbreg_error_prefix(err, "connection '%s': ", name);
+			return -1;
+		}
+		password = decrypted;
+	}
+	r = dbreg_test_login(v[0], v[1], v[2], v[3], v[4], password, timeout_s, err);
+	dbreg_secret_free(decrypted);
+	PQclear(res);
+	return r;
+}
