@@ -1,0 +1,190 @@
+# bash completion for dbreg(1): commands, options, option values, connection names.
+# shellcheck shell=bash disable=SC2207
+
+# Connection names, from the registry itself.  Quiet and quick when the registry
+# cannot be reached: no output, no prompt, a short connect timeout.
+_dbreg_connection_names()
+{
+    PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-3} command dbreg list --names \
+        </dev/null 2>/dev/null
+}
+
+# The options of COMMAND that take an argument.
+_dbreg_arg_options()
+{
+    local conn='--host --port --database --user --type --region --ssl-mode
+        --pool-min --pool-max --pool-timeout --pool-recycle --tag --url'
+    case $1 in
+        register | update) echo "$conn" ;;
+        list) echo '--type --region -o --format' ;;
+        show | validate-config) echo '-o --format' ;;
+        pool-stats) echo '-o --format --watch' ;;
+        generate-key) echo '--output' ;;
+        health)
+            echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
+            ;;
+        resolve-schema) echo '--context --default-connection -o --format --validate' ;;
+    esac
+}
+
+# Every option of COMMAND.
+_dbreg_options()
+{
+    local help='-h --help'
+    case $1 in
+        init | repl) echo "$help" ;;
+        register)
+            echo "$(_dbreg_arg_options register) --no-pre-ping --inactive
+                --password-stdin --no-password --test --replace --dry-run $help"
+            ;;
+        update)
+            echo "$(_dbreg_arg_options update) --no-pre-ping --pre-ping --activate
+                --deactivate --inactive --password-stdin --password-prompt --no-password
+                --test --dry-run $help"
+            ;;
+        list) echo "--type --region --active --inactive --all -o --format --names $help" ;;
+        show) echo "-o --format $help" ;;
+        deregister) echo "--purge $help" ;;
+        encrypt-password) echo "--password-stdin $help" ;;
+        generate-key) echo "--output --force $help" ;;
+        health)
+            echo "--type --region --level --timeout --jobs --warn-ms --no-update
+                -o --format --output $help"
+            ;;
+        resolve-schema)
+            echo "--context --check --default-connection -o --format --validate $help"
+            ;;
+        pool-stats) echo "-o --format --watch $help" ;;
+        validate-config) echo "--offline --strict -o --format $help" ;;
+    esac
+}
+
+# The output formats of COMMAND.
+_dbreg_formats()
+{
+    case $1 in
+        list) echo 'table json csv' ;;
+        show | pool-stats) echo 'table json' ;;
+        health) echo 'table json prometheus nagios' ;;
+        resolve-schema) echo 'text json sql' ;;
+        validate-config) echo 'text json' ;;
+    esac
+}
+
+_dbreg()
+{
+    local cur prev words cword split
+    _init_completion -s || return
+
+    local commands='init register update list show deregister encrypt-password
+        generate-key health resolve-schema pool-stats validate-config repl help'
+
+    # The command is the first word that is neither a global option nor its value.
+    local i cmd='' cmd_at=0
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+            --color)
+                case ${words[i + 1]-} in auto | always | never) ((i++)) ;; esac
+                ;;
+            -*) ;;
+            *)
+                cmd=${words[i]}
+                cmd_at=$i
+                break
+                ;;
+        esac
+    done
+
+    if [[ -z $cmd ]]; then
+        case $prev in
+            --color)
+                COMPREPLY=($(compgen -W 'auto always never' -- "$cur"))
+                return 0
+                ;;
+        esac
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W '--version -h --help --color=' -- "$cur"))
+            [[ ${COMPREPLY-} == *= && ${#COMPREPLY[@]} -eq 1 ]] && compopt -o nospace
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return 0
+    fi
+
+    if [[ $cmd == help ]]; then
+        if ((cword == cmd_at + 1)); then
+            COMPREPLY=($(compgen -W "${commands/help/}" -- "$cur"))
+        fi
+        return 0
+    fi
+
+    # The value of an option.
+    local arg_options
+    arg_options=" $(_dbreg_arg_options "$cmd" | tr -s '\n ' ' ') "
+    if [[ $prev == -* && $arg_options == *" $prev "* ]]; then
+        case $prev in
+            --type)
+                COMPREPLY=($(compgen -W 'ADMIN SHARED ANALYTICS DEDICATED' -- "$cur"))
+                ;;
+            --ssl-mode)
+                COMPREPLY=($(compgen -W 'disable allow prefer require verify-ca
+                    verify-full' -- "$cur"))
+                ;;
+            -o | --format)
+                COMPREPLY=($(compgen -W "$(_dbreg_formats "$cmd")" -- "$cur"))
+                ;;
+            --level)
+                COMPREPLY=($(compgen -W 'basic extended deep' -- "$cur"))
+                ;;
+            --context)
+                COMPREPLY=($(compgen -W 'admin tenant shared template' -- "$cur"))
+                ;;
+            --default-connection)
+                COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
+                ;;
+            --output)
+                _filedir
+                ;;
+            --host)
+                # A Unix-socket directory, or a host name.
+                if [[ $cur == /* ]]; then
+                    _filedir -d
+                else
+                    _known_hosts_real -- "$cur"
+                fi
+                ;;
+        esac
+        return 0
+    fi
+    $split && return 0
+
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$(_dbreg_options "$cmd")" -- "$cur"))
+        return 0
+    fi
+
+    # Positional arguments given so far, not counting option values.
+    local npos=0
+    for ((i = cmd_at + 1; i < cword; i++)); do
+        if [[ ${words[i]} == -* ]]; then
+            [[ $arg_options == *" ${words[i]} "* ]] && ((i++))
+        else
+            ((npos++))
+        fi
+    done
+
+    case $cmd in
+        update | show | deregister)
+            if ((npos == 0)); then
+                COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
+            fi
+            ;;
+        health | pool-stats)
+            COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
+            ;;
+    esac
+    return 0
+} &&
+    complete -F _dbreg dbreg
+
+# ex: filetype=sh

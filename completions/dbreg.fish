@@ -1,0 +1,199 @@
+# fish completion for dbreg(1): commands, options, option values, connection names.
+
+# The command: the first word that is neither a global option nor its value.
+function __dbreg_command
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l after_color 0
+    for t in $tokens
+        if test $after_color = 1
+            set after_color 0
+            contains -- $t auto always never; and continue
+        end
+        switch $t
+            case --color
+                set after_color 1
+            case '-*'
+            case '*'
+                echo $t
+                return 0
+        end
+    end
+    return 1
+end
+
+# True when the command is one of the arguments.
+function __dbreg_using
+    set -l cmd (__dbreg_command); or return 1
+    contains -- $cmd $argv
+end
+
+# True when no command has been given yet.
+function __dbreg_no_command
+    not __dbreg_command >/dev/null
+end
+
+# True when the command is one of the arguments and no positional argument follows it
+# yet, for commands that take exactly one NAME.
+function __dbreg_first_arg_of
+    __dbreg_using $argv; or return 1
+    set -l tokens (commandline -opc)
+    set -l seen 0
+    set -l skip 0
+    for t in $tokens[2..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $t
+            case '--*=*'
+            case --host --port --database --user --type --region --ssl-mode --pool-min \
+                --pool-max --pool-timeout --pool-recycle --tag --url -o --format --color
+                set skip 1
+            case '-*'
+            case '*'
+                set seen (math $seen + 1)
+        end
+    end
+    # The command itself is the first word seen.
+    test $seen -le 1
+end
+
+# Connection names, from the registry itself; nothing when it cannot be reached.
+function __dbreg_connections
+    set -q PGCONNECT_TIMEOUT; or set -lx PGCONNECT_TIMEOUT 3
+    command dbreg list --names </dev/null 2>/dev/null
+end
+
+set -l commands init register update list show deregister encrypt-password \
+    generate-key health resolve-schema pool-stats validate-config repl
+
+complete -c dbreg -f
+
+# Global options and the commands.
+complete -c dbreg -n __dbreg_no_command -l version -d 'Print the version and exit'
+complete -c dbreg -n __dbreg_no_command -s h -l help -d 'Print help and exit'
+complete -c dbreg -n __dbreg_no_command -l color -x -a 'auto always never' \
+    -d 'When to use colour'
+complete -c dbreg -n __dbreg_no_command -a init -d 'Create or upgrade the registry schema'
+complete -c dbreg -n __dbreg_no_command -a register -d 'Add a connection'
+complete -c dbreg -n __dbreg_no_command -a update -d 'Change fields of a connection'
+complete -c dbreg -n __dbreg_no_command -a list -d 'List the registered connections'
+complete -c dbreg -n __dbreg_no_command -a show -d 'Show one connection in full'
+complete -c dbreg -n __dbreg_no_command -a deregister -d 'Remove a connection'
+complete -c dbreg -n __dbreg_no_command -a encrypt-password \
+    -d 'Print the encrypted stored text of a password'
+complete -c dbreg -n __dbreg_no_command -a generate-key -d 'Make a new encryption key'
+complete -c dbreg -n __dbreg_no_command -a health -d 'Check the registered databases'
+complete -c dbreg -n __dbreg_no_command -a resolve-schema \
+    -d 'Map a tenant to its schema and connection'
+complete -c dbreg -n __dbreg_no_command -a pool-stats -d 'Compare pool sizes with server usage'
+complete -c dbreg -n __dbreg_no_command -a validate-config -d 'Check the whole configuration'
+complete -c dbreg -n __dbreg_no_command -a repl -d 'Interactive mode'
+complete -c dbreg -n __dbreg_no_command -a help -d 'Show the help of a command'
+
+# help COMMAND
+complete -c dbreg -n '__dbreg_first_arg_of help' -a "$commands"
+
+# Every command
+complete -c dbreg -n 'not __dbreg_no_command; and not __dbreg_using help' -s h -l help \
+    -d 'Print help and exit'
+
+# register, update
+set -l conn '__dbreg_using register update'
+complete -c dbreg -n $conn -l host -x -a '(__fish_print_hostnames)' \
+    -d 'Host name, IP address or Unix-socket directory'
+complete -c dbreg -n $conn -l port -x -d Port
+complete -c dbreg -n $conn -l database -x -d 'Database name'
+complete -c dbreg -n $conn -l user -x -d 'User name'
+complete -c dbreg -n $conn -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' -d 'Connection type'
+complete -c dbreg -n $conn -l region -x -d 'Region code'
+complete -c dbreg -n $conn -l ssl-mode -x \
+    -a 'disable allow prefer require verify-ca verify-full' -d 'libpq sslmode'
+complete -c dbreg -n $conn -l pool-min -x -d 'Minimum pool size'
+complete -c dbreg -n $conn -l pool-max -x -d 'Maximum pool size'
+complete -c dbreg -n $conn -l pool-timeout -x -d 'Pool timeout in seconds'
+complete -c dbreg -n $conn -l pool-recycle -x -d 'Pool recycle time in seconds'
+complete -c dbreg -n $conn -l no-pre-ping -d 'Do not test pooled connections before use'
+complete -c dbreg -n $conn -l tag -x -d Tag
+complete -c dbreg -n $conn -l url -x -d 'libpq URI or key=value string'
+complete -c dbreg -n $conn -l password-stdin -d 'Read the password from standard input'
+complete -c dbreg -n $conn -l no-password -d 'No password'
+complete -c dbreg -n $conn -l test -d 'Log in to the database before writing'
+complete -c dbreg -n $conn -l dry-run -d 'Check everything, write nothing'
+complete -c dbreg -n '__dbreg_using register' -l inactive -d 'Register as inactive'
+complete -c dbreg -n '__dbreg_using register' -l replace \
+    -d 'Rewrite an existing connection in place'
+complete -c dbreg -n '__dbreg_using update' -l activate -d 'Mark the connection active'
+complete -c dbreg -n '__dbreg_using update' -l deactivate -d 'Mark the connection inactive'
+complete -c dbreg -n '__dbreg_using update' -l inactive -d 'Mark the connection inactive'
+complete -c dbreg -n '__dbreg_using update' -l pre-ping -d 'Test pooled connections before use again'
+complete -c dbreg -n '__dbreg_using update' -l password-prompt \
+    -d 'New password from the terminal'
+
+# list
+complete -c dbreg -n '__dbreg_using list' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
+    -d 'Only this connection type'
+complete -c dbreg -n '__dbreg_using list' -l region -x -d 'Only this region'
+complete -c dbreg -n '__dbreg_using list' -l active -d 'Only active connections'
+complete -c dbreg -n '__dbreg_using list' -l inactive -d 'Only inactive connections'
+complete -c dbreg -n '__dbreg_using list' -l all -d 'Include deregistered connections'
+complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table json csv' \
+    -d 'Output format'
+complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
+
+# show, deregister, update: one connection name
+complete -c dbreg -n '__dbreg_first_arg_of update show deregister' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_using show' -s o -l format -x -a 'table json' -d 'Output format'
+complete -c dbreg -n '__dbreg_using deregister' -l purge \
+    -d 'Delete the row instead of marking it deleted'
+
+# encrypt-password
+complete -c dbreg -n '__dbreg_using encrypt-password' -l password-stdin \
+    -d 'Read the password from standard input'
+
+# generate-key
+complete -c dbreg -n '__dbreg_using generate-key' -l output -r -F \
+    -d 'Write the key to a new file'
+complete -c dbreg -n '__dbreg_using generate-key' -l force -d 'Replace an existing file'
+
+# health
+complete -c dbreg -n '__dbreg_using health' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_using health' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
+    -d 'Only this connection type'
+complete -c dbreg -n '__dbreg_using health' -l region -x -d 'Only this region'
+complete -c dbreg -n '__dbreg_using health' -l level -x -a 'basic extended deep' \
+    -d 'Check level'
+complete -c dbreg -n '__dbreg_using health' -l timeout -x -d 'Deadline of each check, seconds'
+complete -c dbreg -n '__dbreg_using health' -l jobs -x -d 'Checks at once'
+complete -c dbreg -n '__dbreg_using health' -l warn-ms -x \
+    -d 'Slower than this is DEGRADED, milliseconds'
+complete -c dbreg -n '__dbreg_using health' -l no-update \
+    -d 'Do not write the results to the registry'
+complete -c dbreg -n '__dbreg_using health' -s o -l format -x \
+    -a 'table json prometheus nagios' -d 'Output format'
+complete -c dbreg -n '__dbreg_using health' -l output -r -F -d 'Write the report to a file'
+
+# resolve-schema
+complete -c dbreg -n '__dbreg_using resolve-schema' -l context -x \
+    -a 'admin tenant shared template' -d 'Schema context'
+complete -c dbreg -n '__dbreg_using resolve-schema' -l check -d 'Confirm the schema exists'
+complete -c dbreg -n '__dbreg_using resolve-schema' -l default-connection -x \
+    -a '(__dbreg_connections)' -d 'Connection of tenants without one'
+complete -c dbreg -n '__dbreg_using resolve-schema' -s o -l format -x -a 'text json sql' \
+    -d 'Output format'
+complete -c dbreg -n '__dbreg_using resolve-schema' -l validate -x \
+    -d 'Check a name against the schema rules'
+
+# pool-stats
+complete -c dbreg -n '__dbreg_using pool-stats' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json' \
+    -d 'Output format'
+complete -c dbreg -n '__dbreg_using pool-stats' -l watch -x -d 'Refresh every SECONDS'
+
+# validate-config
+complete -c dbreg -n '__dbreg_using validate-config' -l offline \
+    -d 'Skip the checks that need the network'
+complete -c dbreg -n '__dbreg_using validate-config' -l strict -d 'Warnings fail too'
+complete -c dbreg -n '__dbreg_using validate-config' -s o -l format -x -a 'text json' \
+    -d 'Output format'
