@@ -23,6 +23,7 @@ const struct verb *const dbreg_verbs[] = {
 	&verb_deregister,
 	&verb_encrypt_password,
 	&verb_generate_key,
+	&verb_health,
 	NULL,
 };
 

@@ -114,6 +114,9 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 		return usage_error("show", "a connection NAME is required");
 	if (optind + 1 < argc)
 		return usage_error("show", "unexpected argument '%s'", argv[optind + 1]);
+	dbreg_error_clear(&err);
+	if (dbreg_check_connection_name(argv[optind], &err) < 0)
+		return usage_error("show", "%s", err.message);
 	r = connect_registry(ctx);
 	if (r)
 		return r;

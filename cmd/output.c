@@ -153,7 +153,7 @@ json_t *out_conn_json(const struct dbreg_conn *c)
 
 void out_json_print(FILE *f, const json_t *j)
 {
-	json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	fputc('\n', f);
 }
 

@@ -115,7 +115,7 @@ int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len)
 		tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 		if (tty < 0) {
 			password_free(pw);
-			log_error("cannot read a password: no terminal (use --password-stdin or --no-password)");
+			log_error("no terminal to read the password from (use --password-stdin)");
 			return EXIT_USAGE;
 		}
 		n = ask(tty, "Password: ", pw, PW_BUF, &truncated);

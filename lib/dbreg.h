@@ -241,6 +241,64 @@ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct
 /* The schema version this library writes. */
 int dbreg_schema_version(void);
 
+/* ---- health ---- */
+enum dbreg_health_level {
+	DBREG_LEVEL_BASIC,     /* SELECT 1 */
+	DBREG_LEVEL_EXTENDED,  /* + current_timestamp, version(), pg_is_in_recovery() */
+	DBREG_LEVEL_DEEP,      /* + backends and max_connections */
+};
+
+enum dbreg_health_status {
+	DBREG_HEALTHY,
+	DBREG_DEGRADED,
+	DBREG_UNHEALTHY,
+	DBREG_UNKNOWN,
+};
+
+struct dbreg_health_opts {
+	enum dbreg_health_level level;
+	int timeout_ms;            /* each check's deadline; 0: 5000 */
+	int jobs;                  /* checks at once; 0: 64 */
+	int warn_ms;               /* slower than this is DEGRADED; 0: 1000 */
+	int no_update;             /* do not write the results back */
+	const char *type, *region; /* filters; NULL: any */
+	const char *const *names;  /* NULL-terminated explicit selection, or NULL */
+	/* Called from the loop now and then, and once at the end. */
+	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
+	void *userdata;
+};
+
+/* One result; strings live as long as the report.  Fields a level does not
+ * measure are NULL or negative. */
+struct dbreg_health_result {
+	const char *connection_name;
+	const char *connection_type;
+	const char *region_id;
+	enum dbreg_health_status status;
+	double latency_ms;
+	const char *error;
+	const char *server_version;
+	int in_recovery;
+	long backends;
+	long max_connections;
+};
+
+struct dbreg_health_report;
+/* Checks the selected connections concurrently.  Fails (without checking
+ * anything) when the selection names an unregistered connection. */
+int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_opts *opts,
+                     struct dbreg_health_report **ret, struct dbreg_error *err);
+size_t dbreg_health_report_count(const struct dbreg_health_report *r);
+const struct dbreg_health_result *dbreg_health_report_at(const struct dbreg_health_report *r, size_t i);
+/* When the run started, RFC 3339 UTC. */
+const char *dbreg_health_report_checked_at(const struct dbreg_health_report *r);
+/* Seconds since the epoch at the start of the run. */
+double dbreg_health_report_checked_epoch(const struct dbreg_health_report *r);
+/* Why the write-back failed, or NULL (also when skipped). */
+const char *dbreg_health_report_writeback_error(const struct dbreg_health_report *r);
+void dbreg_health_report_free(struct dbreg_health_report *r);
+const char *dbreg_health_status_name(enum dbreg_health_status s);
+
 #ifdef __cplusplus
 }
 #endif

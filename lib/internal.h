@@ -54,6 +54,8 @@ int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err);
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
 int dbreg_ctx_cancelled(struct dbreg_ctx *ctx);
+#include <signal.h>
+volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx);
 void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version);
 
 /* registry.c */
@@ -62,6 +64,17 @@ int dbreg_registry_check_schema(PGconn *conn, int *ret_version, struct dbreg_err
  * allowed values, read from the database. */
 int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,
                      const char *name, struct dbreg_error *err);
+
+/* Targets to log in to: columns in the order of enum target_col. */
+enum target_col {
+	TC_ID, TC_NAME, TC_TYPE, TC_REGION, TC_HOST, TC_PORT, TC_DATABASE, TC_USER, TC_SSL_MODE,
+	TC_PASSWORD, TC_ACTIVE, TC_POOL_MIN, TC_POOL_MAX, TC_POOL_TIMEOUT, TC_POOL_RECYCLE,
+};
+/* Live rows matching the filter (names select inactive rows too); an unknown
+ * name is DBREG_ERR_FAILED. */
+PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err);
+/* Writes health results ([{"id","ok"}] as JSON) in one statement. */
+int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, struct dbreg_error *err);
 
 /* conn.c */
 const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);

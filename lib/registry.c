@@ -646,3 +646,74 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 	PQclear(res);
 	return r;
 }
+
+/* ---- targets for the fan-out commands ---- */
+PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
+{
+	const char *params[3];
+	char *names = names_json(filter->names);
+	PGresult *res;
+
+	if (filter->names && !names) {
+		dbreg_fail_oom(err);
+		return NULL;
+	}
+	params[0] = filter->type;
+	params[1] = filter->region;
+	params[2] = names;
+	if (names) {
+		/* Every name must be registered: report the first that is not. */
+		res = dbreg_exec(ctx,
+		                 "SELECT n FROM jsonb_array_elements_text($1::jsonb) AS n"
+		                 " WHERE NOT EXISTS (SELECT 1 FROM " REGISTRY " WHERE connection_name = n AND deleted_at IS NULL)"
+		                 " LIMIT 1",
+		                 1, params + 2, PGRES_TUPLES_OK, err);
+		if (!res) {
+			free(names);
+			return NULL;
+		}
+		if (PQntuples(res) > 0) {
+			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", PQgetvalue(res, 0, 0));
+			PQclear(res);
+			free(names);
+			return NULL;
+		}
+		PQclear(res);
+	}
+	res = dbreg_exec(ctx,
+	                 "SELECT id::text, connection_name, connection_type, region_id, host, port::text, database_name,"
+	                 " username, ssl_mode, encrypted_password, is_active::text, pool_min_size::text,"
+	                 " pool_max_size::text, pool_timeout_seconds::text, pool_recycle_seconds::text"
+	                 " FROM " REGISTRY " WHERE deleted_at IS NULL"
+	                 "   AND ($1::text IS NULL OR connection_type = $1)"
+	                 "   AND ($2::text IS NULL OR region_id = $2)"
+	                 "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
+	                 "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
+	                 " ORDER BY connection_name",
+	                 3, params, PGRES_TUPLES_OK, err);
+	free(names);
+	return res;
+}
+
+int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, struct dbreg_error *err)
+{
+	const char *params[1] = { results_json };
+	PGresult *res;
+
+	if (dbreg_ctx_check_writable(ctx, err) < 0)
+		return -1;
+	/* Health columns only: the trigger leaves updated_at alone. */
+	res = dbreg_exec(ctx,
+	                 "UPDATE " REGISTRY " d SET last_health_check = now(),"
+	                 " consecutive_failures = CASE WHEN v.ok THEN 0 ELSE d.consecutive_failures + 1 END,"
+	                 " is_healthy = CASE WHEN v.ok THEN true"
+	                 "   WHEN d.consecutive_failures + 1 >= d.max_consecutive_failures THEN false"
+	                 "   ELSE d.is_healthy END"
+	                 " FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, ok boolean)"
+	                 " WHERE d.id = v.id",
+	                 1, params, PGRES_COMMAND_OK, err);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}

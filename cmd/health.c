@@ -1,0 +1,419 @@
+/* health.c — dbreg health: check registered databases concurrently; reports for people and for cron. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dbreg-cmd.h"
+
+/* The monitoring-plugin convention (SPEC §4). */
+enum { H_OK = 0, H_WARNING = 1, H_CRITICAL = 2, H_UNKNOWN = 3 };
+
+static const char health_options[] =
+	"  --type TYPE          only connections of this type\n"
+	"  --region CODE        only connections in this region\n"
+	"  --level LEVEL        basic (default), extended or deep\n"
+	"  --timeout SECONDS    each check's deadline (default 5)\n"
+	"  --jobs N             checks at once (default 64)\n"
+	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
+	"  --no-update          do not write the results to the registry\n"
+	"  -o, --format FMT     table (default), json, prometheus or nagios\n"
+	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
+	"  -h, --help           show this help\n";
+
+static int parse_positive(const char *opt, const char *text, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v <= 0 || v > max)
+		return usage_error("health", "%s: '%s' is not a whole number from 1 to %ld", opt, text, max), -1;
+	*ret = v;
+	return 0;
+}
+
+static void progress(size_t done, size_t total, double elapsed_ms, void *userdata)
+{
+	bool *shown = userdata;
+
+	/* Only for a person watching, and only once the run takes a while. */
+	if (elapsed_ms < 1000 && !*shown)
+		return;
+	if (done < total) {
+		fprintf(stderr, "\rchecking: %zu of %zu done (%.1f s)\033[K", done, total, elapsed_ms / 1000);
+		*shown = true;
+	} else if (*shown) {
+		fprintf(stderr, "\r\033[K");
+	}
+}
+
+static const char *status_color(enum dbreg_health_status s)
+{
+	switch (s) {
+	case DBREG_HEALTHY: return color(C_GREEN);
+	case DBREG_DEGRADED: return color(C_YELLOW);
+	case DBREG_UNHEALTHY: return color(C_RED);
+	default: return "";
+	}
+}
+
+static void print_table(FILE *f, const struct dbreg_health_report *r)
+{
+	static const char *const headers[] = { "NAME", "STATUS", "LATENCY", "VERSION", "RECOVERY", "BACKENDS", "ERROR" };
+	size_t n = dbreg_health_report_count(r);
+	struct out_table *t = out_table_new(ELEMENTSOF(headers), headers);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+		char latency[32] = "-", backends[48] = "-", status[32];
+		const char *cells[ELEMENTSOF(headers)];
+
+		if (h->latency_ms >= 0)
+			snprintf(latency, sizeof(latency), "%.0f ms", h->latency_ms);
+		if (h->backends >= 0)
+			snprintf(backends, sizeof(backends), "%ld/%ld", h->backends, h->max_connections);
+		snprintf(status, sizeof(status), "%s%s%s", status_color(h->status), dbreg_health_status_name(h->status),
+		         *status_color(h->status) ? color(C_RESET) : "");
+		cells[0] = h->connection_name;
+		cells[1] = status;
+		cells[2] = latency;
+		cells[3] = h->server_version;
+		cells[4] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
+		cells[5] = backends;
+		cells[6] = h->error;
+		out_table_add(t, cells);
+	}
+	out_table_print(f, t);
+	out_table_free(t);
+}
+
+static void count(const struct dbreg_health_report *r, size_t counts[4])
+{
+	memset(counts, 0, 4 * sizeof(size_t));
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
+		counts[dbreg_health_report_at(r, i)->status]++;
+}
+
+static void print_json(FILE *f, const struct dbreg_health_report *r)
+{
+	json_t *root, *results = json_array();
+	size_t c[4];
+
+	count(r, c);
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		json_array_append_new(results, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"connection_name", h->connection_name,
+			"status", dbreg_health_status_name(h->status),
+			"latency_ms", h->latency_ms < 0 ? json_null() : json_real((double)(long long)(h->latency_ms * 10 + 0.5) / 10),
+			"error", h->error ? json_string(h->error) : json_null(),
+			"server_version", h->server_version ? json_string(h->server_version) : json_null(),
+			"in_recovery", h->in_recovery < 0 ? json_null() : json_boolean(h->in_recovery),
+			"backends", h->backends < 0 ? json_null() : json_integer(h->backends),
+			"max_connections", h->max_connections < 0 ? json_null() : json_integer(h->max_connections)));
+	}
+	root = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:o}",
+		"checked_at", dbreg_health_report_checked_at(r),
+		"summary", "healthy", (json_int_t)c[DBREG_HEALTHY], "degraded", (json_int_t)c[DBREG_DEGRADED],
+		"unhealthy", (json_int_t)c[DBREG_UNHEALTHY], "unknown", (json_int_t)c[DBREG_UNKNOWN],
+		"results", results);
+	out_json_print(f, root);
+	json_decref(root);
+}
+
+/* Label values escaped as the text exposition format requires. */
+static void label(FILE *f, const char *name, const char *value, bool first)
+{
+	fprintf(f, "%s%s=\"", first ? "" : ",", name);
+	for (const char *p = value ? value : ""; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void labels(FILE *f, const struct dbreg_health_result *h)
+{
+	label(f, "connection", h->connection_name, true);
+	label(f, "type", h->connection_type, false);
+	label(f, "region", h->region_id, false);
+}
+
+static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
+{
+	size_t n = dbreg_health_report_count(r);
+
+	fputs("# HELP dbreg_up Whether the registered database answered its health check (1) or not (0).\n"
+	      "# TYPE dbreg_up gauge\n", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		if (h->status == DBREG_UNKNOWN)
+			continue;
+		fputs("dbreg_up{", f);
+		labels(f, h);
+		fprintf(f, "} %d\n", h->status == DBREG_HEALTHY || h->status == DBREG_DEGRADED);
+	}
+	fputs("# HELP dbreg_status The health status of the registered database (one-hot).\n"
+	      "# TYPE dbreg_status gauge\n", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		for (int s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++) {
+			fputs("dbreg_status{", f);
+			labels(f, h);
+			label(f, "status", dbreg_health_status_name(s), false);
+			fprintf(f, "} %d\n", h->status == (enum dbreg_health_status)s);
+		}
+	}
+	fputs("# HELP dbreg_check_duration_seconds How long the health check took.\n"
+	      "# TYPE dbreg_check_duration_seconds gauge\n", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		if (h->latency_ms < 0)
+			continue;
+		fputs("dbreg_check_duration_seconds{", f);
+		labels(f, h);
+		fprintf(f, "} %.6f\n", h->latency_ms / 1000);
+	}
+	fputs("# HELP dbreg_last_check_timestamp_seconds When the health check ran, in seconds since the epoch.\n"
+	      "# TYPE dbreg_last_check_timestamp_seconds gauge\n", f);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		if (h->status == DBREG_UNKNOWN)
+			continue;
+		fputs("dbreg_last_check_timestamp_seconds{", f);
+		labels(f, h);
+		fprintf(f, "} %.3f\n", dbreg_health_report_checked_epoch(r));
+	}
+}
+
+static const char *state_name(int state)
+{
+	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+
+	return names[state];
+}
+
+static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state)
+{
+	size_t c[4], shown = 0;
+
+	count(r, c);
+	fprintf(f, "DBREG %s - %zu checked: %zu healthy, %zu degraded, %zu unhealthy, %zu unknown", state_name(state),
+	        dbreg_health_report_count(r), c[DBREG_HEALTHY], c[DBREG_DEGRADED], c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
+	/* Name the worst few, so the alert says where to look. */
+	for (int s = DBREG_UNHEALTHY; s >= DBREG_DEGRADED && shown < 5; s--)
+		for (size_t i = 0; i < dbreg_health_report_count(r) && shown < 5; i++) {
+			const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+			if (h->status == (enum dbreg_health_status)s)
+				fprintf(f, "%s%s %s", shown++ ? ", " : " (", h->connection_name, dbreg_health_status_name(h->status));
+		}
+	if (shown)
+		fputc(')', f);
+	fprintf(f, " | healthy=%zu degraded=%zu unhealthy=%zu unknown=%zu\n", c[DBREG_HEALTHY], c[DBREG_DEGRADED],
+	        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
+}
+
+static int overall(const struct dbreg_health_report *r)
+{
+	size_t c[4];
+
+	count(r, c);
+	if (c[DBREG_UNHEALTHY])
+		return H_CRITICAL;
+	if (c[DBREG_DEGRADED])
+		return H_WARNING;
+	if (c[DBREG_UNKNOWN])
+		return H_UNKNOWN;
+	return H_OK;
+}
+
+static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state)
+{
+	switch (fmt) {
+	case OUT_JSON: print_json(f, r); break;
+	case OUT_PROMETHEUS: print_prometheus(f, r); break;
+	case OUT_NAGIOS: print_nagios(f, r, state); break;
+	default:
+		if (dbreg_health_report_count(r) == 0)
+			fprintf(stderr, "no active connections to check\n");
+		else
+			print_table(f, r);
+		break;
+	}
+}
+
+/* Temp file beside the target, fsync, rename: a reader never sees half a report. */
+static int write_atomically(const char *path, enum out_format fmt, const struct dbreg_health_report *r, int state)
+{
+	char *dir_copy = strdup(path), *base_copy = strdup(path), tmp[PATH_MAX];
+	int fd, saved = 0;
+	FILE *f;
+
+	if (!dir_copy || !base_copy) {
+		free(dir_copy);
+		free(base_copy);
+		log_error("out of memory");
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dirname(dir_copy), basename(base_copy));
+	free(dir_copy);
+	free(base_copy);
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
+		return -1;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		saved = errno;
+		close(fd);
+		goto fail;
+	}
+	print_report(f, fmt, r, state);
+	if (fflush(f) != 0 || ferror(f) || fchmod(fd, 0644) < 0 || fsync(fd) < 0)
+		saved = errno ? errno : EIO;
+	if (fclose(f) != 0 && !saved)
+		saved = errno;
+	if (saved)
+		goto fail;
+	if (rename(tmp, path) < 0) {
+		saved = errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	unlink(tmp);
+	log_error("cannot write %s: %s", path, strerror(saved));
+	return -1;
+}
+
+static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_TYPE = 0x100, ARG_REGION, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'o' },
+		{ "type", required_argument, NULL, ARG_TYPE },
+		{ "region", required_argument, NULL, ARG_REGION },
+		{ "level", required_argument, NULL, ARG_LEVEL },
+		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+		{ "jobs", required_argument, NULL, ARG_JOBS },
+		{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
+		{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
+		{ "output", required_argument, NULL, ARG_OUTPUT },
+		{},
+	};
+	struct dbreg_health_opts o = { .level = DBREG_LEVEL_BASIC };
+	struct dbreg_health_report *r = NULL;
+	enum out_format fmt = OUT_TABLE;
+	const char *output = NULL;
+	struct dbreg_error err;
+	bool shown = false;
+	long v;
+	int c, state;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_health, health_options);
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("health", optarg, OUT_TABLE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS, &fmt) < 0)
+				return H_UNKNOWN;
+			break;
+		case ARG_TYPE: o.type = optarg; break;
+		case ARG_REGION: o.region = optarg; break;
+		case ARG_LEVEL:
+			if (strcmp(optarg, "basic") == 0)
+				o.level = DBREG_LEVEL_BASIC;
+			else if (strcmp(optarg, "extended") == 0)
+				o.level = DBREG_LEVEL_EXTENDED;
+			else if (strcmp(optarg, "deep") == 0)
+				o.level = DBREG_LEVEL_DEEP;
+			else
+				return usage_error("health", "--level: '%s' is not basic, extended or deep", optarg), H_UNKNOWN;
+			break;
+		case ARG_TIMEOUT:
+			if (parse_positive("--timeout", optarg, 3600, &v) < 0)
+				return H_UNKNOWN;
+			o.timeout_ms = (int)v * 1000;
+			break;
+		case ARG_JOBS:
+			if (parse_positive("--jobs", optarg, 10000, &v) < 0)
+				return H_UNKNOWN;
+			o.jobs = (int)v;
+			break;
+		case ARG_WARN_MS:
+			if (parse_positive("--warn-ms", optarg, 3600000, &v) < 0)
+				return H_UNKNOWN;
+			o.warn_ms = (int)v;
+			break;
+		case ARG_NO_UPDATE: o.no_update = 1; break;
+		case ARG_OUTPUT: output = optarg; break;
+		case ':':
+			usage_error("health", "option '%s' needs a value", argv[optind - 1]);
+			return H_UNKNOWN;
+		default:
+			usage_error("health", "unknown option '%s'", argv[optind - 1]);
+			return H_UNKNOWN;
+		}
+	}
+	dbreg_error_clear(&err);
+	for (int i = optind; i < argc; i++)
+		if (dbreg_check_connection_name(argv[i], &err) < 0)
+			return usage_error("health", "%s", err.message), H_UNKNOWN;
+	if (optind < argc) {
+		argv[argc] = NULL;  /* argv is NULL-terminated by contract */
+		o.names = (const char *const *)argv + optind;
+	}
+	if (!output && isatty(STDERR_FILENO)) {
+		o.progress = progress;
+		o.userdata = &shown;
+	}
+	if (connect_registry(ctx))
+		return H_UNKNOWN;
+	if (dbreg_health_run(ctx, &o, &r, &err) < 0) {
+		log_error("%s", err.message);
+		return H_UNKNOWN;
+	}
+	state = overall(r);
+	if (dbreg_health_report_writeback_error(r)) {
+		log_error("the results were not written to the registry: %s", dbreg_health_report_writeback_error(r));
+		if (state == H_OK || state == H_UNKNOWN)
+			state = H_WARNING;
+	}
+	if (output) {
+		if (write_atomically(output, fmt, r, state) < 0 && state != H_CRITICAL)
+			state = H_UNKNOWN;
+	} else {
+		print_report(stdout, fmt, r, state);
+	}
+	dbreg_health_report_free(r);
+	return state;
+}
+
+const struct verb verb_health = {
+	.name = "health",
+	.run = run_health,
+	.summary = "check the registered databases concurrently",
+	.usage = "[NAME...] [--type TYPE] [--region CODE] [--level basic|extended|deep] [--timeout SECONDS]\n"
+	         "       [--jobs N] [--warn-ms MS] [--no-update] [-o table|json|prometheus|nagios] [--output FILE]",
+};

@@ -1,0 +1,64 @@
+/* fanout.h — one non-blocking event loop that talks to many databases at once. */
+#ifndef DBREG_FANOUT_H
+#define DBREG_FANOUT_H
+
+#include <signal.h>
+
+#include <libpq-fe.h>
+
+#define FANOUT_MAX_QUERIES 4
+
+enum fanout_outcome {
+	FANOUT_OK,           /* logged in and ran every query (some may have failed: see results) */
+	FANOUT_NO_RESOLVE,   /* the host name did not resolve */
+	FANOUT_CONNECT,      /* refused, unreachable, authentication failed */
+	FANOUT_TIMEOUT,      /* the deadline passed */
+	FANOUT_CANCELLED,
+	FANOUT_SKIPPED,      /* never started (the caller's choice) */
+};
+
+struct fanout_job {
+	/* in: connection parameters (NULL-terminated pairs; host included) */
+	const char *keys[24];
+	const char *vals[24];
+	int nparams;
+	const char *queries[FANOUT_MAX_QUERIES];
+	int nqueries;
+	/* out */
+	enum fanout_outcome outcome;
+	char error[512];
+	PGresult *results[FANOUT_MAX_QUERIES];   /* one per query run; caller PQclear()s */
+	double elapsed_ms;                       /* start to last result, or to failure */
+	int server_version;                      /* PQserverVersion after login, 0 before */
+	void *userdata;                          /* the caller's */
+	char secret[160];                        /* a password set by prepare; wiped when the job ends */
+	/* private */
+	int state, slot;
+	PGconn *conn;
+	PostgresPollingStatusType poll;
+	int next_query;
+	double started;
+	char hostaddr[256];
+	char hostlist[512];
+	int resolve_id;
+};
+
+struct fanout_opts {
+	int jobs;                 /* at most this many at once */
+	int timeout_ms;           /* each job's deadline */
+	volatile sig_atomic_t *cancel;   /* non-zero: stop (checked between polls) */
+	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
+	void *progress_userdata;
+	/* Called as a job starts (e.g. to decrypt its password into j->secret);
+	 * < 0 ends the job as FANOUT_SKIPPED with j->error set. */
+	int (*prepare)(struct fanout_job *j, void *userdata);
+	void *userdata;
+};
+
+void fanout_job_add(struct fanout_job *j, const char *key, const char *val);
+/* Runs every job to an outcome; returns 0, or -1 if the loop itself failed. */
+int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts, char *errbuf, size_t errsize);
+void fanout_job_clear(struct fanout_job *j);
+double fanout_now_ms(void);
+
+#endif
