@@ -1,0 +1,171 @@
+# Common setup for dbreg's bats tests: `load helper` at the top of every .bats file.
+#
+# Environment (set by meson's test env and by tests/run):
+#   DBREG                     the dbreg binary under test (default: dbreg on PATH)
+#   DBREG_SOURCE_ROOT, DBREG_BUILD_ROOT
+#   ADMIN_DATABASE_URL, PGPASSFILE, PGSANDBOX_HOST, PGSANDBOX_PORT,
+#   PGSANDBOX_SUPERUSER_URL   from `scripts/pg-sandbox env DIR`
+#
+# A file whose tests need the database:
+#   setup_file()    { fresh_registry; }
+#   teardown_file() { drop_registry; }
+#   setup()         { require_sandbox; }
+#
+# Functions:
+#   require_sandbox           skip unless a sandbox is set up (call from setup or a test)
+#   fresh_registry            new empty database owned by dbreg_admin; exports
+#                             ADMIN_DATABASE_URL pointing at it (call from setup_file;
+#                             without a sandbox it does nothing, and require_sandbox skips)
+#   drop_registry [DBNAME]    drop it again (call from teardown_file)
+#   psql_admin [PSQL-ARG...]  psql -X -qAt -v ON_ERROR_STOP=1 on ADMIN_DATABASE_URL
+#   psql_super [PSQL-ARG...]  the same as the sandbox superuser, on database postgres
+#   make_key                  export DB_ENCRYPTION_KEY: 32 fresh random bytes, base64
+#   assert_no_secret STRING   fail if $output (or $stderr) contains STRING
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+: "${DBREG:=dbreg}"
+: "${DBREG_SOURCE_ROOT:=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
+export DBREG DBREG_SOURCE_ROOT
+
+# The role that owns the sandbox's registries (scripts/pg-sandbox creates it).
+: "${DBREG_ADMIN_ROLE:=dbreg_admin}"
+
+_psql() {
+	local psql=psql
+	if [ -n "${PGSANDBOX_BINDIR-}" ] && [ -x "$PGSANDBOX_BINDIR/psql" ]; then
+		psql=$PGSANDBOX_BINDIR/psql
+	fi
+	"$psql" "$@"
+}
+
+have_sandbox() {
+	[ -n "${ADMIN_DATABASE_URL-}" ] && [ -n "${PGSANDBOX_SUPERUSER_URL-}" ]
+}
+
+require_sandbox() {
+	if ! have_sandbox; then
+		skip "no PostgreSQL sandbox: run tests/run, or eval \"\$(scripts/pg-sandbox start DIR)\" first"
+	fi
+}
+
+psql_super() {
+	_psql -X -qAt -v ON_ERROR_STOP=1 -d "$PGSANDBOX_SUPERUSER_URL" "$@"
+}
+
+psql_admin() {
+	_psql -X -qAt -v ON_ERROR_STOP=1 -d "$ADMIN_DATABASE_URL" "$@"
+}
+
+# A new, empty admin database for this test file, owned by the non-superuser role that
+# dbreg runs as.  Exports ADMIN_DATABASE_URL (same host, port and user as the sandbox's
+# own URL) and DBREG_TEST_REGISTRY (its name).  bats 1.8 cannot skip from setup_file,
+# so without a sandbox this does nothing and leaves the skipping to require_sandbox.
+fresh_registry() {
+	have_sandbox || return 0
+	local db host port
+	db=reg_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')
+	host=${PGSANDBOX_HOST:-127.0.0.1}
+	port=${PGSANDBOX_PORT:?PGSANDBOX_PORT is not set}
+	psql_super -v "db=$db" -v "owner=$DBREG_ADMIN_ROLE" <<-'EOF' || return 1
+		CREATE DATABASE :"db" OWNER :"owner";
+	EOF
+	# The sandbox's own URL, kept so that drop_registry can go back to it.
+	: "${DBREG_SANDBOX_ADMIN_URL:=$ADMIN_DATABASE_URL}"
+	export DBREG_SANDBOX_ADMIN_URL
+	export DBREG_TEST_REGISTRY=$db
+	export ADMIN_DATABASE_URL="postgresql://$DBREG_ADMIN_ROLE@$host:$port/$db"
+}
+
+# Drop the registry made by fresh_registry (or DBNAME).  DBREG_KEEP_REGISTRY=1 keeps it
+# for a look after a failure.
+drop_registry() {
+	local db=${1:-${DBREG_TEST_REGISTRY-}}
+	[ -n "$db" ] || return 0
+	[ -n "${PGSANDBOX_SUPERUSER_URL-}" ] || return 0
+	if [ -z "${DBREG_KEEP_REGISTRY-}" ]; then
+		psql_super -v "db=$db" <<-'EOF' || return 1
+			DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+		EOF
+	fi
+	if [ -z "${1-}" ] || [ "$db" = "${DBREG_TEST_REGISTRY-}" ]; then
+		unset DBREG_TEST_REGISTRY
+		if [ -n "${DBREG_SANDBOX_ADMIN_URL-}" ]; then
+			export ADMIN_DATABASE_URL=$DBREG_SANDBOX_ADMIN_URL
+		fi
+	fi
+}
+
+make_key() {
+	unset DB_ENCRYPTION_KEY_FILE
+	DB_ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)
+	export DB_ENCRYPTION_KEY
+}
+
+# Fails when the last `run` printed STRING on stdout or (with --separate-stderr) stderr.
+# The secret itself is not repeated in the failure message.
+assert_no_secret() {
+	local secret=${1:?assert_no_secret: missing STRING}
+	local where=
+	[[ ${output-} == *"$secret"* ]] && where="output"
+	[[ ${stderr-} == *"$secret"* ]] && where="${where:+$where and }stderr"
+	if [ -n "$where" ]; then
+		batslib_print_kv_single 8 'secret' "<${#secret} characters>" \
+			| batslib_decorate "secret found in $where" \
+			| fail
+	fi
+}
+
+# ---- shared by the tests of the registry commands (init, register, update, list, ...) ----
+
+# registry_count [CONDITION]: rows in admin.database_connections, deleted ones included,
+# optionally only those WHERE CONDITION.
+registry_count() {
+	psql_admin <<<"SELECT count(*) FROM admin.database_connections${1:+ WHERE $1};"
+}
+
+# registry_field NAME EXPR: EXPR (a column, or any SQL expression over the row) of the
+# live row NAME, as psql -At prints it (t/f for booleans, empty for NULL).
+registry_field() {
+	psql_admin -v "name=$1" <<<"SELECT $2 FROM admin.database_connections
+		WHERE connection_name = :'name' AND deleted_at IS NULL;"
+}
+
+# sandbox_admin_password: the password of the sandbox role dbreg_admin.
+sandbox_admin_password() {
+	if [ -n "${PGSANDBOX_DIR-}" ] && [ -r "$PGSANDBOX_DIR/admin.password" ]; then
+		cat "$PGSANDBOX_DIR/admin.password"
+	else
+		awk -F: -v role="$DBREG_ADMIN_ROLE" '$4 == role { print $5; exit }' "${PGPASSFILE:?}"
+	fi
+}
+
+# no_tty COMMAND [ARG...]: run COMMAND in a new session, without a controlling terminal,
+# so that it cannot open /dev/tty (redirect its standard input too).
+no_tty() {
+	setsid -w "$@"
+}
+
+# scratch_registry: one more new, empty database owned by dbreg_admin, for one test
+# (e.g. a registry without the schema); exports ADMIN_DATABASE_URL pointing at it and
+# SCRATCH_REGISTRY (its name).  Call drop_scratch_registry from teardown.
+scratch_registry() {
+	local host=${PGSANDBOX_HOST:-127.0.0.1} port=${PGSANDBOX_PORT:?PGSANDBOX_PORT is not set}
+	SCRATCH_REGISTRY=scratch_$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')
+	export SCRATCH_REGISTRY
+	psql_super -v "db=$SCRATCH_REGISTRY" -v "owner=$DBREG_ADMIN_ROLE" <<-'EOF' || return 1
+		CREATE DATABASE :"db" OWNER :"owner";
+	EOF
+	export ADMIN_DATABASE_URL="postgresql://$DBREG_ADMIN_ROLE@$host:$port/$SCRATCH_REGISTRY"
+}
+
+drop_scratch_registry() {
+	[ -n "${SCRATCH_REGISTRY-}" ] || return 0
+	[ -n "${DBREG_KEEP_REGISTRY-}" ] && return 0
+	psql_super -v "db=$SCRATCH_REGISTRY" <<-'EOF'
+		DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+	EOF
+	unset SCRATCH_REGISTRY
+}
