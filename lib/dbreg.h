@@ -231,8 +231,16 @@ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spe
 int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge,
                      long *ret_tenants, struct dbreg_error *err);
 
-/* Connection names must match ^[a-z0-9][a-z0-9._-]*$ and fit 100 bytes. */
+/* Naming rules (SPEC §6); a refusal names the rule it broke (DBREG_ERR_USAGE).
+ * Connection names: ^[a-z0-9][a-z0-9._-]*$, at most 100 bytes. */
 int dbreg_check_connection_name(const char *name, struct dbreg_error *err);
+/* Schema names: ^[a-z][a-z0-9_]*$, at most 63 bytes, not pg_*, not
+ * information_schema, not a reserved word. */
+int dbreg_check_schema_name(const char *name, struct dbreg_error *err);
+/* Tenant slugs: ^[a-z0-9][a-z0-9-]*[a-z0-9]$, 4-54 characters, no --, not reserved. */
+int dbreg_check_slug(const char *slug, struct dbreg_error *err);
+/* The schema a slug is expected to have: tenant_ + slug with - turned into _. */
+int dbreg_schema_for_slug(const char *slug, char *buf, size_t size);
 
 /* ---- init ---- */
 /* Applies the missing migrations; *ret_applied gets how many, *ret_version the

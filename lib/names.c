@@ -1,40 +1,162 @@
-/* names.c — dbreg's own naming rules (connection names), kept in one table. */
+/* names.c — dbreg's own naming rules (connection names, schema names, slugs), kept in one table. */
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
-struct name_rule {
-	const char *what;
-	size_t max;
-	const char *first;   /* characters allowed first */
-	const char *rest;    /* characters allowed after */
-	const char *pattern; /* for messages */
+enum rule_kind { R_PATTERN, R_MIN_LEN, R_MAX_LEN, R_PREFIX, R_WORDS, R_SUBSTRING };
+
+/* One rule: what it checks, and the name a refusal gives it. */
+struct rule {
+	const char *name;
+	enum rule_kind kind;
+	const char *arg;          /* R_PATTERN: "first|middle|last" allowed sets; R_PREFIX/R_SUBSTRING: text */
+	size_t n;                 /* R_MIN_LEN/R_MAX_LEN */
+	const char *const *words; /* R_WORDS */
+	const char *describe;
 };
 
-static const struct name_rule connection_name_rule = {
-	"connection name", 100,
-	"abcdefghijklmnopqrstuvwxyz0123456789",
-	"abcdefghijklmnopqrstuvwxyz0123456789._-",
-	"^[a-z0-9][a-z0-9._-]*$",
+#define LOWER "abcdefghijklmnopqrstuvwxyz"
+#define DIGIT "0123456789"
+
+static const char *const reserved_schema_words[] = {
+	"user", "table", "index", "where", "select", "insert", "update", "delete", "create", "drop",
+	"alter", "grant", "revoke", "commit", "rollback", NULL,
 };
 
-static int check_rule(const struct name_rule *rule, const char *s, struct dbreg_error *err)
+static const char *const reserved_slugs[] = {
+	"admin", "api", "app", "www", "mail", "ftp", "test", "dev", "staging", "prod", "production",
+	"platform", "system", "root", "tenant", "organization", "org", "public", "private", "shared", NULL,
+};
+
+static const char *const information_schema[] = { "information_schema", NULL };
+
+/* R_PATTERN sets: the first character, the ones between, the last (NULL: as between). */
+struct charsets {
+	const char *first, *middle, *last;
+};
+
+static const struct charsets connection_chars = { LOWER DIGIT, LOWER DIGIT "._-", NULL };
+static const struct charsets schema_chars = { LOWER, LOWER DIGIT "_", NULL };
+static const struct charsets slug_chars = { LOWER DIGIT, LOWER DIGIT "-", LOWER DIGIT };
+
+static const struct rule connection_rules[] = {
+	{ "length", R_MIN_LEN, NULL, 1, NULL, "must not be empty" },
+	{ "length", R_MAX_LEN, NULL, 100, NULL, "must be at most 100 bytes" },
+	{ "pattern", R_PATTERN, (const char *)&connection_chars, 0, NULL, "must match ^[a-z0-9][a-z0-9._-]*$" },
+	{ NULL, 0, NULL, 0, NULL, NULL },
+};
+
+static const struct rule schema_rules[] = {
+	{ "length", R_MIN_LEN, NULL, 1, NULL, "must not be empty" },
+	{ "length", R_MAX_LEN, NULL, 63, NULL, "must be at most 63 bytes" },
+	{ "pattern", R_PATTERN, (const char *)&schema_chars, 0, NULL, "must match ^[a-z][a-z0-9_]*$" },
+	{ "pg-prefix", R_PREFIX, "pg_", 0, NULL, "must not start with pg_ (reserved for the system)" },
+	{ "information-schema", R_WORDS, NULL, 0, information_schema, "must not be information_schema" },
+	{ "reserved-word", R_WORDS, NULL, 0, reserved_schema_words, "must not be a reserved SQL word" },
+	{ NULL, 0, NULL, 0, NULL, NULL },
+};
+
+static const struct rule slug_rules[] = {
+	{ "length", R_MIN_LEN, NULL, 4, NULL, "must be at least 4 characters" },
+	{ "length", R_MAX_LEN, NULL, 54, NULL, "must be at most 54 characters" },
+	{ "pattern", R_PATTERN, (const char *)&slug_chars, 0, NULL, "must match ^[a-z0-9][a-z0-9-]*[a-z0-9]$" },
+	{ "double-hyphen", R_SUBSTRING, "--", 0, NULL, "must not contain --" },
+	{ "reserved-slug", R_WORDS, NULL, 0, reserved_slugs, "must not be a reserved name" },
+	{ NULL, 0, NULL, 0, NULL, NULL },
+};
+
+static bool pattern_ok(const struct charsets *c, const char *s, size_t n)
 {
-	size_t n = s ? strlen(s) : 0;
+	const char *last = c->last ? c->last : c->middle;
 
-	if (n == 0)
-		return dbreg_fail(err, DBREG_ERR_USAGE, "the %s is empty", rule->what);
-	if (n > rule->max)
-		return dbreg_fail(err, DBREG_ERR_USAGE, "the %s is %zu bytes; at most %zu", rule->what, n, rule->max);
-	if (!strchr(rule->first, s[0]) || strspn(s + 1, rule->rest) != n - 1)
-		return dbreg_fail(err, DBREG_ERR_USAGE, "invalid %s '%s': it must match %s", rule->what, s,
-		                  rule->pattern);
+	if (n == 0 || !strchr(c->first, s[0]))
+		return false;
+	if (n == 1)
+		return !c->last;  /* a set last character needs a second one */
+	return strspn(s + 1, c->middle) >= n - 2 && strchr(last, s[n - 1]) && s[n - 1] != '\0';
+}
+
+static bool rule_ok(const struct rule *r, const char *s)
+{
+	size_t n = strlen(s);
+
+	switch (r->kind) {
+	case R_MIN_LEN: return n >= r->n;
+	case R_MAX_LEN: return n <= r->n;
+	case R_PATTERN: return pattern_ok((const struct charsets *)r->arg, s, n);
+	case R_PREFIX: return strncmp(s, r->arg, strlen(r->arg)) != 0;
+	case R_SUBSTRING: return strstr(s, r->arg) == NULL;
+	case R_WORDS:
+		for (const char *const *w = r->words; *w; w++)
+			if (strcmp(s, *w) == 0)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* Prints a name for a message: printable ASCII as is, anything else as \xNN. */
+static void printable(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+	}
+	if (*s && o + 4 < size) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+}
+
+static int check_rules(const struct rule *rules, const char *what, const char *s, enum dbreg_errkind kind,
+                       struct dbreg_error *err)
+{
+	char shown[160];
+
+	if (!s)
+		s = "";
+	for (const struct rule *r = rules; r->name; r++)
+		if (!rule_ok(r, s)) {
+			printable(s, shown, sizeof(shown));
+			return dbreg_fail(err, kind, "invalid %s '%s': rule %s: it %s", what, shown, r->name, r->describe);
+		}
 	return 0;
 }
 
 _public_ int dbreg_check_connection_name(const char *name, struct dbreg_error *err)
 {
-	return check_rule(&connection_name_rule, name, err);
+	return check_rules(connection_rules, "connection name", name, DBREG_ERR_USAGE, err);
+}
+
+_public_ int dbreg_check_schema_name(const char *name, struct dbreg_error *err)
+{
+	return check_rules(schema_rules, "schema name", name, DBREG_ERR_USAGE, err);
+}
+
+_public_ int dbreg_check_slug(const char *slug, struct dbreg_error *err)
+{
+	return check_rules(slug_rules, "tenant slug", slug, DBREG_ERR_USAGE, err);
+}
+
+_public_ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "tenant_%s", slug);
+
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	for (char *p = buf; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	return 0;
 }
 
 bool dbreg_is_uuid(const char *s)
