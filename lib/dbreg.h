@@ -307,6 +307,28 @@ const char *dbreg_health_report_writeback_error(const struct dbreg_health_report
 void dbreg_health_report_free(struct dbreg_health_report *r);
 const char *dbreg_health_status_name(enum dbreg_health_status s);
 
+/* ---- validate-config ---- */
+enum dbreg_severity {
+	DBREG_SEV_ERROR,
+	DBREG_SEV_WARNING,
+};
+
+struct dbreg_finding {
+	enum dbreg_severity severity;
+	const char *code;            /* stable, documented in dbreg-validate-config(1) */
+	const char *message;
+	const char *connection_name; /* NULL when it concerns no one connection */
+};
+
+struct dbreg_findings;
+/* Runs every check of SPEC §8 (only those that need no network when
+ * offline).  Everything wrong is a finding: this fails only when it cannot
+ * run at all (out of memory). */
+int dbreg_validate(struct dbreg_ctx *ctx, int offline, struct dbreg_findings **ret, struct dbreg_error *err);
+size_t dbreg_findings_count(const struct dbreg_findings *f);
+const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i);
+void dbreg_findings_free(struct dbreg_findings *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,7 +64,36 @@ static const char m1[] =
 	"CREATE TRIGGER database_connections_touch BEFORE UPDATE ON admin.database_connections\n"
 	"  FOR EACH ROW EXECUTE FUNCTION admin.dbreg_touch_updated_at();\n";
 
+/* Tenants, read by resolve-schema; slug and schema rules mirror lib/names.c. */
+static const char m2[] =
+	"CREATE TABLE IF NOT EXISTS admin.tenants (\n"
+	"  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),\n"
+	"  slug varchar(63) NOT NULL UNIQUE\n"
+	"    CONSTRAINT tenants_slug_check CHECK (\n"
+	"      slug ~ '^[a-z0-9][a-z0-9-]*[a-z0-9]$' AND length(slug) BETWEEN 4 AND 54\n"
+	"      AND position('--' IN slug) = 0\n"
+	"      AND slug NOT IN ('admin', 'api', 'app', 'www', 'mail', 'ftp', 'test', 'dev', 'staging', 'prod',\n"
+	"                       'production', 'platform', 'system', 'root', 'tenant', 'organization', 'org',\n"
+	"                       'public', 'private', 'shared')),\n"
+	"  name text NOT NULL,\n"
+	"  schema_name varchar(63) NOT NULL UNIQUE\n"
+	"    CONSTRAINT tenants_schema_name_check CHECK (\n"
+	"      schema_name ~ '^[a-z][a-z0-9_]*$' AND schema_name NOT LIKE 'pg\\_%'\n"
+	"      AND schema_name NOT IN ('information_schema', 'user', 'table', 'index', 'where', 'select',\n"
+	"                              'insert', 'update', 'delete', 'create', 'drop', 'alter', 'grant',\n"
+	"                              'revoke', 'commit', 'rollback')),\n"
+	"  database_connection_id uuid REFERENCES admin.database_connections (id) ON DELETE RESTRICT,\n"
+	"  status text NOT NULL DEFAULT 'pending'\n"
+	"    CONSTRAINT tenants_status_check CHECK (status IN ('pending', 'provisioning', 'active', 'suspended',\n"
+	"                                                     'migrating', 'archived', 'deleted')),\n"
+	"  created_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  deleted_at timestamptz\n"
+	");\n"
+	"CREATE INDEX IF NOT EXISTS tenants_connection_idx ON admin.tenants (database_connection_id);\n";
+
 const struct dbreg_migration dbreg_migrations[] = {
 	{ 1, "database_connections registry", m1 },
+	{ 2, "tenants", m2 },
 };
 const int dbreg_migration_count = (int)ELEMENTSOF(dbreg_migrations);
