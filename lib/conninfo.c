@@ -208,10 +208,12 @@ void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
 		snprintf(buf, size, "unknown error");
 }
 
-int dbreg_test_login(const char *host, const char *port, const char *dbname, const char *user,
-                     const char *sslmode, const char *password, int timeout_s, struct dbreg_error *err)
+int dbreg_target_ask(const char *host, const char *port, const char *dbname, const char *user,
+                     const char *sslmode, const char *password, int timeout_s, const char *sql,
+                     const char *param, int *ret_true, struct dbreg_error *err)
 {
 	struct dbreg_params p = { .n = 0 };
+	const char *params[1] = { param };
 	char timeout[16];
 	PGconn *conn;
 	PGresult *res;
@@ -238,13 +240,22 @@ int dbreg_test_login(const char *host, const char *port, const char *dbname, con
 		r = dbreg_fail(err, DBREG_ERR_FAILED, "cannot log in to %s:%s/%s as %s: %s", host,
 		               port ? port : "5432", dbname, user, why);
 	} else {
-		res = PQexec(conn, "SELECT 1");
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			r = dbreg_fail_result(err, res, "the test query failed");
-		if (r < 0 && err)
-			err->kind = DBREG_ERR_FAILED;
+		res = PQexecParams(conn, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
+			r = dbreg_fail_result(err, res, "the query on the target failed");
+			if (err)
+				err->kind = DBREG_ERR_FAILED;
+		} else if (ret_true) {
+			*ret_true = PQgetvalue(res, 0, 0)[0] == 't';
+		}
 		PQclear(res);
 	}
 	PQfinish(conn);
 	return r;
+}
+
+int dbreg_test_login(const char *host, const char *port, const char *dbname, const char *user,
+                     const char *sslmode, const char *password, int timeout_s, struct dbreg_error *err)
+{
+	return dbreg_target_ask(host, port, dbname, user, sslmode, password, timeout_s, "SELECT true", NULL, NULL, err);
 }

@@ -307,6 +307,47 @@ const char *dbreg_health_report_writeback_error(const struct dbreg_health_report
 void dbreg_health_report_free(struct dbreg_health_report *r);
 const char *dbreg_health_status_name(enum dbreg_health_status s);
 
+/* ---- schema resolution ---- */
+enum dbreg_schema_context {
+	DBREG_CONTEXT_TENANT,    /* the tenant's schema_name */
+	DBREG_CONTEXT_ADMIN,     /* admin */
+	DBREG_CONTEXT_SHARED,    /* shared */
+	DBREG_CONTEXT_TEMPLATE,  /* tenant_template */
+};
+
+/* Is s a UUID in canonical 8-4-4-4-12 hex form? */
+int dbreg_is_canonical_uuid(const char *s);
+/* Parses "tenant", "admin", "shared", "template"; -1 when it is none. */
+int dbreg_schema_context_parse(const char *text);
+const char *dbreg_schema_context_name(enum dbreg_schema_context c);
+
+struct dbreg_resolution;
+/* Resolves TENANT (a canonical UUID is an id, anything else a slug) to its
+ * schema.  Only active, non-deleted tenants resolve: DBREG_ERR_FAILED names
+ * the status otherwise.  Contexts other than tenant need no tenant and no
+ * connection (ctx may then be unconnected). */
+int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_context context, const char *tenant,
+                         struct dbreg_resolution **ret, struct dbreg_error *err);
+const char *dbreg_resolution_schema(const struct dbreg_resolution *r);
+enum dbreg_schema_context dbreg_resolution_context(const struct dbreg_resolution *r);
+/* The tenant's id, slug and name; NULL outside the tenant context. */
+const char *dbreg_resolution_tenant_id(const struct dbreg_resolution *r);
+const char *dbreg_resolution_tenant_slug(const struct dbreg_resolution *r);
+const char *dbreg_resolution_tenant_name(const struct dbreg_resolution *r);
+/* Finds the tenant's connection: its own, else the active SHARED one named
+ * default_name (NULL: shared-primary). */
+int dbreg_resolution_find_connection(struct dbreg_ctx *ctx, struct dbreg_resolution *r, const char *default_name,
+                                     struct dbreg_error *err);
+/* The connection found above, or NULL. */
+const struct dbreg_conn *dbreg_resolution_connection(const struct dbreg_resolution *r);
+/* Logs in to that connection and checks the schema exists as its user sees
+ * it; DBREG_ERR_FAILED when it does not. */
+int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resolution *r, int timeout_s, struct dbreg_error *err);
+/* The schema as an SQL identifier, quoted only where it must be; free() it. */
+int dbreg_resolution_sql_identifier(struct dbreg_ctx *ctx, const struct dbreg_resolution *r, char **ret,
+                                    struct dbreg_error *err);
+void dbreg_resolution_free(struct dbreg_resolution *r);
+
 /* ---- validate-config ---- */
 enum dbreg_severity {
 	DBREG_SEV_ERROR,

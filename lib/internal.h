@@ -76,6 +76,18 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 /* Writes health results ([{"id","ok"}] as JSON) in one statement. */
 int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, struct dbreg_error *err);
 
+/* Tenant rows: id, slug, name, schema_name, status, deleted (t/f), database_connection_id. */
+PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct dbreg_error *err);
+int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id, const char *default_name,
+                                     struct dbreg_conn_list **ret, struct dbreg_error *err);
+int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char **ret, struct dbreg_error *err);
+char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
+/* Logs in to one target (blocking), runs sql with one optional parameter and
+ * reads the first column of the first row as a boolean into *ret_true. */
+int dbreg_target_ask(const char *host, const char *port, const char *dbname, const char *user,
+                     const char *sslmode, const char *password, int timeout_s, const char *sql,
+                     const char *param, int *ret_true, struct dbreg_error *err);
+
 /* conn.c */
 const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */

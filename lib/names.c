@@ -159,6 +159,11 @@ _public_ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size)
 	return 0;
 }
 
+_public_ int dbreg_is_canonical_uuid(const char *s)
+{
+	return dbreg_is_uuid(s);
+}
+
 bool dbreg_is_uuid(const char *s)
 {
 	static const char hex[] = "0123456789abcdefABCDEF";

@@ -647,6 +647,81 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 	return r;
 }
 
+/* ---- tenants ---- */
+PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct dbreg_error *err)
+{
+	const char *params[2] = { key, dbreg_is_uuid(key) ? "true" : "false" };
+
+	/* A canonical UUID is an id (compared as text, so a slug never meets a uuid cast). */
+	return dbreg_exec(ctx,
+	                  "SELECT id::text, slug, name, schema_name, status, deleted_at IS NOT NULL,"
+	                  " database_connection_id::text FROM admin.tenants"
+	                  " WHERE CASE WHEN $2::boolean THEN id::text = lower($1) ELSE slug = $1 END",
+	                  2, params, PGRES_TUPLES_OK, err);
+}
+
+/* The connection a tenant uses: its own (by id), else the active SHARED one by name. */
+int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id, const char *default_name,
+                                     struct dbreg_conn_list **ret, struct dbreg_error *err)
+{
+	static const char by_id[] =
+		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE id::text = $1 AND deleted_at IS NULL";
+	static const char by_name[] =
+		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL"
+		" AND is_active AND connection_type = 'SHARED'";
+	const char *params[1] = { conn_id ? conn_id : default_name };
+	struct dbreg_conn_list *l;
+
+	if (fetch(ctx, conn_id ? by_id : by_name, 1, params, &l, err) < 0)
+		return -1;
+	if (dbreg_conn_list_count(l) == 0) {
+		dbreg_conn_list_free(l);
+		if (conn_id)
+			return dbreg_fail(err, DBREG_ERR_FAILED, "the tenant's connection %s is not registered (or deleted)",
+			                  conn_id);
+		return dbreg_fail(err, DBREG_ERR_FAILED,
+		                  "the tenant has no connection of its own and there is no active SHARED connection '%s'"
+		                  " (see --default-connection)", default_name);
+	}
+	*ret = l;
+	return 0;
+}
+
+/* The stored password text of a connection (NULL when none); free() it, never print it. */
+int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char **ret, struct dbreg_error *err)
+{
+	const char *params[1] = { id };
+	PGresult *res = dbreg_exec(ctx, "SELECT encrypted_password FROM " REGISTRY " WHERE id::text = $1", 1, params,
+	                           PGRES_TUPLES_OK, err);
+	char *copy = NULL;
+
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && !(copy = strdup(PQgetvalue(res, 0, 0)))) {
+		PQclear(res);
+		return dbreg_fail_oom(err);
+	}
+	PQclear(res);
+	*ret = copy;
+	return 0;
+}
+
+/* quote_ident(): quotes only where it must (upper case, keywords, odd characters). */
+char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	PGresult *res = dbreg_exec(ctx, "SELECT quote_ident($1)", 1, params, PGRES_TUPLES_OK, err);
+	char *q;
+
+	if (!res)
+		return NULL;
+	q = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!q)
+		dbreg_fail_oom(err);
+	return q;
+}
+
 /* ---- targets for the fan-out commands ---- */
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
 {

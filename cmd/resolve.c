@@ -1,0 +1,149 @@
+/* resolve.c — dbreg resolve-schema: tenant to schema name and connection, with strict validation. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbreg-cmd.h"
+
+static const char resolve_options[] =
+	"  --context CONTEXT          tenant (default), admin, shared or template\n"
+	"  --check                    confirm the schema exists on the tenant's database\n"
+	"  --default-connection NAME  the SHARED connection of tenants without their own\n"
+	"                             (default shared-primary)\n"
+	"  --validate NAME            check a schema name against the naming rules\n"
+	"  -o, --format FMT           text (default), json or sql\n"
+	"  -h, --help                 show this help\n";
+
+static json_t *tenant_json(const struct dbreg_resolution *r)
+{
+	if (!dbreg_resolution_tenant_id(r))
+		return json_null();
+	return json_pack("{s:s, s:s, s:s}", "id", dbreg_resolution_tenant_id(r), "slug",
+	                 dbreg_resolution_tenant_slug(r), "name", dbreg_resolution_tenant_name(r));
+}
+
+static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum { ARG_CONTEXT = 0x100, ARG_CHECK, ARG_DEFAULT_CONNECTION, ARG_VALIDATE };
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "format", required_argument, NULL, 'o' },
+		{ "context", required_argument, NULL, ARG_CONTEXT },
+		{ "check", no_argument, NULL, ARG_CHECK },
+		{ "default-connection", required_argument, NULL, ARG_DEFAULT_CONNECTION },
+		{ "validate", required_argument, NULL, ARG_VALIDATE },
+		{},
+	};
+	enum dbreg_schema_context context = DBREG_CONTEXT_TENANT;
+	const char *default_conn = "shared-primary", *validate = NULL, *tenant = NULL;
+	enum out_format fmt = OUT_TEXT;
+	struct dbreg_resolution *r = NULL;
+	struct dbreg_error err;
+	bool check = false;
+	char *ident = NULL;
+	int c, rc = EXIT_OK;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_resolve_schema, resolve_options);
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("resolve-schema", optarg, OUT_TEXT | OUT_JSON | OUT_SQL, &fmt) < 0)
+				return EXIT_USAGE;
+			break;
+		case ARG_CONTEXT:
+			c = dbreg_schema_context_parse(optarg);
+			if (c < 0)
+				return usage_error("resolve-schema", "--context: '%s' is not admin, tenant, shared or template",
+				                   optarg);
+			context = (enum dbreg_schema_context)c;
+			break;
+		case ARG_CHECK: check = true; break;
+		case ARG_DEFAULT_CONNECTION: default_conn = optarg; break;
+		case ARG_VALIDATE: validate = optarg; break;
+		case ':':
+			return usage_error("resolve-schema", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("resolve-schema", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind + 1 < argc)
+		return usage_error("resolve-schema", "unexpected argument '%s'", argv[optind + 1]);
+	if (optind < argc)
+		tenant = argv[optind];
+	dbreg_error_clear(&err);
+
+	if (validate) {
+		/* The rules alone: no registry, no connection. */
+		if (tenant || check)
+			return usage_error("resolve-schema", "--validate takes a schema name and nothing else");
+		if (dbreg_check_schema_name(validate, &err) < 0) {
+			log_error("%s", err.message);
+			return EXIT_NEGATIVE;
+		}
+		printf("%s: valid schema name\n", validate);
+		return EXIT_OK;
+	}
+	if (context == DBREG_CONTEXT_TENANT && !tenant)
+		return usage_error("resolve-schema", "a TENANT (id or slug) is required in the tenant context");
+	if (context != DBREG_CONTEXT_TENANT && (tenant || check))
+		return usage_error("resolve-schema", "--context %s takes no TENANT and no --check",
+		                   dbreg_schema_context_name(context));
+	if (dbreg_check_connection_name(default_conn, &err) < 0)
+		return usage_error("resolve-schema", "--default-connection: %s", err.message);
+	if (context == DBREG_CONTEXT_TENANT) {
+		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug(tenant, &err) < 0)
+			return usage_error("resolve-schema", "%s", err.message);
+		rc = connect_registry(ctx);
+		if (rc)
+			return rc;
+	}
+	if (dbreg_resolve_schema(ctx, context, tenant, &r, &err) < 0)
+		return fail(&err);
+	if (context == DBREG_CONTEXT_TENANT && (fmt == OUT_JSON || check) &&
+	    dbreg_resolution_find_connection(ctx, r, default_conn, &err) < 0) {
+		rc = fail(&err);
+		goto out;
+	}
+	if (check && dbreg_resolution_check(ctx, r, 10, &err) < 0) {
+		rc = fail(&err);
+		goto out;
+	}
+	switch (fmt) {
+	case OUT_JSON: {
+		const struct dbreg_conn *conn = dbreg_resolution_connection(r);
+		json_t *j = json_pack("{s:s, s:s, s:o, s:o}", "schema", dbreg_resolution_schema(r), "context",
+		                      dbreg_schema_context_name(context), "tenant", tenant_json(r), "connection",
+		                      conn ? out_conn_json(conn) : json_null());
+
+		out_json_print(stdout, j);
+		json_decref(j);
+		break;
+	}
+	case OUT_SQL:
+		if (dbreg_resolution_sql_identifier(ctx, r, &ident, &err) < 0) {
+			rc = fail(&err);
+			goto out;
+		}
+		printf("SET search_path TO %s, public;\n", ident);
+		free(ident);
+		break;
+	default:
+		puts(dbreg_resolution_schema(r));
+		break;
+	}
+out:
+	dbreg_resolution_free(r);
+	return rc;
+}
+
+const struct verb verb_resolve_schema = {
+	.name = "resolve-schema",
+	.run = run_resolve_schema,
+	.summary = "resolve a tenant (id or slug) to its schema and connection",
+	.usage = "[TENANT] [--context admin|tenant|shared|template] [--check] [--default-connection NAME]\n"
+	         "       [-o text|json|sql]\n"
+	         "       dbreg resolve-schema --validate NAME",
+};

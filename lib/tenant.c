@@ -1,0 +1,187 @@
+/* tenant.c — tenant to schema resolution (SPEC §6); the naming rules themselves live in names.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct dbreg_resolution {
+	enum dbreg_schema_context context;
+	const char *schema;
+	PGresult *tenant;                /* one row, or NULL outside the tenant context */
+	struct dbreg_conn_list *conn;    /* found on demand */
+};
+
+enum { T_ID, T_SLUG, T_NAME, T_SCHEMA, T_STATUS, T_DELETED, T_CONN };
+
+static const char *const context_names[] = {
+	[DBREG_CONTEXT_TENANT] = "tenant",
+	[DBREG_CONTEXT_ADMIN] = "admin",
+	[DBREG_CONTEXT_SHARED] = "shared",
+	[DBREG_CONTEXT_TEMPLATE] = "template",
+};
+
+/* The fixed schemas of the contexts that need no tenant. */
+static const char *const context_schemas[] = {
+	[DBREG_CONTEXT_ADMIN] = "admin",
+	[DBREG_CONTEXT_SHARED] = "shared",
+	[DBREG_CONTEXT_TEMPLATE] = "tenant_template",
+};
+
+_public_ int dbreg_schema_context_parse(const char *text)
+{
+	for (size_t i = 0; i < ELEMENTSOF(context_names); i++)
+		if (strcmp(text, context_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+_public_ const char *dbreg_schema_context_name(enum dbreg_schema_context c)
+{
+	return (unsigned)c < ELEMENTSOF(context_names) ? context_names[c] : NULL;
+}
+
+_public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_context context, const char *tenant,
+                                  struct dbreg_resolution **ret, struct dbreg_error *err)
+{
+	struct dbreg_resolution *r;
+	PGresult *res;
+	const char *status;
+
+	if ((unsigned)context >= ELEMENTSOF(context_names))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "unknown context");
+	if (context == DBREG_CONTEXT_TENANT) {
+		if (!tenant || !*tenant)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "a TENANT (id or slug) is required in the tenant context");
+		if (!dbreg_is_uuid(tenant) && dbreg_check_slug(tenant, err) < 0)
+			return -1;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return dbreg_fail_oom(err);
+	r->context = context;
+	if (context != DBREG_CONTEXT_TENANT) {
+		r->schema = context_schemas[context];
+		*ret = r;
+		return 0;
+	}
+	res = dbreg_registry_tenant(ctx, tenant, err);
+	if (!res) {
+		free(r);
+		return -1;
+	}
+	r->tenant = res;
+	if (PQntuples(res) == 0) {
+		dbreg_resolution_free(r);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no tenant '%s'", tenant);
+	}
+	status = PQgetvalue(res, 0, T_STATUS);
+	if (PQgetvalue(res, 0, T_DELETED)[0] == 't') {
+		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is deleted", PQgetvalue(res, 0, T_SLUG));
+		dbreg_resolution_free(r);
+		return -1;
+	}
+	if (strcmp(status, "active") != 0) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is %s, not active", PQgetvalue(res, 0, T_SLUG), status);
+		dbreg_resolution_free(r);
+		return -1;
+	}
+	r->schema = PQgetvalue(res, 0, T_SCHEMA);
+	*ret = r;
+	return 0;
+}
+
+_public_ const char *dbreg_resolution_schema(const struct dbreg_resolution *r)
+{
+	return r->schema;
+}
+
+_public_ enum dbreg_schema_context dbreg_resolution_context(const struct dbreg_resolution *r)
+{
+	return r->context;
+}
+
+static const char *tenant_field(const struct dbreg_resolution *r, int col)
+{
+	return r->tenant ? PQgetvalue(r->tenant, 0, col) : NULL;
+}
+
+_public_ const char *dbreg_resolution_tenant_id(const struct dbreg_resolution *r) { return tenant_field(r, T_ID); }
+_public_ const char *dbreg_resolution_tenant_slug(const struct dbreg_resolution *r) { return tenant_field(r, T_SLUG); }
+_public_ const char *dbreg_resolution_tenant_name(const struct dbreg_resolution *r) { return tenant_field(r, T_NAME); }
+
+_public_ int dbreg_resolution_find_connection(struct dbreg_ctx *ctx, struct dbreg_resolution *r,
+                                              const char *default_name, struct dbreg_error *err)
+{
+	const char *own;
+
+	if (r->conn)
+		return 0;
+	if (!r->tenant)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "only a tenant has a connection to find");
+	own = PQgetisnull(r->tenant, 0, T_CONN) ? NULL : PQgetvalue(r->tenant, 0, T_CONN);
+	return dbreg_registry_tenant_connection(ctx, own, default_name ? default_name : "shared-primary", &r->conn, err);
+}
+
+_public_ const struct dbreg_conn *dbreg_resolution_connection(const struct dbreg_resolution *r)
+{
+	return r->conn ? dbreg_conn_list_at(r->conn, 0) : NULL;
+}
+
+_public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resolution *r, int timeout_s,
+                                    struct dbreg_error *err)
+{
+	const struct dbreg_conn *c = dbreg_resolution_connection(r);
+	const char *name;
+	char *password = NULL, *stored = NULL;
+	int exists = 0, rc;
+
+	if (!c)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "no connection found to check the schema on");
+	name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
+	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
+		return -1;
+	if (stored) {
+		if (dbreg_ctx_load_keys(ctx, err) < 0 || dbreg_decrypt(dbreg_ctx_keyring(ctx), stored, &password, err) < 0) {
+			free(stored);
+			dbreg_error_prefix(err, "connection '%s': ", name);
+			return -1;
+		}
+		free(stored);
+	}
+	rc = dbreg_target_ask(dbreg_conn_get(c, DBREG_F_HOST), dbreg_conn_get(c, DBREG_F_PORT),
+	                      dbreg_conn_get(c, DBREG_F_DATABASE_NAME), dbreg_conn_get(c, DBREG_F_USERNAME),
+	                      dbreg_conn_get(c, DBREG_F_SSL_MODE), password, timeout_s,
+	                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", r->schema, &exists, err);
+	dbreg_secret_free(password);
+	if (rc < 0)
+		return -1;
+	if (!exists)
+		return dbreg_fail(err, DBREG_ERR_FAILED, "schema %s does not exist on connection '%s' (database %s)",
+		                  r->schema, name, dbreg_conn_get(c, DBREG_F_DATABASE_NAME));
+	return 0;
+}
+
+_public_ int dbreg_resolution_sql_identifier(struct dbreg_ctx *ctx, const struct dbreg_resolution *r, char **ret,
+                                             struct dbreg_error *err)
+{
+	char *q;
+
+	/* The fixed schemas are plain identifiers; a stored one asks the server. */
+	if (r->context != DBREG_CONTEXT_TENANT)
+		q = strdup(r->schema);
+	else
+		q = dbreg_registry_quote_ident(ctx, r->schema, err);
+	if (!q)
+		return r->context != DBREG_CONTEXT_TENANT ? dbreg_fail_oom(err) : -1;
+	*ret = q;
+	return 0;
+}
+
+_public_ void dbreg_resolution_free(struct dbreg_resolution *r)
+{
+	if (!r)
+		return;
+	PQclear(r->tenant);
+	dbreg_conn_list_free(r->conn);
+	free(r);
+}
