@@ -8,8 +8,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "fanout.h"
-#include "internal.h"
+#include "targets.h"
 
 struct dbreg_health_report {
 	PGresult *rows;                  /* the targets; strings point into it */
@@ -21,48 +20,11 @@ struct dbreg_health_report {
 	char *writeback_error;
 };
 
-struct run {
-	struct dbreg_ctx *ctx;
-	PGresult *rows;
-	int have_keys;
-	char key_error[256];
-	char timeout_opt[48];
-};
-
 static const char *const status_names[] = { "HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN" };
 
 _public_ const char *dbreg_health_status_name(enum dbreg_health_status s)
 {
 	return (unsigned)s < ELEMENTSOF(status_names) ? status_names[s] : "UNKNOWN";
-}
-
-/* Decrypts a target's password just before its check; fanout wipes it after. */
-static int prepare(struct fanout_job *j, void *userdata)
-{
-	struct run *run = userdata;
-	int row = (int)(intptr_t)j->userdata;
-	struct dbreg_error err;
-	char *pw = NULL;
-
-	if (PQgetisnull(run->rows, row, TC_PASSWORD))
-		return 0;
-	if (!run->have_keys) {
-		const char *why = run->key_error;
-
-		if (strncmp(why, "no encryption key: ", 19) == 0)
-			why += 19;
-		snprintf(j->error, sizeof(j->error), "no key: %s", why);
-		return -1;
-	}
-	if (dbreg_decrypt(dbreg_ctx_keyring(run->ctx), PQgetvalue(run->rows, row, TC_PASSWORD), &pw, &err) < 0) {
-		snprintf(j->error, sizeof(j->error), "connection '%s': %s", PQgetvalue(run->rows, row, TC_NAME),
-		         err.message);
-		return -1;
-	}
-	snprintf(j->secret, sizeof(j->secret), "%s", pw);
-	dbreg_secret_free(pw);
-	fanout_job_add(j, "password", j->secret);
-	return 0;
 }
 
 static char *keep(struct dbreg_health_report *r, const char *s)
@@ -190,18 +152,18 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	int warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000;
 	struct dbreg_health_report *r;
 	struct fanout_job *jobs;
-	struct run run = { .ctx = ctx };
-	struct dbreg_error kerr;
+	struct target_run run;
+	PGresult *rows;
 	struct fanout_opts fo;
 	char loop_error[256] = "";
 	time_t now = time(NULL);
 	struct timespec ts;
 	size_t n;
 
-	run.rows = dbreg_registry_targets(ctx, &filter, err);
-	if (!run.rows)
+	rows = dbreg_registry_targets(ctx, &filter, err);
+	if (!rows)
 		return -1;
-	n = (size_t)PQntuples(run.rows);
+	n = (size_t)PQntuples(rows);
 	r = calloc(1, sizeof(*r));
 	jobs = calloc(n ? n : 1, sizeof(*jobs));
 	if (r)
@@ -215,49 +177,35 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		}
 		free(r);
 		free(jobs);
-		PQclear(run.rows);
+		PQclear(rows);
 		return dbreg_fail_oom(err);
 	}
-	r->rows = run.rows;
+	r->rows = rows;
 	r->n = n;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->checked_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	strftime(r->checked_at, sizeof(r->checked_at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
-	dbreg_error_clear(&kerr);
-	run.have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
-	if (!run.have_keys)
-		snprintf(run.key_error, sizeof(run.key_error), "%s", kerr.message);
-	/* The server ends a query that outlives the check; the loop ends everything else. */
-	snprintf(run.timeout_opt, sizeof(run.timeout_opt), "-c statement_timeout=%d", timeout_ms);
-
+	target_run_init(&run, ctx, rows, timeout_ms);
 	for (size_t i = 0; i < n; i++) {
 		struct fanout_job *j = &jobs[i];
 		int row = (int)i;
 
-		j->userdata = (void *)(intptr_t)row;
-		fanout_job_add(j, "host", PQgetvalue(run.rows, row, TC_HOST));
-		fanout_job_add(j, "port", PQgetvalue(run.rows, row, TC_PORT));
-		fanout_job_add(j, "dbname", PQgetvalue(run.rows, row, TC_DATABASE));
-		fanout_job_add(j, "user", PQgetvalue(run.rows, row, TC_USER));
-		fanout_job_add(j, "sslmode", PQgetvalue(run.rows, row, TC_SSL_MODE));
-		fanout_job_add(j, "gssencmode", "disable");
-		fanout_job_add(j, "fallback_application_name", "dbreg-health");
-		fanout_job_add(j, "options", run.timeout_opt);
+		target_job_init(j, &run, row, "dbreg-health");
 		j->queries[j->nqueries++] = "SELECT 1";
 		if (o->level >= DBREG_LEVEL_EXTENDED)
 			j->queries[j->nqueries++] = extended_sql;
 		if (o->level >= DBREG_LEVEL_DEEP)
 			j->queries[j->nqueries++] = deep_sql;
 		r->results[i] = (struct dbreg_health_result){
-			.connection_name = PQgetvalue(run.rows, row, TC_NAME),
-			.connection_type = PQgetvalue(run.rows, row, TC_TYPE),
-			.region_id = PQgetisnull(run.rows, row, TC_REGION) ? NULL : PQgetvalue(run.rows, row, TC_REGION),
+			.connection_name = PQgetvalue(rows, row, TC_NAME),
+			.connection_type = PQgetvalue(rows, row, TC_TYPE),
+			.region_id = PQgetisnull(rows, row, TC_REGION) ? NULL : PQgetvalue(rows, row, TC_REGION),
 			.in_recovery = -1,
 			.backends = -1,
 			.max_connections = -1,
 		};
-		if (PQgetvalue(run.rows, row, TC_ACTIVE)[0] != 't') {
+		if (PQgetvalue(rows, row, TC_ACTIVE)[0] != 't') {
 			j->outcome = FANOUT_SKIPPED;
 			snprintf(j->error, sizeof(j->error), "inactive: not checked");
 		}
@@ -268,7 +216,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		.cancel = dbreg_ctx_cancel_flag(ctx),
 		.progress = o->progress,
 		.progress_userdata = o->userdata,
-		.prepare = prepare,
+		.prepare = target_prepare,
 		.userdata = &run,
 	};
 	if (fanout_run(jobs, n, &fo, loop_error, sizeof(loop_error)) < 0) {

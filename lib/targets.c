@@ -1,0 +1,64 @@
+/* targets.c — turning registry rows into fan-out jobs: connection parameters and passwords. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "targets.h"
+
+void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms)
+{
+	struct dbreg_error kerr;
+
+	memset(t, 0, sizeof(*t));
+	t->ctx = ctx;
+	t->rows = rows;
+	dbreg_error_clear(&kerr);
+	t->have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
+	if (!t->have_keys) {
+		const char *why = kerr.message;
+
+		if (strncmp(why, "no encryption key: ", 19) == 0)
+			why += 19;
+		snprintf(t->key_error, sizeof(t->key_error), "%s", why);
+	}
+	/* The server ends a query that outlives the check; the loop ends everything else. */
+	snprintf(t->options, sizeof(t->options), "-c statement_timeout=%d", timeout_ms);
+}
+
+void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)
+{
+	j->userdata = (void *)(intptr_t)row;
+	fanout_job_add(j, "host", PQgetvalue(t->rows, row, TC_HOST));
+	fanout_job_add(j, "port", PQgetvalue(t->rows, row, TC_PORT));
+	fanout_job_add(j, "dbname", PQgetvalue(t->rows, row, TC_DATABASE));
+	fanout_job_add(j, "user", PQgetvalue(t->rows, row, TC_USER));
+	fanout_job_add(j, "sslmode", PQgetvalue(t->rows, row, TC_SSL_MODE));
+	fanout_job_add(j, "gssencmode", "disable");
+	fanout_job_add(j, "fallback_application_name", appname);
+	fanout_job_add(j, "options", t->options);
+}
+
+/* Decrypts a target's password just before its connection; fanout wipes it after. */
+int target_prepare(struct fanout_job *j, void *userdata)
+{
+	struct target_run *t = userdata;
+	int row = (int)(intptr_t)j->userdata;
+	struct dbreg_error err;
+	char *pw = NULL;
+
+	if (PQgetisnull(t->rows, row, TC_PASSWORD))
+		return 0;
+	if (!t->have_keys) {
+		snprintf(j->error, sizeof(j->error), "no key: %s", t->key_error);
+		return -1;
+	}
+	if (dbreg_decrypt(dbreg_ctx_keyring(t->ctx), PQgetvalue(t->rows, row, TC_PASSWORD), &pw, &err) < 0) {
+		snprintf(j->error, sizeof(j->error), "connection '%s': %s", PQgetvalue(t->rows, row, TC_NAME), err.message);
+		return -1;
+	}
+	snprintf(j->secret, sizeof(j->secret), "%s", pw);
+	dbreg_secret_free(pw);
+	fanout_job_add(j, "password", j->secret);
+	return 0;
+}

@@ -1,0 +1,23 @@
+/* targets.h — registry rows (dbreg_registry_targets) as fan-out jobs, for health and pool-stats. */
+#ifndef DBREG_TARGETS_H
+#define DBREG_TARGETS_H
+
+#include "fanout.h"
+#include "internal.h"
+
+struct target_run {
+	struct dbreg_ctx *ctx;
+	PGresult *rows;
+	int have_keys;
+	char key_error[256];
+	char options[48];
+};
+
+/* Loads the keyring if it can (rows with a password need it) and the per-run options. */
+void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms);
+/* Connection parameters of one row. */
+void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname);
+/* fanout_opts.prepare, with the target_run as userdata. */
+int target_prepare(struct fanout_job *j, void *userdata);
+
+#endif
