@@ -34,7 +34,7 @@ const char *verb_closest(const char *name);
 
 /* Verbs */
 extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
-	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema;
+	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats;
 
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */

@@ -142,6 +142,11 @@ int dbreg_ctx_cancelled(struct dbreg_ctx *ctx)
 	return ctx->cancelled;
 }
 
+_public_ int dbreg_ctx_was_cancelled(struct dbreg_ctx *ctx)
+{
+	return ctx->cancelled;
+}
+
 volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx)
 {
 	return &ctx->cancelled;

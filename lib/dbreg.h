@@ -58,6 +58,8 @@ const char *dbreg_ctx_admin_dbname(struct dbreg_ctx *ctx);
 /* Asks the server to cancel whatever the admin connection runs now, and
  * stops a running fan-out.  Async-signal-safe. */
 void dbreg_ctx_cancel(struct dbreg_ctx *ctx);
+/* Was dbreg_ctx_cancel called since the last reset? */
+int dbreg_ctx_was_cancelled(struct dbreg_ctx *ctx);
 /* Clears a pending cancellation before the next command. */
 void dbreg_ctx_reset_cancel(struct dbreg_ctx *ctx);
 
@@ -347,6 +349,46 @@ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resolution *r, in
 int dbreg_resolution_sql_identifier(struct dbreg_ctx *ctx, const struct dbreg_resolution *r, char **ret,
                                     struct dbreg_error *err);
 void dbreg_resolution_free(struct dbreg_resolution *r);
+
+/* ---- pool statistics ---- */
+struct dbreg_pool_opts {
+	const char *const *names;  /* NULL-terminated, or NULL: every active connection */
+	int timeout_ms;            /* each target's deadline; 0: 5000 */
+	int jobs;                  /* targets at once; 0: 64 */
+};
+
+/* One connection: its configured pool beside what its server reports for
+ * its database and user.  Counts are -1 and fractions < 0 when unknown. */
+struct dbreg_pool_conn {
+	const char *connection_name;
+	const char *host;
+	const char *port;
+	long pool_min_size, pool_max_size, pool_timeout_seconds, pool_recycle_seconds;
+	long total, active, idle, idle_in_transaction, waiting;
+	double oldest_xact_seconds;   /* < 0: no open transaction or unknown */
+	double saturation;            /* total / pool_max_size; < 0 when pool_max_size is 0 or unknown */
+	const char *error;            /* NULL when measured */
+};
+
+/* One server (entries sharing host and port). */
+struct dbreg_pool_server {
+	const char *host;
+	const char *port;
+	long max_connections;         /* -1: no entry reached it */
+	long reserved_connections;    /* superuser_reserved_connections (+ reserved_connections, 16+) */
+	long sum_pool_max_size;
+	int overcommitted;            /* -1 unknown, 0, 1 */
+	long backends;                /* every client backend; -1 unless a user with pg_monitor looked */
+};
+
+struct dbreg_pool_report;
+int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *opts, struct dbreg_pool_report **ret,
+                     struct dbreg_error *err);
+size_t dbreg_pool_report_conn_count(const struct dbreg_pool_report *r);
+const struct dbreg_pool_conn *dbreg_pool_report_conn(const struct dbreg_pool_report *r, size_t i);
+size_t dbreg_pool_report_server_count(const struct dbreg_pool_report *r);
+const struct dbreg_pool_server *dbreg_pool_report_server(const struct dbreg_pool_report *r, size_t i);
+void dbreg_pool_report_free(struct dbreg_pool_report *r);
 
 /* ---- validate-config ---- */
 enum dbreg_severity {

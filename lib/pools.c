@@ -1,0 +1,202 @@
+/* pools.c — pool statistics: configured pool sizes beside live server usage, through the fan-out loop. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "targets.h"
+
+struct dbreg_pool_report {
+	PGresult *rows;
+	struct dbreg_pool_conn *conns;
+	struct dbreg_pool_server *servers;
+	size_t n, nservers;
+	char **errors;
+};
+
+/* Our own session is not part of the pool we measure. */
+static const char usage_sql[] =
+	"SELECT count(*), count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'idle'),"
+	" count(*) FILTER (WHERE state LIKE 'idle in transaction%'),"
+	" count(*) FILTER (WHERE wait_event_type = 'Lock'),"
+	" extract(epoch FROM max(now() - xact_start))::float8"
+	" FROM pg_stat_activity"
+	" WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()"
+	" AND backend_type = 'client backend'";
+
+/* reserved_connections exists from PostgreSQL 16; current_setting(..., true) is NULL before. */
+static const char server_sql[] =
+	"SELECT current_setting('max_connections')::int,"
+	" current_setting('superuser_reserved_connections')::int"
+	"   + coalesce(current_setting('reserved_connections', true)::int, 0),"
+	" CASE WHEN pg_has_role(current_user, 'pg_monitor', 'MEMBER')"
+	"   THEN (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') END";
+
+static long num(const PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col) ? -1 : atol(PQgetvalue(res, 0, col));
+}
+
+static const char *remember(struct dbreg_pool_report *r, size_t i, const char *msg)
+{
+	r->errors[i] = strdup(msg);
+	return r->errors[i] ? r->errors[i] : "out of memory";
+}
+
+static void read_job(struct dbreg_pool_report *r, size_t i, struct fanout_job *j, struct dbreg_pool_server *srv)
+{
+	struct dbreg_pool_conn *c = &r->conns[i];
+	const PGresult *u = j->results[0], *s = j->results[1];
+
+	if (j->outcome != FANOUT_OK) {
+		c->error = remember(r, i, j->error);
+		return;
+	}
+	if (!u || PQresultStatus(u) != PGRES_TUPLES_OK) {
+		c->error = remember(r, i, u ? PQresultErrorField(u, PG_DIAG_MESSAGE_PRIMARY) : "no result");
+		return;
+	}
+	c->total = num(u, 0);
+	c->active = num(u, 1);
+	c->idle = num(u, 2);
+	c->idle_in_transaction = num(u, 3);
+	c->waiting = num(u, 4);
+	c->oldest_xact_seconds = PQgetisnull(u, 0, 5) ? -1 : atof(PQgetvalue(u, 0, 5));
+	c->saturation = c->pool_max_size > 0 ? (double)c->total / (double)c->pool_max_size : -1;
+	if (s && PQresultStatus(s) == PGRES_TUPLES_OK && srv->max_connections < 0) {
+		srv->max_connections = num(s, 0);
+		srv->reserved_connections = num(s, 1);
+	}
+	if (s && PQresultStatus(s) == PGRES_TUPLES_OK && !PQgetisnull(s, 0, 2))
+		srv->backends = num(s, 2);
+}
+
+static struct dbreg_pool_server *server_of(struct dbreg_pool_report *r, const char *host, const char *port)
+{
+	for (size_t k = 0; k < r->nservers; k++)
+		if (strcmp(r->servers[k].host, host) == 0 && strcmp(r->servers[k].port, port) == 0)
+			return &r->servers[k];
+	r->servers[r->nservers] = (struct dbreg_pool_server){
+		.host = host, .port = port, .max_connections = -1, .reserved_connections = -1, .overcommitted = -1,
+		.backends = -1,
+	};
+	return &r->servers[r->nservers++];
+}
+
+_public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *o, struct dbreg_pool_report **ret,
+                              struct dbreg_error *err)
+{
+	struct dbreg_filter filter = { .active = -1, .names = o->names };
+	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
+	struct dbreg_pool_server **server_for;
+	struct dbreg_pool_report *r;
+	struct fanout_job *jobs;
+	struct target_run run;
+	struct fanout_opts fo;
+	char loop_error[256] = "";
+	PGresult *rows;
+	size_t n;
+
+	rows = dbreg_registry_targets(ctx, &filter, err);
+	if (!rows)
+		return -1;
+	n = (size_t)PQntuples(rows);
+	r = calloc(1, sizeof(*r));
+	jobs = calloc(n + 1, sizeof(*jobs));
+	server_for = calloc(n + 1, sizeof(*server_for));
+	if (r) {
+		r->conns = calloc(n + 1, sizeof(*r->conns));
+		r->servers = calloc(n + 1, sizeof(*r->servers));
+		r->errors = calloc(n + 1, sizeof(*r->errors));
+	}
+	if (!r || !jobs || !server_for || !r->conns || !r->servers || !r->errors) {
+		free(jobs);
+		free(server_for);
+		if (r) {
+			r->rows = rows;
+			dbreg_pool_report_free(r);
+		} else {
+			PQclear(rows);
+		}
+		return dbreg_fail_oom(err);
+	}
+	r->rows = rows;
+	r->n = n;
+	target_run_init(&run, ctx, rows, timeout_ms);
+	for (size_t i = 0; i < n; i++) {
+		int row = (int)i;
+		struct dbreg_pool_conn *c = &r->conns[i];
+
+		*c = (struct dbreg_pool_conn){
+			.connection_name = PQgetvalue(rows, row, TC_NAME),
+			.host = PQgetvalue(rows, row, TC_HOST),
+			.port = PQgetvalue(rows, row, TC_PORT),
+			.pool_min_size = atol(PQgetvalue(rows, row, TC_POOL_MIN)),
+			.pool_max_size = atol(PQgetvalue(rows, row, TC_POOL_MAX)),
+			.pool_timeout_seconds = atol(PQgetvalue(rows, row, TC_POOL_TIMEOUT)),
+			.pool_recycle_seconds = atol(PQgetvalue(rows, row, TC_POOL_RECYCLE)),
+			.total = -1, .active = -1, .idle = -1, .idle_in_transaction = -1, .waiting = -1,
+			.oldest_xact_seconds = -1, .saturation = -1,
+		};
+		server_for[i] = server_of(r, c->host, c->port);
+		server_for[i]->sum_pool_max_size += c->pool_max_size;
+		target_job_init(&jobs[i], &run, row, "dbreg-pool-stats");
+		jobs[i].queries[jobs[i].nqueries++] = usage_sql;
+		jobs[i].queries[jobs[i].nqueries++] = server_sql;
+	}
+	fo = (struct fanout_opts){
+		.jobs = o->jobs > 0 ? o->jobs : 64,
+		.timeout_ms = timeout_ms,
+		.cancel = dbreg_ctx_cancel_flag(ctx),
+		.prepare = target_prepare,
+		.userdata = &run,
+	};
+	if (fanout_run(jobs, n, &fo, loop_error, sizeof(loop_error)) < 0) {
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "the loop failed: %s", loop_error);
+		n = 0;  /* clear below, report nothing */
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if (n)
+			read_job(r, i, &jobs[i], server_for[i]);
+		fanout_job_clear(&jobs[i]);
+	}
+	free(jobs);
+	free(server_for);
+	if (!n && r->n) {
+		dbreg_pool_report_free(r);
+		return -1;
+	}
+	for (size_t k = 0; k < r->nservers; k++) {
+		struct dbreg_pool_server *s = &r->servers[k];
+
+		if (s->max_connections >= 0)
+			s->overcommitted = s->sum_pool_max_size > s->max_connections - s->reserved_connections;
+	}
+	*ret = r;
+	return 0;
+}
+
+_public_ size_t dbreg_pool_report_conn_count(const struct dbreg_pool_report *r) { return r ? r->n : 0; }
+_public_ size_t dbreg_pool_report_server_count(const struct dbreg_pool_report *r) { return r ? r->nservers : 0; }
+
+_public_ const struct dbreg_pool_conn *dbreg_pool_report_conn(const struct dbreg_pool_report *r, size_t i)
+{
+	return r && i < r->n ? &r->conns[i] : NULL;
+}
+
+_public_ const struct dbreg_pool_server *dbreg_pool_report_server(const struct dbreg_pool_report *r, size_t i)
+{
+	return r && i < r->nservers ? &r->servers[i] : NULL;
+}
+
+_public_ void dbreg_pool_report_free(struct dbreg_pool_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; r->errors && i < r->n; i++)
+		free(r->errors[i]);
+	free(r->errors);
+	free(r->conns);
+	free(r->servers);
+	PQclear(r->rows);
+	free(r);
+}
