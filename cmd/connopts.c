@@ -13,7 +13,7 @@ enum {
 	ARG_PASSWORD_PROMPT, ARG_NO_PASSWORD, ARG_TEST, ARG_REPLACE, ARG_DRY_RUN,
 };
 
-static const struct option options[] = {
+const struct option conn_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "host", required_argument, NULL, ARG_HOST },
 	{ "database", required_argument, NULL, ARG_DATABASE },
@@ -70,7 +70,7 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 	if (dbreg_spec_new(&o->spec, &err) < 0)
 		return fail(&err);
 	opterr = 0;
-	while (r == 0 && (c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while (r == 0 && (c = getopt_long(argc, argv, ":h", conn_options, NULL)) != -1) {
 		const char *opt = argv[optind - 1];
 
 		if (!update && (c == ARG_ACTIVATE || c == ARG_DEACTIVATE || c == ARG_PASSWORD_PROMPT || c == ARG_PRE_PING))

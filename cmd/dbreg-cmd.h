@@ -3,6 +3,7 @@
 #define DBREG_CMD_H
 
 #include <stdbool.h>
+#include <getopt.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -26,15 +27,19 @@ struct verb {
 	const char *summary;
 	const char *usage;        /* the synopsis after "dbreg NAME" */
 	bool registry_writer;     /* changes the registry (the REPL refreshes its name cache) */
+	const struct option *options;  /* for completion; the same table getopt_long reads */
+	bool takes_names;         /* positional arguments are connection names */
 };
 
 extern const struct verb *const dbreg_verbs[];
 const struct verb *verb_find(const char *name);
+/* Runs argv[0] as a verb (a usage error for an unknown one); returns its exit status. */
+int verb_dispatch(struct dbreg_ctx *ctx, int argc, char **argv);
 const char *verb_closest(const char *name);
 
 /* Verbs */
 extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
-	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats;
+	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats, verb_repl;
 
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */
@@ -99,6 +104,7 @@ struct conn_opts {
 	enum pw_source pw;
 	bool test, replace, dry_run;
 };
+extern const struct option conn_options[];
 int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct conn_opts *o,
                     const char **ret_name);
 int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o);

@@ -26,6 +26,7 @@ const struct verb *const dbreg_verbs[] = {
 	&verb_health,
 	&verb_resolve_schema,
 	&verb_pool_stats,
+	&verb_repl,
 	NULL,
 };
 
@@ -161,14 +162,14 @@ void verb_help(const struct verb *v, const char *options)
 	printf("\nSee dbreg-%s(1) for details and exit status.\n", v->name);
 }
 
-static void main_help(void)
+static void main_help(FILE *f)
 {
-	printf("Usage: dbreg [--version] [-h|--help] [--color=auto|always|never] COMMAND [ARGS]\n\n"
+	fprintf(f, "Usage: dbreg [--version] [-h|--help] [--color=auto|always|never] COMMAND [ARGS]\n\n"
 	       "Manage the registry of PostgreSQL connections in admin.database_connections.\n\n"
 	       "Commands:\n");
 	for (size_t i = 0; dbreg_verbs[i]; i++)
-		printf("  %-18s %s\n", dbreg_verbs[i]->name, dbreg_verbs[i]->summary);
-	printf("\nEnvironment: ADMIN_DATABASE_URL, DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE,\n"
+		fprintf(f, "  %-18s %s\n", dbreg_verbs[i]->name, dbreg_verbs[i]->summary);
+	fprintf(f, "\nEnvironment: ADMIN_DATABASE_URL, DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE,\n"
 	       "DB_ENCRYPTION_OLD_KEYS, NO_COLOR.\n"
 	       "Run 'dbreg COMMAND --help' for a command's options; see dbreg(1).\n");
 }
@@ -193,7 +194,7 @@ static int close_stdout(int status)
 	return status;
 }
 
-static int run_verb(struct dbreg_ctx *ctx, int argc, char **argv)
+int verb_dispatch(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	const struct verb *v = verb_find(argv[0]);
 
@@ -218,6 +219,7 @@ int main(int argc, char **argv)
 		{ "colour", required_argument, NULL, ARG_COLOR },
 		{},
 	};
+	static char *bare_repl[] = { (char *)"repl", NULL };
 	const char *color_mode = "auto", *nc = getenv("NO_COLOR");
 	struct dbreg_ctx *ctx = NULL;
 	struct dbreg_error err;
@@ -228,7 +230,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			main_help();
+			main_help(stdout);
 			return close_stdout(EXIT_OK);
 		case ARG_VERSION:
 			printf("dbreg %s\n", DBREG_VERSION);
@@ -248,19 +250,25 @@ int main(int argc, char **argv)
 		arg_color = isatty(STDOUT_FILENO) && !(nc && *nc) && !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
 
 	if (optind >= argc) {
-		fprintf(stderr, "dbreg: error: no command given\n");
-		main_help();
-		return EXIT_USAGE;
+		/* A bare dbreg on a terminal is the REPL; anywhere else, a usage error. */
+		if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+			fprintf(stderr, "dbreg: error: no command given\n");
+			main_help(stderr);
+			return EXIT_USAGE;
+		}
+		argv = bare_repl;
+		argc = 1;
+		optind = 0;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 < argc) {
 			char *sub[] = { argv[optind + 1], (char *)"--help", NULL };
 
 			if (!verb_find(sub[0]))
-				return run_verb(NULL, 1, sub);
-			status = run_verb(NULL, 2, sub);
+				return verb_dispatch(NULL, 1, sub);
+			status = verb_dispatch(NULL, 2, sub);
 		} else {
-			main_help();
+			main_help(stdout);
 			status = EXIT_OK;
 		}
 		return close_stdout(status);
@@ -268,7 +276,7 @@ int main(int argc, char **argv)
 	dbreg_error_clear(&err);
 	if (dbreg_ctx_new(&ctx, &err) < 0)
 		return fail(&err);
-	status = run_verb(ctx, argc - optind, argv + optind);
+	status = verb_dispatch(ctx, argc - optind, argv + optind);
 	dbreg_ctx_free(ctx);
 	return close_stdout(status);
 }

@@ -3,21 +3,22 @@
 
 #include "dbreg-cmd.h"
 
+enum { ARG_PURGE = 0x100 };
+static const struct option deregister_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "purge", no_argument, NULL, ARG_PURGE },
+	{},
+};
+
 static int run_deregister(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_PURGE = 0x100 };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "purge", no_argument, NULL, ARG_PURGE },
-		{},
-	};
 	struct dbreg_error err;
 	bool purge = false;
 	long tenants = 0;
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", deregister_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_deregister,
@@ -54,4 +55,6 @@ const struct verb verb_deregister = {
 	.summary = "remove a connection (soft delete; --purge deletes the row)",
 	.usage = "NAME [--purge]",
 	.registry_writer = true,
+	.options = deregister_options,
+	.takes_names = true,
 };

@@ -304,22 +304,23 @@ fail:
 	return -1;
 }
 
+enum { ARG_TYPE = 0x100, ARG_REGION, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
+static const struct option health_long_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "type", required_argument, NULL, ARG_TYPE },
+	{ "region", required_argument, NULL, ARG_REGION },
+	{ "level", required_argument, NULL, ARG_LEVEL },
+	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+	{ "jobs", required_argument, NULL, ARG_JOBS },
+	{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
+	{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
+	{ "output", required_argument, NULL, ARG_OUTPUT },
+	{},
+};
+
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_TYPE = 0x100, ARG_REGION, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "format", required_argument, NULL, 'o' },
-		{ "type", required_argument, NULL, ARG_TYPE },
-		{ "region", required_argument, NULL, ARG_REGION },
-		{ "level", required_argument, NULL, ARG_LEVEL },
-		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
-		{ "jobs", required_argument, NULL, ARG_JOBS },
-		{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
-		{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
-		{ "output", required_argument, NULL, ARG_OUTPUT },
-		{},
-	};
 	struct dbreg_health_opts o = { .level = DBREG_LEVEL_BASIC };
 	struct dbreg_health_report *r = NULL;
 	enum out_format fmt = OUT_TABLE;
@@ -330,7 +331,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	int c, state;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ho:", health_long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_health, health_options);
@@ -416,4 +417,6 @@ const struct verb verb_health = {
 	.summary = "check the registered databases concurrently",
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--level basic|extended|deep] [--timeout SECONDS]\n"
 	         "       [--jobs N] [--warn-ms MS] [--no-update] [-o table|json|prometheus|nagios] [--output FILE]",
+	.options = health_long_options,
+	.takes_names = true,
 };

@@ -3,17 +3,18 @@
 
 #include "dbreg-cmd.h"
 
+static const struct option init_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{},
+};
+
 static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct dbreg_error err;
 	int c, applied = 0, version = 0;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", init_options, NULL)) != -1) {
 		if (c == 'h') {
 			verb_help(&verb_init, "  -h, --help   show this help\n");
 			return EXIT_OK;
@@ -39,4 +40,5 @@ const struct verb verb_init = {
 	.summary = "create or upgrade the registry schema",
 	.usage = "",
 	.registry_writer = true,
+	.options = init_options,
 };

@@ -4,20 +4,21 @@
 
 #include "dbreg-cmd.h"
 
+enum { ARG_TYPE = 0x100, ARG_REGION, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL, ARG_NAMES };
+static const struct option list_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "type", required_argument, NULL, ARG_TYPE },
+	{ "region", required_argument, NULL, ARG_REGION },
+	{ "active", no_argument, NULL, ARG_ACTIVE },
+	{ "inactive", no_argument, NULL, ARG_INACTIVE },
+	{ "all", no_argument, NULL, ARG_ALL },
+	{ "names", no_argument, NULL, ARG_NAMES },
+	{},
+};
+
 static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_TYPE = 0x100, ARG_REGION, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL, ARG_NAMES };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "format", required_argument, NULL, 'o' },
-		{ "type", required_argument, NULL, ARG_TYPE },
-		{ "region", required_argument, NULL, ARG_REGION },
-		{ "active", no_argument, NULL, ARG_ACTIVE },
-		{ "inactive", no_argument, NULL, ARG_INACTIVE },
-		{ "all", no_argument, NULL, ARG_ALL },
-		{ "names", no_argument, NULL, ARG_NAMES },
-		{},
-	};
 	struct dbreg_filter filter = { .active = -1 };
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_conn_list *l = NULL;
@@ -26,7 +27,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ho:", list_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_list,
@@ -80,20 +81,21 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static const struct option show_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{},
+};
+
 static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "format", required_argument, NULL, 'o' },
-		{},
-	};
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_conn_list *l = NULL;
 	struct dbreg_error err;
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ho:", show_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_show,
@@ -133,6 +135,7 @@ const struct verb verb_list = {
 	.run = run_list,
 	.summary = "list the registered connections",
 	.usage = "[--type TYPE] [--region CODE] [--active | --inactive] [--all] [-o table|json|csv] [--names]",
+	.options = list_options,
 };
 
 const struct verb verb_show = {
@@ -140,4 +143,6 @@ const struct verb verb_show = {
 	.run = run_show,
 	.summary = "show one connection in full (never its password)",
 	.usage = "NAME [-o table|json]",
+	.options = show_options,
+	.takes_names = true,
 };

@@ -73,9 +73,17 @@ static size_t display_width(const char *s)
 {
 	size_t w = 0;
 
-	for (; *s; s++)
+	for (; *s; s++) {
+		if (*s == '\033') {  /* a colour: ESC [ ... letter, no width */
+			while (s[1] && !((s[1] >= 'A' && s[1] <= 'Z') || (s[1] >= 'a' && s[1] <= 'z')))
+				s++;
+			if (s[1])
+				s++;
+			continue;
+		}
 		if (((unsigned char)*s & 0xC0) != 0x80)  /* count UTF-8 lead bytes */
 			w++;
+	}
 	return w;
 }
 

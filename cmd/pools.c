@@ -116,15 +116,16 @@ static void print_table(const struct dbreg_pool_report *r)
 	out_table_free(t);
 }
 
+enum { ARG_WATCH = 0x100 };
+static const struct option pool_long_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "watch", required_argument, NULL, ARG_WATCH },
+	{},
+};
+
 static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_WATCH = 0x100 };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "format", required_argument, NULL, 'o' },
-		{ "watch", required_argument, NULL, ARG_WATCH },
-		{},
-	};
 	struct dbreg_pool_opts o = { .names = NULL };
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
@@ -133,7 +134,7 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ho:", pool_long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_pool_stats, pool_options);
@@ -204,4 +205,6 @@ const struct verb verb_pool_stats = {
 	.run = run_pool_stats,
 	.summary = "configured pool sizes against live server usage",
 	.usage = "[NAME...] [-o table|json] [--watch SECONDS]",
+	.options = pool_long_options,
+	.takes_names = true,
 };

@@ -122,6 +122,7 @@ const struct verb verb_register = {
 	.summary = "add a connection, its password encrypted",
 	.usage = "NAME --host HOST --database DB --user USER [OPTIONS]",
 	.registry_writer = true,
+	.options = conn_options,
 };
 
 const struct verb verb_update = {
@@ -130,4 +131,6 @@ const struct verb verb_update = {
 	.summary = "change the given fields of a connection",
 	.usage = "NAME [OPTIONS]",
 	.registry_writer = true,
+	.options = conn_options,
+	.takes_names = true,
 };

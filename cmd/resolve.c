@@ -22,18 +22,19 @@ static json_t *tenant_json(const struct dbreg_resolution *r)
 	                 dbreg_resolution_tenant_slug(r), "name", dbreg_resolution_tenant_name(r));
 }
 
+enum { ARG_CONTEXT = 0x100, ARG_CHECK, ARG_DEFAULT_CONNECTION, ARG_VALIDATE };
+static const struct option resolve_long_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{ "context", required_argument, NULL, ARG_CONTEXT },
+	{ "check", no_argument, NULL, ARG_CHECK },
+	{ "default-connection", required_argument, NULL, ARG_DEFAULT_CONNECTION },
+	{ "validate", required_argument, NULL, ARG_VALIDATE },
+	{},
+};
+
 static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_CONTEXT = 0x100, ARG_CHECK, ARG_DEFAULT_CONNECTION, ARG_VALIDATE };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "format", required_argument, NULL, 'o' },
-		{ "context", required_argument, NULL, ARG_CONTEXT },
-		{ "check", no_argument, NULL, ARG_CHECK },
-		{ "default-connection", required_argument, NULL, ARG_DEFAULT_CONNECTION },
-		{ "validate", required_argument, NULL, ARG_VALIDATE },
-		{},
-	};
 	enum dbreg_schema_context context = DBREG_CONTEXT_TENANT;
 	const char *default_conn = "shared-primary", *validate = NULL, *tenant = NULL;
 	enum out_format fmt = OUT_TEXT;
@@ -44,7 +45,7 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 	int c, rc = EXIT_OK;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ho:", resolve_long_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_resolve_schema, resolve_options);
@@ -146,4 +147,5 @@ const struct verb verb_resolve_schema = {
 	.usage = "[TENANT] [--context admin|tenant|shared|template] [--check] [--default-connection NAME]\n"
 	         "       [-o text|json|sql]\n"
 	         "       dbreg resolve-schema --validate NAME",
+	.options = resolve_long_options,
 };

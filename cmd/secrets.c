@@ -10,14 +10,15 @@
 
 #include "dbreg-cmd.h"
 
+enum { ARG_PASSWORD_STDIN = 0x100 };
+static const struct option encrypt_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
+	{},
+};
+
 static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_PASSWORD_STDIN = 0x100 };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
-		{},
-	};
 	enum pw_source src = PW_PROMPT;
 	struct dbreg_error err;
 	char *pw, *stored;
@@ -25,7 +26,7 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", encrypt_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_encrypt_password,
@@ -101,15 +102,16 @@ static int write_key_file(const char *path, const char *text, bool force)
 	return EXIT_OK;
 }
 
+enum { ARG_OUTPUT = 0x100, ARG_FORCE };
+static const struct option generate_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "output", required_argument, NULL, ARG_OUTPUT },
+	{ "force", no_argument, NULL, ARG_FORCE },
+	{},
+};
+
 static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	enum { ARG_OUTPUT = 0x100, ARG_FORCE };
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "output", required_argument, NULL, ARG_OUTPUT },
-		{ "force", no_argument, NULL, ARG_FORCE },
-		{},
-	};
 	const char *output = NULL;
 	struct dbreg_error err;
 	bool force = false;
@@ -118,7 +120,7 @@ static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 
 	(void)ctx;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", generate_options, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			verb_help(&verb_generate_key,
@@ -158,6 +160,7 @@ const struct verb verb_encrypt_password = {
 	.run = run_encrypt_password,
 	.summary = "encrypt a password and print its stored text",
 	.usage = "[--password-stdin]",
+	.options = encrypt_options,
 };
 
 const struct verb verb_generate_key = {
@@ -165,4 +168,5 @@ const struct verb verb_generate_key = {
 	.run = run_generate_key,
 	.summary = "print a new encryption key, or write it to a new file",
 	.usage = "[--output FILE [--force]]",
+	.options = generate_options,
 };

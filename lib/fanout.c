@@ -448,6 +448,7 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 						jobs[i].started = now;
 					finish(&jobs[i], FANOUT_CANCELLED, "cancelled");
 				}
+			done = n;
 			break;
 		}
 		while (nlive < max_jobs && next < n) {
