@@ -114,10 +114,8 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 			o->replace = true;
 			break;
 		case ARG_DRY_RUN: o->dry_run = true; break;
-		case ':':
-			return usage_error(verb, "option '%s' needs a value", opt);
 		default:
-			return usage_error(verb, "unknown option '%s'", opt);
+			return option_error(verb, c, argv);
 		}
 	}
 	if (r)
@@ -135,6 +133,14 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 		return usage_error(verb, "%s", err.message);
 	if (o->pw == PW_STDIN && in_repl_script)
 		return usage_error(verb, "--password-stdin cannot be used in a script read from standard input");
+	if (update && o->pw == PW_NONE) {
+		bool any = false;
+
+		for (int f = 0; f < DBREG_F__COUNT && !any; f++)
+			any = dbreg_spec_is_set(o->spec, f);
+		if (!any)
+			return usage_error(verb, "nothing to update: give at least one option to change");
+	}
 	if (!update && o->pw == PW_NONE) {
 		if (!isatty(STDIN_FILENO) || in_repl_script)
 			return usage_error(verb, "no terminal to ask for the password: use --password-stdin or --no-password");
@@ -151,13 +157,12 @@ int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct con
 	char *pw;
 	int r;
 
-	(void)verb;
 	dbreg_error_clear(&err);
 	if (o->pw == PW_CLEAR)
 		return dbreg_spec_clear_password(o->spec);
 	if (o->pw == PW_NONE)
 		return 0;
-	r = password_read(o->pw, true, &pw, &len);
+	r = password_read(verb, o->pw, true, &pw, &len);
 	if (r)
 		return r;
 	r = dbreg_spec_set_password(o->spec, ctx, pw, len, &err);

@@ -39,7 +39,8 @@ const char *verb_closest(const char *name);
 
 /* Verbs */
 extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
-	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats, verb_repl;
+	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats, verb_repl,
+	verb_validate_config;
 
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */
@@ -50,6 +51,9 @@ void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_warning(const char *fmt, ...) _printf_(1, 2);
 /* A usage error for verb: the message, the Try line; returns EXIT_USAGE. */
 int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
+/* After getopt_long returned ':' (missing value) or '?' (unknown): the usage
+ * error naming the option as typed; returns EXIT_USAGE. */
+int option_error(const char *verb, int c, char **argv);
 /* Prints err and returns its exit status (SPEC §4). */
 int fail(const struct dbreg_error *err);
 int exit_status(enum dbreg_errkind kind);
@@ -94,7 +98,7 @@ const char *color(const char *ansi);  /* "" without colour */
 
 /* Passwords (prompt.c).  The buffer is locked memory; release with password_free. */
 enum pw_source { PW_NONE, PW_PROMPT, PW_STDIN, PW_CLEAR };
-int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len);
+int password_read(const char *verb, enum pw_source src, bool confirm, char **ret, size_t *ret_len);
 void password_free(char *pw);
 
 /* Options shared by register and update (connopts.c). */

@@ -26,6 +26,7 @@ const struct verb *const dbreg_verbs[] = {
 	&verb_health,
 	&verb_resolve_schema,
 	&verb_pool_stats,
+	&verb_validate_config,
 	&verb_repl,
 	NULL,
 };
@@ -120,6 +121,22 @@ int usage_error(const char *verb, const char *fmt, ...)
 	else
 		fprintf(stderr, "Try 'dbreg --help' for more information.\n");
 	return EXIT_USAGE;
+}
+
+int option_error(const char *verb, int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	char name[64];
+
+	/* A long option as typed (without its =value); a short one by the letter
+	 * getopt stopped at, which may sit inside a cluster like -xo. */
+	if (strncmp(arg, "--", 2) == 0)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(name, sizeof(name), "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
+	if (c == ':')
+		return usage_error(verb, "option '%s' needs a value", name);
+	return usage_error(verb, "unknown option '%s'", name);
 }
 
 int exit_status(enum dbreg_errkind kind)
@@ -241,7 +258,7 @@ int main(int argc, char **argv)
 			color_mode = optarg;
 			break;
 		default:
-			return usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+			return option_error(NULL, c, argv);
 		}
 	}
 	if (strcmp(color_mode, "always") == 0)

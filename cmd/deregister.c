@@ -27,7 +27,7 @@ static int run_deregister(struct dbreg_ctx *ctx, int argc, char **argv)
 			return EXIT_OK;
 		case ARG_PURGE: purge = true; break;
 		default:
-			return usage_error("deregister", "unknown option '%s'", argv[optind - 1]);
+			return option_error("deregister", c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -369,11 +369,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			break;
 		case ARG_NO_UPDATE: o.no_update = 1; break;
 		case ARG_OUTPUT: output = optarg; break;
-		case ':':
-			usage_error("health", "option '%s' needs a value", argv[optind - 1]);
-			return H_UNKNOWN;
 		default:
-			usage_error("health", "unknown option '%s'", argv[optind - 1]);
+			option_error("health", c, argv);
 			return H_UNKNOWN;
 		}
 	}

@@ -19,7 +19,7 @@ static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_init, "  -h, --help   show this help\n");
 			return EXIT_OK;
 		}
-		return usage_error("init", "unknown option '%s'", argv[optind - 1]);
+		return option_error("init", c, argv);
 	}
 	if (optind < argc)
 		return usage_error("init", "unexpected argument '%s'", argv[optind]);
@@ -38,7 +38,7 @@ const struct verb verb_init = {
 	.name = "init",
 	.run = run_init,
 	.summary = "create or upgrade the registry schema",
-	.usage = "",
+	.usage = "[-h]",
 	.registry_writer = true,
 	.options = init_options,
 };

@@ -54,10 +54,8 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			break;
 		case ARG_ALL: filter.include_deleted = 1; break;
 		case ARG_NAMES: names = true; break;
-		case ':':
-			return usage_error("list", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("list", "unknown option '%s'", argv[optind - 1]);
+			return option_error("list", c, argv);
 		}
 	}
 	if (optind < argc)
@@ -106,10 +104,8 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (out_parse_format("show", optarg, OUT_TABLE | OUT_JSON, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
-		case ':':
-			return usage_error("show", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("show", "unknown option '%s'", argv[optind - 1]);
+			return option_error("show", c, argv);
 		}
 	}
 	if (optind >= argc)

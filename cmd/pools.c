@@ -150,10 +150,8 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 				return usage_error("pool-stats", "--watch: '%s' is not a whole number of seconds from 1 to 86400",
 				                   optarg);
 			break;
-		case ':':
-			return usage_error("pool-stats", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("pool-stats", "unknown option '%s'", argv[optind - 1]);
+			return option_error("pool-stats", c, argv);
 		}
 	}
 	dbreg_error_clear(&err);

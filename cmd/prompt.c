@@ -93,7 +93,7 @@ static ssize_t ask(int tty, const char *question, char *buf, size_t size, bool *
 	return n;
 }
 
-int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len)
+int password_read(const char *verb, enum pw_source src, bool confirm, char **ret, size_t *ret_len)
 {
 	char *pw = sodium_malloc(PW_BUF), *again = NULL;
 	bool truncated = false;
@@ -108,15 +108,13 @@ int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len)
 		n = read_line(STDIN_FILENO, pw, PW_BUF, &truncated);
 		if (n < 0) {
 			password_free(pw);
-			log_error("--password-stdin: no password on standard input");
-			return EXIT_USAGE;
+			return usage_error(verb, "--password-stdin: no password on standard input");
 		}
 	} else {
 		tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 		if (tty < 0) {
 			password_free(pw);
-			log_error("no terminal to read the password from (use --password-stdin)");
-			return EXIT_USAGE;
+			return usage_error(verb, "no terminal to read the password from (use --password-stdin)");
 		}
 		n = ask(tty, "Password: ", pw, PW_BUF, &truncated);
 		if (n >= 0 && confirm) {
@@ -147,14 +145,12 @@ int password_read(enum pw_source src, bool confirm, char **ret, size_t *ret_len)
 	}
 	if (truncated || n > DBREG_PASSWORD_MAX) {
 		password_free(pw);
-		log_error("the password is longer than %d bytes, the most the registry can store; nothing was written",
-		          DBREG_PASSWORD_MAX);
-		return EXIT_USAGE;
+		return usage_error(verb, "the password is longer than %d bytes, the most the registry can store; nothing was written",
+		                   DBREG_PASSWORD_MAX);
 	}
 	if (n == 0) {
 		password_free(pw);
-		log_error("the password is empty (use --no-password to store none)");
-		return EXIT_USAGE;
+		return usage_error(verb, "the password is empty (use --no-password to store none)");
 	}
 	*ret = pw;
 	*ret_len = (size_t)n;

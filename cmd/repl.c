@@ -469,6 +469,7 @@ static int run_interactive(void)
 #if HAVE_LIBEDIT
 		if (changed)
 			names_stale = true;
+		history_save(hist);  /* after every line: a killed session loses nothing */
 #endif
 		if (quit)
 			break;
@@ -498,7 +499,7 @@ static int run_repl(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_repl, "  -h, --help   show this help\n");
 			return EXIT_OK;
 		}
-		return usage_error("repl", "unknown option '%s'", argv[optind - 1]);
+		return option_error("repl", c, argv);
 	}
 	if (optind < argc)
 		return usage_error("repl", "unexpected argument '%s'", argv[optind]);
@@ -512,5 +513,5 @@ const struct verb verb_repl = {
 	.name = "repl",
 	.run = run_repl,
 	.summary = "an interactive shell over these commands (script mode on a pipe)",
-	.usage = "",
+	.usage = "[-h]",
 };

@@ -64,10 +64,8 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_CHECK: check = true; break;
 		case ARG_DEFAULT_CONNECTION: default_conn = optarg; break;
 		case ARG_VALIDATE: validate = optarg; break;
-		case ':':
-			return usage_error("resolve-schema", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("resolve-schema", "unknown option '%s'", argv[optind - 1]);
+			return option_error("resolve-schema", c, argv);
 		}
 	}
 	if (optind + 1 < argc)

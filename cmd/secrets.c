@@ -35,7 +35,7 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 			return EXIT_OK;
 		case ARG_PASSWORD_STDIN: src = PW_STDIN; break;
 		default:
-			return usage_error("encrypt-password", "unknown option '%s'", argv[optind - 1]);
+			return option_error("encrypt-password", c, argv);
 		}
 	}
 	if (optind < argc)
@@ -45,7 +45,7 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_error_clear(&err);
 	if (dbreg_ctx_load_keys(ctx, &err) < 0)
 		return fail(&err);
-	r = password_read(src, true, &pw, &len);
+	r = password_read("encrypt-password", src, true, &pw, &len);
 	if (r)
 		return r;
 	r = dbreg_encrypt(dbreg_ctx_keyring(ctx), pw, len, &stored, &err);
@@ -130,10 +130,8 @@ static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			return EXIT_OK;
 		case ARG_OUTPUT: output = optarg; break;
 		case ARG_FORCE: force = true; break;
-		case ':':
-			return usage_error("generate-key", "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("generate-key", "unknown option '%s'", argv[optind - 1]);
+			return option_error("generate-key", c, argv);
 		}
 	}
 	if (optind < argc)

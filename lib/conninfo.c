@@ -1,4 +1,5 @@
 /* conninfo.c — the only module that parses or builds connection strings (libpq's own parser). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,45 @@ _public_ int dbreg_url_parse(const char *url, struct dbreg_url_parts **ret, stru
 	return 0;
 }
 
+/* The i-th entry of a comma-separated list into buf ("" when absent). */
+const char *dbreg_list_item(const char *s, size_t i, char *buf, size_t size)
+{
+	const char *end;
+	size_t n;
+
+	buf[0] = '\0';
+	for (; s && i > 0; i--) {
+		s = strchr(s, ',');
+		if (s)
+			s++;
+	}
+	if (!s)
+		return buf;
+	end = strchr(s, ',');
+	n = end ? (size_t)(end - s) : strlen(s);
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+bool dbreg_port_ok(const char *text)
+{
+	char *end;
+	long v;
+
+	while (*text == ' ' || *text == '\t')
+		text++;
+	if (!*text)
+		return true;  /* an empty entry is the default port */
+	errno = 0;
+	v = strtol(text, &end, 10);
+	while (*end == ' ' || *end == '\t')
+		end++;
+	return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= 65535;
+}
+
 /* Does the URL itself set connect_timeout? */
 static int url_has_timeout(const char *url)
 {
@@ -138,6 +178,22 @@ int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "ADMIN_DATABASE_URL is not set; set it to the admin database's connection string");
 	check = PQconninfoParse(url, &msg);
+	/* libpq would take a port it cannot parse for a connection failure. */
+	for (PQconninfoOption *o = check; o && o->keyword; o++) {
+		size_t items = 1;
+		char item[64];
+
+		if (strcmp(o->keyword, "port") != 0 || !o->val)
+			continue;
+		for (const char *c = o->val; *c; c++)
+			items += *c == ',';
+		for (size_t i = 0; i < items; i++)
+			if (!dbreg_port_ok(dbreg_list_item(o->val, i, item, sizeof(item)))) {
+				PQconninfoFree(check);
+				return dbreg_fail(err, DBREG_ERR_CONFIG, "ADMIN_DATABASE_URL: port \"%s\" is not 1..65535",
+				                  item);
+			}
+	}
 	if (!check) {
 		size_t n = msg ? strlen(msg) : 0;
 
@@ -258,4 +314,124 @@ int dbreg_test_login(const char *host, const char *port, const char *dbname, con
                      const char *sslmode, const char *password, int timeout_s, struct dbreg_error *err)
 {
 	return dbreg_target_ask(host, port, dbname, user, sslmode, password, timeout_s, "SELECT true", NULL, NULL, err);
+}
+
+/* ---- validate-config ---- */
+
+/* libpq's sslmode values, weakest first. */
+static const char *const sslmodes[] = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" };
+
+int dbreg_sslmode_rank(const char *mode)
+{
+	for (size_t i = 0; mode && i < ELEMENTSOF(sslmodes); i++)
+		if (strcmp(mode, sslmodes[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* libpq quotes what it could not parse, sometimes the whole URI with its
+ * password: keep a quoted part only when it looks like a keyword (or is one
+ * character, as in "unexpected character"). */
+static void scrub_libpq_message(const char *msg, char *out, size_t size)
+{
+	static const char keyword_chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=";
+	size_t o = 0;
+
+	for (const char *p = msg; *p && o + 1 < size; p++) {
+		const char *close;
+		size_t n;
+
+		if (*p == '\n') {
+			if (p[1] && o + 2 < size) {
+				out[o++] = ';';
+				out[o++] = ' ';
+			}
+			continue;
+		}
+		if (*p != '"' || !(close = strchr(p + 1, '"'))) {
+			out[o++] = *p;
+			continue;
+		}
+		n = (size_t)(close - p - 1);
+		if (n == 1 || (n > 0 && n <= 64 && strspn(p + 1, keyword_chars) == n)) {
+			for (const char *q = p; q <= close && o + 1 < size; q++)
+				out[o++] = *q;
+		} else {
+			const char *hidden = "\"(hidden)\"";
+
+			for (const char *q = hidden; *q && o + 1 < size; q++)
+				out[o++] = *q;
+		}
+		p = close;
+	}
+	out[o] = '\0';
+}
+
+static int take(char **dst, const char *val)
+{
+	if (!val || !*val)
+		return 0;
+	free(*dst);
+	*dst = strdup(val);
+	return *dst ? 0 : -1;
+}
+
+void dbreg_conninfo_facts_clear(struct dbreg_conninfo_facts *f)
+{
+	free(f->host);
+	free(f->hostaddr);
+	free(f->port);
+	free(f->sslmode);
+	free(f->requiressl);
+	free(f->service);
+	memset(f, 0, sizeof(*f));
+}
+
+int dbreg_conninfo_inspect(const char *url, struct dbreg_conninfo_facts *f)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+	int r = 0;
+
+	memset(f, 0, sizeof(*f));
+	opts = PQconninfoParse(url ? url : "", &msg);
+	if (!opts) {
+		if (!msg)
+			return -1;
+		/* libpq's own words for a keyword it does not know, in a string and in a URI. */
+		f->unknown_keyword = strstr(msg, "invalid connection option") != NULL ||
+		                     strstr(msg, "invalid URI query parameter") != NULL;
+		scrub_libpq_message(msg, f->error, sizeof(f->error));
+		PQfreemem(msg);
+		return 0;
+	}
+	f->parsed = 1;
+	for (PQconninfoOption *o = opts; o->keyword && r == 0; o++) {
+		if (!o->val)
+			continue;
+		if (strcmp(o->keyword, "password") == 0)
+			f->has_password = *o->val != '\0';
+		else if (strcmp(o->keyword, "host") == 0)
+			r = take(&f->host, o->val);
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			r = take(&f->hostaddr, o->val);
+		else if (strcmp(o->keyword, "port") == 0)
+			r = take(&f->port, o->val);
+		else if (strcmp(o->keyword, "sslmode") == 0)
+			r = take(&f->sslmode, o->val);
+		else if (strcmp(o->keyword, "requiressl") == 0)
+			r = take(&f->requiressl, o->val);
+		else if (strcmp(o->keyword, "service") == 0)
+			r = take(&f->service, o->val);
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && strcmp(o->keyword, "password") == 0)
+			memset(o->val, 0, strlen(o->val));
+	PQconninfoFree(opts);
+	if (r < 0) {
+		dbreg_conninfo_facts_clear(f);
+		return -1;
+	}
+	return 0;
 }

@@ -200,7 +200,7 @@ PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const 
 	res = PQexecParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != expect) {
 		if (ctx->cancelled) {
-			dbreg_fail(err, DBREG_ERR_FAILED, "cancelled");
+			dbreg_fail(err, DBREG_ERR_FAILED, "the query was interrupted (Ctrl-C)");
 			if (err)
 				strcpy(err->sqlstate, "57014");
 		} else {
@@ -210,4 +210,10 @@ PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const 
 		return NULL;
 	}
 	return res;
+}
+
+/* ---- validate-config ---- */
+const char *dbreg_ctx_admin_url(struct dbreg_ctx *ctx)
+{
+	return admin_url(ctx);
 }

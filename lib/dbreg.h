@@ -194,6 +194,8 @@ void dbreg_spec_free(struct dbreg_spec *s);
  * sizes, booleans) are checked here: DBREG_ERR_USAGE.  NULL sets SQL NULL
  * where the column allows it. */
 int dbreg_spec_set(struct dbreg_spec *s, enum dbreg_field f, const char *value, struct dbreg_error *err);
+/* Whether the spec writes field f; DBREG_F_TAGS: tags were given;
+ * DBREG_F_HAS_PASSWORD: a password was set or cleared. */
 int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f);
 int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err);
 /* Takes host, port, dbname, user and sslmode from a URL, where not set yet. */

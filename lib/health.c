@@ -186,7 +186,11 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	r->checked_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	strftime(r->checked_at, sizeof(r->checked_at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
-	target_run_init(&run, ctx, rows, timeout_ms);
+	if (target_run_init(&run, ctx, rows, timeout_ms, err) < 0) {
+		free(jobs);
+		dbreg_health_report_free(r);
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct fanout_job *j = &jobs[i];
 		int row = (int)i;

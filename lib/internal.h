@@ -35,9 +35,15 @@ int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err);
 enum dbreg_errkind dbreg_classify_connect_failure(PGconn *conn);
 /* First line of libpq's connection error, without "connection to server ... failed:". */
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size);
+/* The i-th entry of a comma-separated list into buf ("" when absent). */
+const char *dbreg_list_item(const char *s, size_t i, char *buf, size_t size);
+/* A libpq port entry: empty (the default) or 1..65535. */
+bool dbreg_port_ok(const char *text);
 
 /* secret.c */
 int dbreg_keyring_count(const struct dbreg_keyring *kr);
+/* Is any key variable set (so that failing to load it is an error, not "no key")? */
+bool dbreg_keys_configured(void);
 
 /* Logs in to one target (blocking) and runs SELECT 1. */
 int dbreg_test_login(const char *host, const char *port, const char *dbname, const char *user,
@@ -109,5 +115,61 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 
 /* names.c */
 bool dbreg_is_uuid(const char *s);
+
+/* ---- validate-config: what validate.c needs from the modules that own each thing ---- */
+/* conninfo.c: what validate-config needs to know of a connection string, read by libpq's parser. */
+struct dbreg_conninfo_facts {
+	int parsed;            /* 0: libpq refused it (see error and unknown_keyword) */
+	int unknown_keyword;   /* the refusal is a keyword or URI parameter libpq does not know */
+	char error[512];       /* libpq's refusal, with quoted parts that could be secret hidden */
+	int has_password;
+	char *host, *hostaddr, *port, *sslmode, *requiressl, *service;  /* NULL when absent */
+};
+/* -1 only when out of memory: a string libpq refuses is parsed == 0. */
+int dbreg_conninfo_inspect(const char *url, struct dbreg_conninfo_facts *f);
+void dbreg_conninfo_facts_clear(struct dbreg_conninfo_facts *f);
+/* libpq's sslmodes, weakest first (0 disable .. 5 verify-full); -1 for no sslmode. */
+int dbreg_sslmode_rank(const char *mode);
+#define DBREG_SSLMODE_ENCRYPTED 3  /* require: below it, traffic may go unencrypted */
+
+/* secret.c: reads a key file as the keyring does (refusing one that group or
+ * others can read) into locked memory; release with dbreg_key_text_free. */
+int dbreg_key_file_read(const char *path, char **ret_text, struct dbreg_error *err);
+void dbreg_key_text_free(char *text);
+
+/* ctx.c: the admin URL the context uses (ADMIN_DATABASE_URL unless overridden), or NULL. */
+const char *dbreg_ctx_admin_url(struct dbreg_ctx *ctx);
+
+/* registry.c, on a connection of validate's own (any schema, or none). */
+struct dbreg_schema_state {
+	int have_registry, have_log, have_tenants;
+	int version;  /* 0 without the migration log */
+};
+int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, struct dbreg_error *err);
+enum validate_row_col {
+	VR_NAME, VR_HOST, VR_PORT, VR_DATABASE, VR_USER, VR_SSL_MODE, VR_PASSWORD, VR_POOL_MIN, VR_POOL_MAX,
+	VR_POOL_TIMEOUT, VR_POOL_RECYCLE, VR_DUPLICATES,
+};
+/* Every live row; VR_DUPLICATES names the other live rows with the same host,
+ * port, database and user (joined by "', '"), "" when none. */
+PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err);
+enum validate_tenant_col { VT_SLUG, VT_SCHEMA, VT_STATUS, VT_CONN_ID, VT_CONN_NAME, VT_CONN_STATE };
+/* Live tenants; VT_CONN_STATE is missing, deleted, inactive or ok, NULL without a connection of their own. */
+PGresult *dbreg_registry_validate_tenants(PGconn *conn, struct dbreg_error *err);
+/* The live connection NAME: is_active ('t'/'f') and connection_type; no row when there is none. */
+PGresult *dbreg_registry_validate_default(PGconn *conn, const char *name, struct dbreg_error *err);
+
+/* validate.c: a service as libpq finds it (PGSERVICEFILE or ~/.pg_service.conf,
+ * then PGSYSCONFDIR's or the built-in pg_service.conf), read without connecting. */
+struct dbreg_service {
+	int found;
+	char file[4096];       /* the file that defines it */
+	char searched[8300];   /* the files looked in, for a message */
+	char error[4200];      /* a service file that exists but cannot be read */
+	char *host, *hostaddr, *port, *sslmode, *requiressl;  /* its settings; NULL when not set */
+};
+/* -1 only when out of memory. */
+int dbreg_service_find(const char *name, struct dbreg_service *ret);
+void dbreg_service_clear(struct dbreg_service *s);
 
 #endif

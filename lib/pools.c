@@ -13,7 +13,8 @@ struct dbreg_pool_report {
 	char **errors;
 };
 
-/* Our own session is not part of the pool we measure. */
+/* dbreg's own sessions (this probe, its siblings on the same database and
+ * user, the admin session) are not part of the pool we measure. */
 static const char usage_sql[] =
 	"SELECT count(*), count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'idle'),"
 	" count(*) FILTER (WHERE state LIKE 'idle in transaction%'),"
@@ -21,7 +22,7 @@ static const char usage_sql[] =
 	" extract(epoch FROM max(now() - xact_start))::float8"
 	" FROM pg_stat_activity"
 	" WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()"
-	" AND backend_type = 'client backend'";
+	" AND backend_type = 'client backend' AND application_name NOT IN ('dbreg', 'dbreg-pool-stats')";
 
 /* reserved_connections exists from PostgreSQL 16; current_setting(..., true) is NULL before. */
 static const char server_sql[] =
@@ -121,7 +122,12 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 	}
 	r->rows = rows;
 	r->n = n;
-	target_run_init(&run, ctx, rows, timeout_ms);
+	if (target_run_init(&run, ctx, rows, timeout_ms, err) < 0) {
+		free(jobs);
+		free(server_for);
+		dbreg_pool_report_free(r);
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int row = (int)i;
 		struct dbreg_pool_conn *c = &r->conns[i];

@@ -532,11 +532,12 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	return r;
 }
 
-/* The slugs of live tenants that point at the named live connection, if tenants exist at all. */
-static int tenants_of(struct dbreg_ctx *ctx, const char *name, long *ret_count, char *slugs, size_t size,
+/* The slugs of tenants that point at the named live connection, if tenants exist
+ * at all: live ones, or with all every one the foreign key still holds. */
+static int tenants_of(struct dbreg_ctx *ctx, const char *name, bool all, long *ret_count, char *slugs, size_t size,
                       struct dbreg_error *err)
 {
-	const char *params[1] = { name };
+	const char *params[2] = { name, all ? "true" : "false" };
 	PGresult *res;
 
 	*ret_count = 0;
@@ -552,8 +553,8 @@ static int tenants_of(struct dbreg_ctx *ctx, const char *name, long *ret_count, 
 	res = dbreg_exec(ctx,
 	                 "SELECT count(*), string_agg(t.slug, ', ' ORDER BY t.slug)"
 	                 " FROM admin.tenants t JOIN " REGISTRY " d ON d.id = t.database_connection_id"
-	                 " WHERE d.connection_name = $1 AND t.deleted_at IS NULL",
-	                 1, params, PGRES_TUPLES_OK, err);
+	                 " WHERE d.connection_name = $1 AND ($2::boolean OR t.deleted_at IS NULL)",
+	                 2, params, PGRES_TUPLES_OK, err);
 	if (!res)
 		return -1;
 	*ret_count = atol(PQgetvalue(res, 0, 0));
@@ -570,7 +571,8 @@ _public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge
 	PGresult *res;
 	long tenants;
 
-	if (dbreg_ctx_check_writable(ctx, err) < 0 || tenants_of(ctx, name, &tenants, slugs, sizeof(slugs), err) < 0)
+	if (dbreg_ctx_check_writable(ctx, err) < 0 ||
+	    tenants_of(ctx, name, purge, &tenants, slugs, sizeof(slugs), err) < 0)
 		return -1;
 	if (purge && tenants > 0)
 		return dbreg_fail(err, DBREG_ERR_FAILED,
@@ -791,4 +793,92 @@ int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_j
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+/* ---- validate-config ---- */
+/* These take validate's own connection: it reads registries that dbreg_ctx_connect
+ * would refuse (no schema, an old one), to report on them. */
+
+int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, struct dbreg_error *err)
+{
+	struct dbreg_schema_state st = { 0, 0, 0, 0 };
+	PGresult *res;
+
+	res = PQexec(conn, "SELECT to_regclass('" REGISTRY "') IS NOT NULL,"
+	                   " to_regclass('admin.dbreg_schema_migrations') IS NOT NULL,"
+	                   " to_regclass('admin.tenants') IS NOT NULL");
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema", err) < 0) {
+		PQclear(res);
+		return -1;
+	}
+	st.have_registry = PQgetvalue(res, 0, 0)[0] == 't';
+	st.have_log = PQgetvalue(res, 0, 1)[0] == 't';
+	st.have_tenants = PQgetvalue(res, 0, 2)[0] == 't';
+	PQclear(res);
+	if (st.have_log) {
+		res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
+		if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema version", err) < 0) {
+			PQclear(res);
+			return -1;
+		}
+		st.version = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	*ret = st;
+	return 0;
+}
+
+PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
+{
+	/* Columns in the order of enum validate_row_col. */
+	PGresult *res = PQexec(conn,
+		"SELECT d.connection_name, d.host, d.port::text, d.database_name, d.username, d.ssl_mode,"
+		" d.encrypted_password, d.pool_min_size::text, d.pool_max_size::text,"
+		" d.pool_timeout_seconds::text, d.pool_recycle_seconds::text,"
+		/* The other names in the row's group, by one window rather than a query per row. */
+		" array_to_string(array_remove(array_agg(d.connection_name::text) OVER same, d.connection_name::text),"
+		"   ''', ''')"
+		" FROM " REGISTRY " d WHERE d.deleted_at IS NULL"
+		" WINDOW same AS (PARTITION BY lower(d.host), d.port, d.database_name, d.username ORDER BY d.connection_name"
+		"   ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+		" ORDER BY d.connection_name");
+
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registered connections", err) < 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+PGresult *dbreg_registry_validate_tenants(PGconn *conn, struct dbreg_error *err)
+{
+	/* Columns in the order of enum validate_tenant_col; the state is NULL for a
+	 * tenant without a connection of its own. */
+	PGresult *res = PQexec(conn,
+		"SELECT t.slug, t.schema_name, t.status, t.database_connection_id::text, d.connection_name,"
+		" CASE WHEN t.database_connection_id IS NULL THEN NULL WHEN d.id IS NULL THEN 'missing'"
+		"   WHEN d.deleted_at IS NOT NULL THEN 'deleted' WHEN NOT d.is_active THEN 'inactive' ELSE 'ok' END"
+		" FROM admin.tenants t LEFT JOIN " REGISTRY " d ON d.id = t.database_connection_id"
+		" WHERE t.deleted_at IS NULL AND t.status <> 'deleted' ORDER BY t.slug");
+
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the tenants", err) < 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+PGresult *dbreg_registry_validate_default(PGconn *conn, const char *name, struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	PGresult *res = PQexecParams(conn,
+		"SELECT CASE WHEN is_active THEN 't' ELSE 'f' END, connection_type FROM " REGISTRY
+		" WHERE connection_name = $1 AND deleted_at IS NULL",
+		1, NULL, params, NULL, NULL, 0);
+
+	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the default connection", err) < 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
 }

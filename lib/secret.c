@@ -283,6 +283,19 @@ _public_ int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_err
 	return 0;
 }
 
+bool dbreg_keys_configured(void)
+{
+	static const char *const vars[] = { "DB_ENCRYPTION_KEY", "DB_ENCRYPTION_KEY_FILE", "DB_ENCRYPTION_OLD_KEYS" };
+
+	for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			return true;
+	}
+	return false;
+}
+
 static const struct key *keyring_find(const struct dbreg_keyring *kr, const char *id)
 {
 	for (int i = 0; kr && i < kr->n; i++)
@@ -387,4 +400,16 @@ _public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, c
 	}
 	*ret_password = out;
 	return 0;
+}
+
+/* ---- validate-config ---- */
+int dbreg_key_file_read(const char *path, char **ret_text, struct dbreg_error *err)
+{
+	return read_key_file(path, ret_text, err);
+}
+
+void dbreg_key_text_free(char *text)
+{
+	if (text)
+		sodium_free(text);  /* wipes before it frees */
 }

@@ -6,7 +6,8 @@
 #include "internal.h"
 #include "targets.h"
 
-void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms)
+int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
+                    struct dbreg_error *err)
 {
 	struct dbreg_error kerr;
 
@@ -15,6 +16,13 @@ void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows
 	t->rows = rows;
 	dbreg_error_clear(&kerr);
 	t->have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
+	/* No key at all only leaves rows with a password unchecked; a key that is
+	 * set but unusable is a configuration error. */
+	if (!t->have_keys && dbreg_keys_configured()) {
+		if (err)
+			*err = kerr;
+		return -1;
+	}
 	if (!t->have_keys) {
 		const char *why = kerr.message;
 
@@ -24,6 +32,7 @@ void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows
 	}
 	/* The server ends a query that outlives the check; the loop ends everything else. */
 	snprintf(t->options, sizeof(t->options), "-c statement_timeout=%d", timeout_ms);
+	return 0;
 }
 
 void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)

@@ -13,8 +13,10 @@ struct target_run {
 	char options[48];
 };
 
-/* Loads the keyring if it can (rows with a password need it) and the per-run options. */
-void target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms);
+/* Loads the keyring if it can (rows with a password need it) and the per-run
+ * options; fails (DBREG_ERR_CONFIG) only for a key that is set but unusable. */
+int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
+                    struct dbreg_error *err);
 /* Connection parameters of one row. */
 void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname);
 /* fanout_opts.prepare, with the target_run as userdata. */

@@ -5,7 +5,8 @@
 load helper
 
 # The commands that have their own page.  A later milestone adds its commands here.
-MILESTONE_COMMANDS=(init register update list show deregister encrypt-password generate-key)
+MILESTONE_COMMANDS=(init register update list show deregister encrypt-password generate-key
+	health validate-config repl resolve-schema pool-stats)
 
 # Every command of the command line (SPEC §11): dbreg(1) lists all of them.
 ALL_COMMANDS=(init register update list show deregister encrypt-password generate-key

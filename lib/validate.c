@@ -1,0 +1,750 @@
+/* validate.c — the findings of validate-config (SPEC §8): every check, and everything wrong a finding. */
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+/* Where libpq looks for the system-wide pg_service.conf (pg_config --sysconfdir). */
+#ifndef DBREG_PG_SYSCONFDIR
+#define DBREG_PG_SYSCONFDIR "/etc/postgresql-common"
+#endif
+
+/* The connection a tenant without its own uses (resolve-schema's default). */
+#define DEFAULT_CONNECTION "shared-primary"
+/* How many tenant slugs one finding names before it says "and N more". */
+#define MAX_NAMED 5
+
+struct dbreg_findings {
+	struct dbreg_finding *items;
+	size_t n, cap;
+	bool oom;
+};
+
+/* One run: the findings so far and what later checks need from earlier ones. */
+struct run {
+	struct dbreg_ctx *ctx;
+	struct dbreg_findings *f;
+	const char *url;
+	bool url_usable;            /* worth connecting with */
+	bool key_missing;           /* decided once we know whether any row has a password */
+	size_t key_missing_at;      /* where that finding goes, among the key findings */
+	struct dbreg_keyring *kr;   /* NULL unless the current key loaded */
+	long passwords;             /* live rows with a stored password; -1 unknown */
+};
+
+/* ---- the findings ---- */
+
+_public_ size_t dbreg_findings_count(const struct dbreg_findings *f)
+{
+	return f ? f->n : 0;
+}
+
+_public_ const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i)
+{
+	return f && i < f->n ? &f->items[i] : NULL;
+}
+
+_public_ void dbreg_findings_free(struct dbreg_findings *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		free((char *)f->items[i].message);
+		free((char *)f->items[i].connection_name);
+	}
+	free(f->items);
+	free(f);
+}
+
+static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
+                   const char *fmt, ...) _printf_(6, 7);
+static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
+                   const char *fmt, ...)
+{
+	struct dbreg_findings *f = r->f;
+	char *msg = NULL, *name = NULL;
+	va_list ap;
+	int n;
+
+	if (f->oom)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (conn && !(name = strdup(conn))))
+		goto oom;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		struct dbreg_finding *items = realloc(f->items, cap * sizeof(*items));
+
+		if (!items)
+			goto oom;
+		f->items = items;
+		f->cap = cap;
+	}
+	if (at > f->n)
+		at = f->n;
+	memmove(&f->items[at + 1], &f->items[at], (f->n - at) * sizeof(f->items[0]));
+	f->items[at] = (struct dbreg_finding){ .severity = sev, .code = code, .message = msg, .connection_name = name };
+	f->n++;
+	return;
+oom:
+	if (n >= 0)
+		free(msg);
+	free(name);
+	f->oom = true;
+}
+
+#define add(r, sev, code, conn, ...) add_at(r, (size_t)-1, sev, code, conn, __VA_ARGS__)
+#define ERROR DBREG_SEV_ERROR
+#define WARNING DBREG_SEV_WARNING
+
+/* A value from the registry or the environment, fit for a message: printable
+ * ASCII as is, anything else as \xNN, long ones cut. */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (!s)
+		s = "";
+	for (; *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f)
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+	}
+	if (*s && o + 4 < size) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static const char *nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+/* ---- service files, read as libpq reads them (fe-connect.c, parseServiceInfo) ---- */
+
+void dbreg_service_clear(struct dbreg_service *s)
+{
+	free(s->host);
+	free(s->hostaddr);
+	free(s->port);
+	free(s->sslmode);
+	free(s->requiressl);
+	memset(s, 0, sizeof(*s));
+}
+
+static int keep(char **dst, const char *key, const char *want, const char *val)
+{
+	if (strcmp(key, want) != 0 || *dst)
+		return 0;
+	*dst = strdup(val);
+	return *dst ? 0 : -1;
+}
+
+/* Looks for [name] in one file: 1 found (settings kept), 0 not, -1 out of memory,
+ * -2 unreadable (s->error says why). */
+static int service_in_file(const char *path, const char *name, struct dbreg_service *s)
+{
+	FILE *fp = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0, nlen = strlen(name);
+	bool in_group = false, found = false;
+	ssize_t len;
+	int r = 0;
+
+	if (!fp) {
+		snprintf(s->error, sizeof(s->error), "service file %s cannot be read: %s", path, strerror(errno));
+		return -2;
+	}
+	while (r == 0 && (len = getline(&line, &cap, fp)) >= 0) {
+		char *p = line, *eq;
+
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
+		                   line[len - 1] == '\t'))
+			line[--len] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		if (*p == '[') {
+			if (in_group)
+				break;  /* the group ended; libpq stops here too */
+			in_group = strncmp(p + 1, name, nlen) == 0 && p[nlen + 1] == ']';
+			found = found || in_group;
+			continue;
+		}
+		if (!in_group || !(eq = strchr(p, '=')))
+			continue;
+		*eq = '\0';
+		if (keep(&s->host, p, "host", eq + 1) < 0 || keep(&s->hostaddr, p, "hostaddr", eq + 1) < 0 ||
+		    keep(&s->port, p, "port", eq + 1) < 0 || keep(&s->sslmode, p, "sslmode", eq + 1) < 0 ||
+		    keep(&s->requiressl, p, "requiressl", eq + 1) < 0)
+			r = -1;
+	}
+	free(line);
+	fclose(fp);
+	if (r < 0)
+		return -1;
+	if (found)
+		snprintf(s->file, sizeof(s->file), "%s", path);
+	return found ? 1 : 0;
+}
+
+static void searched(struct dbreg_service *s, const char *path)
+{
+	size_t o = strlen(s->searched);
+
+	snprintf(s->searched + o, sizeof(s->searched) - o, "%s%s", o ? ", " : "", path);
+}
+
+int dbreg_service_find(const char *name, struct dbreg_service *s)
+{
+	char path[4096];
+	const char *env = nonempty(getenv("PGSERVICEFILE"));
+	struct stat st;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	/* First the user's file: PGSERVICEFILE, else ~/.pg_service.conf. */
+	if (env) {
+		snprintf(path, sizeof(path), "%s", env);
+	} else {
+		const char *home = nonempty(getenv("HOME"));
+		struct passwd *pw;
+
+		if (!home && (pw = getpwuid(geteuid())))
+			home = pw->pw_dir;
+		if (home)
+			snprintf(path, sizeof(path), "%s/.pg_service.conf", home);
+		else
+			path[0] = '\0';
+	}
+	if (path[0]) {
+		searched(s, path);
+		if (stat(path, &st) == 0) {
+			r = service_in_file(path, name, s);
+			if (r == -1)
+				return -1;
+			if (r != 0) {
+				/* Found, or unreadable: either way libpq goes no further. */
+				s->found = r == 1;
+				return 0;
+			}
+		}
+	}
+	/* Then the system file. */
+	env = nonempty(getenv("PGSYSCONFDIR"));
+	snprintf(path, sizeof(path), "%s/pg_service.conf", env ? env : DBREG_PG_SYSCONFDIR);
+	searched(s, path);
+	if (stat(path, &st) == 0) {
+		r = service_in_file(path, name, s);
+		if (r == -1)
+			return -1;
+	}
+	s->found = s->file[0] != '\0';
+	return 0;
+}
+
+/* ---- ADMIN_DATABASE_URL ---- */
+
+/* A setting as libpq will see it: the URL's, else the service's, else the environment's. */
+struct setting {
+	const char *value;
+	char label[300];
+};
+
+static void pick(struct setting *out, const char *from_url, const char *from_service,
+                 const char *service_label, const char *env)
+{
+	const char *e = nonempty(getenv(env));
+
+	out->value = NULL;
+	out->label[0] = '\0';
+	if (nonempty(from_url)) {
+		out->value = from_url;
+		snprintf(out->label, sizeof(out->label), "ADMIN_DATABASE_URL");
+	} else if (nonempty(from_service)) {
+		out->value = from_service;
+		snprintf(out->label, sizeof(out->label), "%s", service_label);
+	} else if (e) {
+		out->value = e;
+		snprintf(out->label, sizeof(out->label), "%s", env);
+	}
+}
+
+static size_t list_count(const char *s)
+{
+	size_t n = 1;
+
+	if (!s)
+		return 0;
+	for (; *s; s++)
+		n += *s == ',';
+	return n;
+}
+
+/* A host that a connection reaches without crossing the network. */
+static bool host_is_local(const char *h)
+{
+	while (*h == ' ')
+		h++;
+	return !*h || h[0] == '/' || h[0] == '@' || strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 ||
+	       strcmp(h, "::1") == 0;
+}
+
+static void check_ports(struct run *r, const struct setting *port, size_t hosts)
+{
+	char buf[128], s1[80];
+	size_t n = list_count(port->value);
+
+	for (size_t i = 0; i < n; i++)
+		if (!dbreg_port_ok(dbreg_list_item(port->value, i, buf, sizeof(buf))))
+			add(r, ERROR, "url-port", NULL, "%s: port \"%s\" is not 1..65535", port->label,
+			    shown(buf, s1, sizeof(s1)));
+	if (n > 1 && n != hosts)
+		add(r, ERROR, "url-port", NULL, "%s: %zu ports for %zu hosts; give one port, or one per host",
+		    port->label, n, hosts);
+}
+
+static void check_url(struct run *r)
+{
+	struct dbreg_conninfo_facts f;
+	struct dbreg_service svc;
+	struct setting host, hostaddr, port, sslmode;
+	const char *service, *service_from;
+	char service_label[256] = "", s1[128], s2[128], mode[160];
+	size_t before = r->f->n, hosts;
+	int rank;
+
+	memset(&svc, 0, sizeof(svc));
+	if (!nonempty(r->url)) {
+		add(r, ERROR, "url-missing", NULL,
+		    "ADMIN_DATABASE_URL is not set; set it to the admin database's connection string");
+		return;
+	}
+	if (dbreg_conninfo_inspect(r->url, &f) < 0) {
+		r->f->oom = true;
+		return;
+	}
+	if (!f.parsed) {
+		add(r, ERROR, f.unknown_keyword ? "url-keyword" : "url-syntax", NULL, "ADMIN_DATABASE_URL: %s", f.error);
+		return;
+	}
+	if (f.has_password)
+		add(r, WARNING, "url-password", NULL,
+		    "ADMIN_DATABASE_URL contains a password; keep it out of the URL (a password file, PGPASSFILE)");
+
+	service_from = f.service ? "ADMIN_DATABASE_URL" : "PGSERVICE";
+	service = f.service ? f.service : nonempty(getenv("PGSERVICE"));
+	if (service) {
+		if (dbreg_service_find(service, &svc) < 0) {
+			r->f->oom = true;
+			goto out;
+		}
+		if (svc.error[0])
+			add(r, ERROR, "url-service", NULL, "%s: service \"%s\": %s", service_from,
+			    shown(service, s1, sizeof(s1)), svc.error);
+		else if (!svc.found)
+			add(r, ERROR, "url-service", NULL, "%s: service \"%s\" is defined in no service file (looked in %s)",
+			    service_from, shown(service, s1, sizeof(s1)), svc.searched);
+		else
+			snprintf(service_label, sizeof(service_label), "service \"%s\" in %s", shown(service, s1, sizeof(s1)),
+			         svc.file);
+	}
+
+	pick(&host, f.host, svc.host, service_label, "PGHOST");
+	pick(&hostaddr, f.hostaddr, svc.hostaddr, service_label, "PGHOSTADDR");
+	pick(&port, f.port, svc.port, service_label, "PGPORT");
+	pick(&sslmode, f.sslmode, svc.sslmode, service_label, "PGSSLMODE");
+	hosts = list_count(host.value) > list_count(hostaddr.value) ? list_count(host.value) : list_count(hostaddr.value);
+	if (hosts == 0)
+		hosts = 1;
+	if (port.value)
+		check_ports(r, &port, hosts);
+
+	if (sslmode.value) {
+		snprintf(mode, sizeof(mode), "sslmode \"%s\"", shown(sslmode.value, s1, sizeof(s1)));
+	} else {
+		const char *req = nonempty(f.requiressl) ? f.requiressl : svc.requiressl;
+
+		sslmode.value = req && req[0] == '1' ? "require" : "prefer";
+		snprintf(sslmode.label, sizeof(sslmode.label), "ADMIN_DATABASE_URL");
+		snprintf(mode, sizeof(mode), "sslmode unset (so \"%s\")", sslmode.value);
+	}
+	rank = dbreg_sslmode_rank(sslmode.value);
+	if (rank < 0) {
+		add(r, ERROR, "url-sslmode", NULL,
+		    "%s: %s is not a libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full)",
+		    sslmode.label, mode);
+	} else if (rank < DBREG_SSLMODE_ENCRYPTED) {
+		for (size_t i = 0; i < hosts; i++) {
+			char h[256];
+
+			dbreg_list_item(hostaddr.value, i, h, sizeof(h));
+			if (!h[0])
+				dbreg_list_item(host.value, i, h, sizeof(h));
+			if (host_is_local(h))
+				continue;
+			add(r, WARNING, "url-weak-ssl", NULL,
+			    "%s: %s lets the connection to %s go unencrypted; use require, verify-ca or verify-full",
+			    sslmode.label, mode, shown(h, s2, sizeof(s2)));
+			break;
+		}
+	}
+out:
+	/* Connecting with a URL already found wrong only repeats what it said. */
+	r->url_usable = true;
+	for (size_t i = before; i < r->f->n; i++)
+		if (r->f->items[i].severity == ERROR)
+			r->url_usable = false;
+	dbreg_service_clear(&svc);
+	dbreg_conninfo_facts_clear(&f);
+}
+
+/* ---- keys ---- */
+
+static void check_keys(struct run *r)
+{
+	const char *key = nonempty(getenv("DB_ENCRYPTION_KEY"));
+	const char *file = nonempty(getenv("DB_ENCRYPTION_KEY_FILE"));
+	const char *old = nonempty(getenv("DB_ENCRYPTION_OLD_KEYS"));
+	struct dbreg_keyring *kr = NULL;
+	struct dbreg_error e;
+	struct stat st;
+	char s1[256];
+	bool current = false;
+
+	dbreg_error_clear(&e);
+	if (dbreg_keyring_new(&kr, &e) < 0) {
+		r->f->oom = true;
+		return;
+	}
+	if (key && file) {
+		add(r, ERROR, "key-both", NULL, "both DB_ENCRYPTION_KEY and DB_ENCRYPTION_KEY_FILE are set; set only one");
+	} else if (!key && !file) {
+		r->key_missing = true;
+		r->key_missing_at = r->f->n;
+	} else if (file) {
+		shown(file, s1, sizeof(s1));
+		if (stat(file, &st) < 0) {
+			add(r, ERROR, "key-file", NULL, "DB_ENCRYPTION_KEY_FILE %s: %s", s1, strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			add(r, ERROR, "key-file", NULL, "DB_ENCRYPTION_KEY_FILE %s: not a regular file", s1);
+		} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+			add(r, ERROR, "key-file-mode", NULL,
+			    "DB_ENCRYPTION_KEY_FILE %s is accessible by group or others (mode %04o); run 'chmod 600 %s'", s1,
+			    (unsigned)(st.st_mode & 07777), s1);
+		} else {
+			char *text = NULL;
+
+			if (dbreg_key_file_read(file, &text, &e) < 0) {
+				add(r, ERROR, "key-file", NULL, "%s", e.message);
+			} else if (dbreg_keyring_add_text(kr, text, &e) < 0) {
+				if (e.kind == DBREG_ERR_INTERNAL)
+					r->f->oom = true;
+				else
+					add(r, ERROR, "key-invalid", NULL,
+					    "DB_ENCRYPTION_KEY_FILE %s: the key is not 32 bytes as 64 hex digits or base64", s1);
+			} else {
+				current = true;
+			}
+			dbreg_key_text_free(text);
+		}
+	} else if (dbreg_keyring_add_text(kr, key, &e) < 0) {
+		if (e.kind == DBREG_ERR_INTERNAL)
+			r->f->oom = true;
+		else
+			add(r, ERROR, "key-invalid", NULL, "DB_ENCRYPTION_KEY: the key is not 32 bytes as 64 hex digits or base64");
+	} else {
+		current = true;
+	}
+
+	if (old) {
+		/* Split a copy in locked memory: the list is key material. */
+		size_t len = strlen(old);
+		char *copy = sodium_malloc(len + 1), *save = NULL;
+		int i = 1;
+
+		if (!copy) {
+			r->f->oom = true;
+		} else {
+			memcpy(copy, old, len + 1);
+			for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++) {
+				if (!tok[strspn(tok, " \t\r\n")])
+					continue;
+				dbreg_error_clear(&e);
+				if (dbreg_keyring_add_text(kr, tok, &e) < 0 && e.kind != DBREG_ERR_INTERNAL) {
+					if (strstr(e.message, "too many"))
+						add(r, ERROR, "old-key-invalid", NULL, "DB_ENCRYPTION_OLD_KEYS: key %d: %s", i, e.message);
+					else
+						add(r, ERROR, "old-key-invalid", NULL,
+						    "DB_ENCRYPTION_OLD_KEYS: key %d is not 32 bytes as 64 hex digits or base64", i);
+				}
+			}
+			sodium_free(copy);
+		}
+	}
+	/* Without the current key, every password would look undecryptable: check none. */
+	if (current)
+		r->kr = kr;
+	else
+		dbreg_keyring_free(kr);
+}
+
+static void decide_key_missing(struct run *r, bool offline)
+{
+	if (!r->key_missing)
+		return;
+	if (r->passwords > 0)
+		add_at(r, r->key_missing_at, ERROR, "key-missing", NULL,
+		       "no encryption key: set DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE; %ld connection%s a stored password",
+		       r->passwords, r->passwords == 1 ? " has" : "s have");
+	else if (r->passwords < 0)
+		add_at(r, r->key_missing_at, ERROR, "key-missing", NULL,
+		       "no encryption key: set DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE (%s)",
+		       offline ? "offline, so whether any connection has a password is not known"
+		               : "the registry could not be read to tell whether any connection has a password");
+}
+
+/* ---- the registry ---- */
+
+static void read_failed(struct run *r, const struct dbreg_error *e)
+{
+	if (e->kind == DBREG_ERR_INTERNAL && strcmp(e->message, "out of memory") == 0)
+		r->f->oom = true;
+	else
+		add(r, ERROR, "registry-read", NULL, "%s", e->message);
+}
+
+static long int_or(const char *text, long fallback)
+{
+	return text && *text ? strtol(text, NULL, 10) : fallback;
+}
+
+static void check_rows(struct run *r, PGconn *conn)
+{
+	struct dbreg_error e;
+	PGresult *res;
+	char s1[160], s2[160], s3[160], s4[256];
+
+	dbreg_error_clear(&e);
+	res = dbreg_registry_validate_rows(conn, &e);
+	if (!res) {
+		read_failed(r, &e);
+		return;
+	}
+	r->passwords = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *name = PQgetvalue(res, i, VR_NAME);
+		const char *v;
+		long min, max;
+
+		dbreg_error_clear(&e);
+		if (dbreg_check_connection_name(name, &e) < 0)
+			add(r, ERROR, "conn-name", name, "%s", e.message);
+		v = PQgetvalue(res, i, VR_PORT);
+		if (!PQgetisnull(res, i, VR_PORT) && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
+			add(r, ERROR, "conn-port", name, "port %s is not 1..65535", shown(v, s1, sizeof(s1)));
+		v = PQgetvalue(res, i, VR_SSL_MODE);
+		if (!PQgetisnull(res, i, VR_SSL_MODE) && dbreg_sslmode_rank(v) < 0)
+			add(r, ERROR, "conn-ssl-mode", name,
+			    "ssl_mode \"%s\" is not a libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full)",
+			    shown(v, s1, sizeof(s1)));
+		min = int_or(PQgetvalue(res, i, VR_POOL_MIN), 0);
+		max = int_or(PQgetvalue(res, i, VR_POOL_MAX), LONG_MAX);
+		if (min < 0)
+			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is below 0", min);
+		else if (min > max)
+			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is above pool_max_size %ld", min, max);
+		if (int_or(PQgetvalue(res, i, VR_POOL_TIMEOUT), 1) <= 0)
+			add(r, ERROR, "conn-pool-timeout", name, "pool_timeout_seconds %s is not above 0",
+			    PQgetvalue(res, i, VR_POOL_TIMEOUT));
+		if (int_or(PQgetvalue(res, i, VR_POOL_RECYCLE), 1) <= 0)
+			add(r, ERROR, "conn-pool-recycle", name, "pool_recycle_seconds %s is not above 0",
+			    PQgetvalue(res, i, VR_POOL_RECYCLE));
+		if (*PQgetvalue(res, i, VR_DUPLICATES))
+			add(r, WARNING, "conn-duplicate", name,
+			    "same host, port, database and user as '%s' (%s:%s/%s, user %s)",
+			    shown(PQgetvalue(res, i, VR_DUPLICATES), s4, sizeof(s4)),
+			    shown(PQgetvalue(res, i, VR_HOST), s1, sizeof(s1)), PQgetvalue(res, i, VR_PORT),
+			    shown(PQgetvalue(res, i, VR_DATABASE), s2, sizeof(s2)),
+			    shown(PQgetvalue(res, i, VR_USER), s3, sizeof(s3)));
+		if (!PQgetisnull(res, i, VR_PASSWORD)) {
+			char *password = NULL;
+
+			r->passwords++;
+			if (!r->kr)
+				continue;
+			dbreg_error_clear(&e);
+			if (dbreg_decrypt(r->kr, PQgetvalue(res, i, VR_PASSWORD), &password, &e) < 0) {
+				if (e.kind == DBREG_ERR_INTERNAL)
+					r->f->oom = true;
+				else
+					add(r, ERROR, "conn-password", name, "%s", e.message);
+			}
+			dbreg_secret_free(password);
+		}
+	}
+	/* The stored texts leave with the result. */
+	for (int i = 0; i < PQntuples(res); i++)
+		if (!PQgetisnull(res, i, VR_PASSWORD))
+			sodium_memzero(PQgetvalue(res, i, VR_PASSWORD), strlen(PQgetvalue(res, i, VR_PASSWORD)));
+	PQclear(res);
+}
+
+static void check_tenants(struct run *r, PGconn *conn)
+{
+	struct dbreg_error e;
+	PGresult *res, *dflt;
+	char s1[160], s2[160], expected[128], unowned[512] = "";
+	long n_unowned = 0;
+
+	dbreg_error_clear(&e);
+	res = dbreg_registry_validate_tenants(conn, &e);
+	if (!res) {
+		read_failed(r, &e);
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *slug = PQgetvalue(res, i, VT_SLUG), *schema = PQgetvalue(res, i, VT_SCHEMA);
+		const char *state = PQgetvalue(res, i, VT_CONN_STATE), *cname = PQgetvalue(res, i, VT_CONN_NAME);
+		bool slug_ok, schema_ok;
+
+		shown(slug, s1, sizeof(s1));
+		dbreg_error_clear(&e);
+		slug_ok = dbreg_check_slug(slug, &e) == 0;
+		if (!slug_ok)
+			add(r, ERROR, "tenant-slug", NULL, "tenant '%s': %s", s1, e.message);
+		dbreg_error_clear(&e);
+		schema_ok = dbreg_check_schema_name(schema, &e) == 0;
+		if (!schema_ok)
+			add(r, ERROR, "tenant-schema-name", NULL, "tenant '%s': %s", s1, e.message);
+		if (slug_ok && schema_ok && dbreg_schema_for_slug(slug, expected, sizeof(expected)) == 0 &&
+		    strcmp(schema, expected) != 0)
+			add(r, WARNING, "tenant-schema-mismatch", NULL, "tenant '%s': schema_name '%s' is not the expected '%s'",
+			    s1, shown(schema, s2, sizeof(s2)), expected);
+
+		if (PQgetisnull(res, i, VT_CONN_STATE)) {
+			size_t o = strlen(unowned);
+
+			if (n_unowned < MAX_NAMED)
+				snprintf(unowned + o, sizeof(unowned) - o, "%s'%s'", o ? ", " : "", s1);
+			n_unowned++;
+		} else if (strcmp(state, "missing") == 0) {
+			add(r, ERROR, "tenant-connection-missing", NULL,
+			    "tenant '%s' points at connection id %s, which does not exist", s1, PQgetvalue(res, i, VT_CONN_ID));
+		} else if (strcmp(state, "deleted") == 0) {
+			add(r, ERROR, "tenant-connection-deleted", cname, "tenant '%s' points at connection '%s', which is deleted",
+			    s1, shown(cname, s2, sizeof(s2)));
+		} else if (strcmp(state, "inactive") == 0) {
+			add(r, WARNING, "tenant-connection-inactive", cname,
+			    "tenant '%s' points at connection '%s', which is inactive", s1, shown(cname, s2, sizeof(s2)));
+		}
+	}
+	PQclear(res);
+	if (n_unowned == 0)
+		return;
+
+	dbreg_error_clear(&e);
+	dflt = dbreg_registry_validate_default(conn, DEFAULT_CONNECTION, &e);
+	if (!dflt) {
+		read_failed(r, &e);
+		return;
+	}
+	if (PQntuples(dflt) == 0 || strcmp(PQgetvalue(dflt, 0, 0), "t") != 0 ||
+	    strcmp(PQgetvalue(dflt, 0, 1), "SHARED") != 0) {
+		char why[160], more[48] = "";
+
+		if (PQntuples(dflt) == 0)
+			snprintf(why, sizeof(why), "'%s' is not registered", DEFAULT_CONNECTION);
+		else if (strcmp(PQgetvalue(dflt, 0, 0), "t") != 0)
+			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
+		else
+			snprintf(why, sizeof(why), "'%s' is of type %s, not SHARED", DEFAULT_CONNECTION,
+			         shown(PQgetvalue(dflt, 0, 1), s1, sizeof(s1)));
+		if (n_unowned > MAX_NAMED)
+			snprintf(more, sizeof(more), " and %ld more", n_unowned - MAX_NAMED);
+		add(r, ERROR, "tenant-no-default", PQntuples(dflt) ? DEFAULT_CONNECTION : NULL,
+		    "%ld tenant%s without a connection of %s own (%s%s) need the active SHARED connection '%s', but %s",
+		    n_unowned, n_unowned == 1 ? "" : "s", n_unowned == 1 ? "its" : "their", unowned, more,
+		    DEFAULT_CONNECTION, why);
+	}
+	PQclear(dflt);
+}
+
+static void check_admin(struct run *r)
+{
+	struct dbreg_schema_state st;
+	struct dbreg_error e;
+	PGconn *conn = NULL;
+	int want = dbreg_schema_version();
+
+	dbreg_error_clear(&e);
+	/* Our own connection: the context's would refuse the very schemas we report on. */
+	if (dbreg_connect_admin(r->url, &conn, &e) < 0) {
+		if (e.kind == DBREG_ERR_INTERNAL)
+			r->f->oom = true;
+		else
+			add(r, ERROR, e.kind == DBREG_ERR_CONFIG ? "admin-refused" : "admin-unreachable", NULL, "%s", e.message);
+		return;
+	}
+	if (dbreg_registry_schema_state(conn, &st, &e) < 0) {
+		read_failed(r, &e);
+		PQfinish(conn);
+		return;
+	}
+	if (!st.have_registry || !st.have_log)
+		add(r, ERROR, "schema-missing", NULL, "database \"%s\" has no dbreg registry schema%s; run 'dbreg init'",
+		    PQdb(conn), st.have_registry ? " (admin.database_connections exists, but no migration log)" : "");
+	else if (st.version < want)
+		add(r, ERROR, "schema-old", NULL,
+		    "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'", st.version, want);
+	else if (st.version > want)
+		add(r, ERROR, "schema-new", NULL,
+		    "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg", st.version, want);
+	if (st.have_registry)
+		check_rows(r, conn);
+	if (st.have_tenants)
+		check_tenants(r, conn);
+	else if (st.have_log && st.version >= 2)
+		add(r, ERROR, "schema-missing", NULL, "the registry schema is at version %d, but admin.tenants is missing",
+		    st.version);
+	PQfinish(conn);
+}
+
+_public_ int dbreg_validate(struct dbreg_ctx *ctx, int offline, struct dbreg_findings **ret, struct dbreg_error *err)
+{
+	struct run r = { .ctx = ctx, .passwords = -1 };
+
+	r.f = calloc(1, sizeof(*r.f));
+	if (!r.f)
+		return dbreg_fail_oom(err);
+	r.url = ctx ? dbreg_ctx_admin_url(ctx) : getenv("ADMIN_DATABASE_URL");
+	check_url(&r);
+	check_keys(&r);
+	if (!offline && r.url_usable)
+		check_admin(&r);
+	decide_key_missing(&r, offline);
+	dbreg_keyring_free(r.kr);
+	if (r.f->oom) {
+		dbreg_findings_free(r.f);
+		return dbreg_fail_oom(err);
+	}
+	*ret = r.f;
+	return 0;
+}
