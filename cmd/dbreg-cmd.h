@@ -54,6 +54,9 @@ int usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
 /* After getopt_long returned ':' (missing value) or '?' (unknown): the usage
  * error naming the option as typed; returns EXIT_USAGE. */
 int option_error(const char *verb, int c, char **argv);
+/* The connection names left after the options (checked against the naming
+ * rule), NULL-terminated, or NULL when there are none; EXIT_USAGE on a bad one. */
+int parse_names(const char *verb, int argc, char **argv, const char *const **ret);
 /* Prints err and returns its exit status (SPEC §4). */
 int fail(const struct dbreg_error *err);
 int exit_status(enum dbreg_errkind kind);

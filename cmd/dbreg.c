@@ -139,6 +139,22 @@ int option_error(const char *verb, int c, char **argv)
 	return usage_error(verb, "unknown option '%s'", name);
 }
 
+int parse_names(const char *verb, int argc, char **argv, const char *const **ret)
+{
+	struct dbreg_error err;
+
+	dbreg_error_clear(&err);
+	for (int i = optind; i < argc; i++)
+		if (dbreg_check_connection_name(argv[i], &err) < 0)
+			return usage_error(verb, "%s", err.message);
+	*ret = NULL;
+	if (optind < argc) {
+		argv[argc] = NULL;  /* argv is NULL-terminated by contract */
+		*ret = (const char *const *)argv + optind;
+	}
+	return 0;
+}
+
 int exit_status(enum dbreg_errkind kind)
 {
 	switch (kind) {

@@ -374,14 +374,9 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			return H_UNKNOWN;
 		}
 	}
+	if (parse_names("health", argc, argv, &o.names))
+		return H_UNKNOWN;
 	dbreg_error_clear(&err);
-	for (int i = optind; i < argc; i++)
-		if (dbreg_check_connection_name(argv[i], &err) < 0)
-			return usage_error("health", "%s", err.message), H_UNKNOWN;
-	if (optind < argc) {
-		argv[argc] = NULL;  /* argv is NULL-terminated by contract */
-		o.names = (const char *const *)argv + optind;
-	}
 	if (!output && isatty(STDERR_FILENO)) {
 		o.progress = progress;
 		o.userdata = &shown;

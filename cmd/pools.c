@@ -154,14 +154,9 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("pool-stats", c, argv);
 		}
 	}
+	if (parse_names("pool-stats", argc, argv, &o.names))
+		return EXIT_USAGE;
 	dbreg_error_clear(&err);
-	for (int i = optind; i < argc; i++)
-		if (dbreg_check_connection_name(argv[i], &err) < 0)
-			return usage_error("pool-stats", "%s", err.message);
-	if (optind < argc) {
-		argv[argc] = NULL;
-		o.names = (const char *const *)argv + optind;
-	}
 	if (watch && !isatty(STDOUT_FILENO))
 		return usage_error("pool-stats", "--watch redraws a terminal; standard output is not one");
 	rc = connect_registry(ctx);

@@ -88,3 +88,25 @@ void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...)
 	memcpy(err->message, prefix, plen);
 	err->message[plen + mlen] = '\0';
 }
+
+const char *dbreg_printable(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (!s)
+		s = "";
+	for (; *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c < 0x7f)
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+	}
+	if (*s && o + 4 < size) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}

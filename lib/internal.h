@@ -17,6 +17,9 @@ int dbreg_fail(struct dbreg_error *err, enum dbreg_errkind kind, const char *fmt
 /* Fills err from a failed result: message, SQLSTATE, kind from the class. */
 int dbreg_fail_result(struct dbreg_error *err, const PGresult *res, const char *what);
 int dbreg_fail_oom(struct dbreg_error *err);
+/* A value from outside (a name, the environment), fit for a message: printable
+ * ASCII as is, anything else as \xNN, a long one cut with "...". Returns buf. */
+const char *dbreg_printable(const char *s, char *buf, size_t size);
 /* Puts "<prefix>" before the message already in err. */
 void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...) _printf_(2, 3);
 

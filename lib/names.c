@@ -97,26 +97,6 @@ static bool rule_ok(const struct rule *r, const char *s)
 	return false;
 }
 
-/* Prints a name for a message: printable ASCII as is, anything else as \xNN. */
-static void printable(const char *s, char *out, size_t size)
-{
-	size_t o = 0;
-
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c >= 0x20 && c < 0x7f)
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-	}
-	if (*s && o + 4 < size) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
 static int check_rules(const struct rule *rules, const char *what, const char *s, enum dbreg_errkind kind,
                        struct dbreg_error *err)
 {
@@ -126,7 +106,7 @@ static int check_rules(const struct rule *rules, const char *what, const char *s
 		s = "";
 	for (const struct rule *r = rules; r->name; r++)
 		if (!rule_ok(r, s)) {
-			printable(s, shown, sizeof(shown));
+			dbreg_printable(s, shown, sizeof(shown));
 			return dbreg_fail(err, kind, "invalid %s '%s': rule %s: it %s", what, shown, r->name, r->describe);
 		}
 	return 0;

@@ -107,30 +107,6 @@ oom:
 #define ERROR DBREG_SEV_ERROR
 #define WARNING DBREG_SEV_WARNING
 
-/* A value from the registry or the environment, fit for a message: printable
- * ASCII as is, anything else as \xNN, long ones cut. */
-static const char *shown(const char *s, char *buf, size_t size)
-{
-	size_t o = 0;
-
-	if (!s)
-		s = "";
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c >= 0x20 && c < 0x7f)
-			buf[o++] = (char)c;
-		else
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-	}
-	if (*s && o + 4 < size) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 static const char *nonempty(const char *s)
 {
 	return s && *s ? s : NULL;
@@ -315,7 +291,7 @@ static void check_ports(struct run *r, const struct setting *port, size_t hosts)
 	for (size_t i = 0; i < n; i++)
 		if (!dbreg_port_ok(dbreg_list_item(port->value, i, buf, sizeof(buf))))
 			add(r, ERROR, "url-port", NULL, "%s: port \"%s\" is not 1..65535", port->label,
-			    shown(buf, s1, sizeof(s1)));
+			    dbreg_printable(buf, s1, sizeof(s1)));
 	if (n > 1 && n != hosts)
 		add(r, ERROR, "url-port", NULL, "%s: %zu ports for %zu hosts; give one port, or one per host",
 		    port->label, n, hosts);
@@ -358,12 +334,12 @@ static void check_url(struct run *r)
 		}
 		if (svc.error[0])
 			add(r, ERROR, "url-service", NULL, "%s: service \"%s\": %s", service_from,
-			    shown(service, s1, sizeof(s1)), svc.error);
+			    dbreg_printable(service, s1, sizeof(s1)), svc.error);
 		else if (!svc.found)
 			add(r, ERROR, "url-service", NULL, "%s: service \"%s\" is defined in no service file (looked in %s)",
-			    service_from, shown(service, s1, sizeof(s1)), svc.searched);
+			    service_from, dbreg_printable(service, s1, sizeof(s1)), svc.searched);
 		else
-			snprintf(service_label, sizeof(service_label), "service \"%s\" in %s", shown(service, s1, sizeof(s1)),
+			snprintf(service_label, sizeof(service_label), "service \"%s\" in %s", dbreg_printable(service, s1, sizeof(s1)),
 			         svc.file);
 	}
 
@@ -378,7 +354,7 @@ static void check_url(struct run *r)
 		check_ports(r, &port, hosts);
 
 	if (sslmode.value) {
-		snprintf(mode, sizeof(mode), "sslmode \"%s\"", shown(sslmode.value, s1, sizeof(s1)));
+		snprintf(mode, sizeof(mode), "sslmode \"%s\"", dbreg_printable(sslmode.value, s1, sizeof(s1)));
 	} else {
 		const char *req = nonempty(f.requiressl) ? f.requiressl : svc.requiressl;
 
@@ -402,7 +378,7 @@ static void check_url(struct run *r)
 				continue;
 			add(r, WARNING, "url-weak-ssl", NULL,
 			    "%s: %s lets the connection to %s go unencrypted; use require, verify-ca or verify-full",
-			    sslmode.label, mode, shown(h, s2, sizeof(s2)));
+			    sslmode.label, mode, dbreg_printable(h, s2, sizeof(s2)));
 			break;
 		}
 	}
@@ -440,7 +416,7 @@ static void check_keys(struct run *r)
 		r->key_missing = true;
 		r->key_missing_at = r->f->n;
 	} else if (file) {
-		shown(file, s1, sizeof(s1));
+		dbreg_printable(file, s1, sizeof(s1));
 		if (stat(file, &st) < 0) {
 			add(r, ERROR, "key-file", NULL, "DB_ENCRYPTION_KEY_FILE %s: %s", s1, strerror(errno));
 		} else if (!S_ISREG(st.st_mode)) {
@@ -559,12 +535,12 @@ static void check_rows(struct run *r, PGconn *conn)
 			add(r, ERROR, "conn-name", name, "%s", e.message);
 		v = PQgetvalue(res, i, VR_PORT);
 		if (!PQgetisnull(res, i, VR_PORT) && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
-			add(r, ERROR, "conn-port", name, "port %s is not 1..65535", shown(v, s1, sizeof(s1)));
+			add(r, ERROR, "conn-port", name, "port %s is not 1..65535", dbreg_printable(v, s1, sizeof(s1)));
 		v = PQgetvalue(res, i, VR_SSL_MODE);
 		if (!PQgetisnull(res, i, VR_SSL_MODE) && dbreg_sslmode_rank(v) < 0)
 			add(r, ERROR, "conn-ssl-mode", name,
 			    "ssl_mode \"%s\" is not a libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full)",
-			    shown(v, s1, sizeof(s1)));
+			    dbreg_printable(v, s1, sizeof(s1)));
 		min = int_or(PQgetvalue(res, i, VR_POOL_MIN), 0);
 		max = int_or(PQgetvalue(res, i, VR_POOL_MAX), LONG_MAX);
 		if (min < 0)
@@ -580,10 +556,10 @@ static void check_rows(struct run *r, PGconn *conn)
 		if (*PQgetvalue(res, i, VR_DUPLICATES))
 			add(r, WARNING, "conn-duplicate", name,
 			    "same host, port, database and user as '%s' (%s:%s/%s, user %s)",
-			    shown(PQgetvalue(res, i, VR_DUPLICATES), s4, sizeof(s4)),
-			    shown(PQgetvalue(res, i, VR_HOST), s1, sizeof(s1)), PQgetvalue(res, i, VR_PORT),
-			    shown(PQgetvalue(res, i, VR_DATABASE), s2, sizeof(s2)),
-			    shown(PQgetvalue(res, i, VR_USER), s3, sizeof(s3)));
+			    dbreg_printable(PQgetvalue(res, i, VR_DUPLICATES), s4, sizeof(s4)),
+			    dbreg_printable(PQgetvalue(res, i, VR_HOST), s1, sizeof(s1)), PQgetvalue(res, i, VR_PORT),
+			    dbreg_printable(PQgetvalue(res, i, VR_DATABASE), s2, sizeof(s2)),
+			    dbreg_printable(PQgetvalue(res, i, VR_USER), s3, sizeof(s3)));
 		if (!PQgetisnull(res, i, VR_PASSWORD)) {
 			char *password = NULL;
 
@@ -625,7 +601,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 		const char *state = PQgetvalue(res, i, VT_CONN_STATE), *cname = PQgetvalue(res, i, VT_CONN_NAME);
 		bool slug_ok, schema_ok;
 
-		shown(slug, s1, sizeof(s1));
+		dbreg_printable(slug, s1, sizeof(s1));
 		dbreg_error_clear(&e);
 		slug_ok = dbreg_check_slug(slug, &e) == 0;
 		if (!slug_ok)
@@ -637,7 +613,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 		if (slug_ok && schema_ok && dbreg_schema_for_slug(slug, expected, sizeof(expected)) == 0 &&
 		    strcmp(schema, expected) != 0)
 			add(r, WARNING, "tenant-schema-mismatch", NULL, "tenant '%s': schema_name '%s' is not the expected '%s'",
-			    s1, shown(schema, s2, sizeof(s2)), expected);
+			    s1, dbreg_printable(schema, s2, sizeof(s2)), expected);
 
 		if (PQgetisnull(res, i, VT_CONN_STATE)) {
 			size_t o = strlen(unowned);
@@ -650,10 +626,10 @@ static void check_tenants(struct run *r, PGconn *conn)
 			    "tenant '%s' points at connection id %s, which does not exist", s1, PQgetvalue(res, i, VT_CONN_ID));
 		} else if (strcmp(state, "deleted") == 0) {
 			add(r, ERROR, "tenant-connection-deleted", cname, "tenant '%s' points at connection '%s', which is deleted",
-			    s1, shown(cname, s2, sizeof(s2)));
+			    s1, dbreg_printable(cname, s2, sizeof(s2)));
 		} else if (strcmp(state, "inactive") == 0) {
 			add(r, WARNING, "tenant-connection-inactive", cname,
-			    "tenant '%s' points at connection '%s', which is inactive", s1, shown(cname, s2, sizeof(s2)));
+			    "tenant '%s' points at connection '%s', which is inactive", s1, dbreg_printable(cname, s2, sizeof(s2)));
 		}
 	}
 	PQclear(res);
@@ -676,7 +652,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
 		else
 			snprintf(why, sizeof(why), "'%s' is of type %s, not SHARED", DEFAULT_CONNECTION,
-			         shown(PQgetvalue(dflt, 0, 1), s1, sizeof(s1)));
+			         dbreg_printable(PQgetvalue(dflt, 0, 1), s1, sizeof(s1)));
 		if (n_unowned > MAX_NAMED)
 			snprintf(more, sizeof(more), " and %ld more", n_unowned - MAX_NAMED);
 		add(r, ERROR, "tenant-no-default", PQntuples(dflt) ? DEFAULT_CONNECTION : NULL,
