@@ -424,7 +424,9 @@ static int run_interactive(void)
 	/* Static: they must survive the longjmp back to the prompt. */
 	static struct sigaction sa = { .sa_handler = on_sigint }, old;
 	static char prompt[160];
+#if HAVE_LIBEDIT
 	static char *hist;
+#endif
 	struct dbreg_error err;
 
 	dbreg_error_clear(&err);
