@@ -28,7 +28,8 @@ struct fanout_job {
 	enum fanout_outcome outcome;
 	char error[512];
 	PGresult *results[FANOUT_MAX_QUERIES];   /* one per query run; caller PQclear()s */
-	double elapsed_ms;                       /* start to last result, or to failure */
+	double elapsed_ms;                       /* start to last result, or to failure, less queued_ms */
+	double queued_ms;                        /* ready, but waiting while the loop served others */
 	int server_version;                      /* PQserverVersion after login, 0 before */
 	void *userdata;                          /* the caller's */
 	char secret[160];                        /* a password set by prepare; wiped when the job ends */
