@@ -84,6 +84,8 @@ void out_table_add(struct out_table *t, const char *const *cells);
 void out_table_print(FILE *f, const struct out_table *t);
 void out_table_free(struct out_table *t);
 
+/* A JSON string (NULL → null); bytes that are not UTF-8 become '?'. */
+json_t *out_json_text(const char *text);
 /* A JSON value for a typed field text (NULL → null). */
 json_t *out_json_typed(enum dbreg_type type, const char *text);
 json_t *out_conn_json(const struct dbreg_conn *c);

@@ -110,12 +110,12 @@ static void print_json(FILE *f, const struct dbreg_health_report *r)
 	for (size_t i = 0; i < dbreg_health_report_count(r); i++) {
 		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
 
-		json_array_append_new(results, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
-			"connection_name", h->connection_name,
+		json_array_append_new(results, json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"connection_name", out_json_text(h->connection_name),
 			"status", dbreg_health_status_name(h->status),
 			"latency_ms", h->latency_ms < 0 ? json_null() : json_real((double)(long long)(h->latency_ms * 10 + 0.5) / 10),
-			"error", h->error ? json_string(h->error) : json_null(),
-			"server_version", h->server_version ? json_string(h->server_version) : json_null(),
+			"error", out_json_text(h->error),
+			"server_version", out_json_text(h->server_version),
 			"in_recovery", h->in_recovery < 0 ? json_null() : json_boolean(h->in_recovery),
 			"backends", h->backends < 0 ? json_null() : json_integer(h->backends),
 			"max_connections", h->max_connections < 0 ? json_null() : json_integer(h->max_connections)));

@@ -128,6 +128,28 @@ void out_table_free(struct out_table *t)
 }
 
 /* ---- JSON ---- */
+json_t *out_json_text(const char *text)
+{
+	json_t *j;
+	char *copy;
+
+	if (!text)
+		return json_null();
+	j = json_string(text);
+	if (j)
+		return j;
+	/* Not UTF-8 (a server's message in another encoding): keep it, readable. */
+	copy = strdup(text);
+	if (!copy)
+		return json_null();
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j ? j : json_null();
+}
+
 json_t *out_json_typed(enum dbreg_type type, const char *text)
 {
 	json_t *j;
@@ -141,12 +163,11 @@ json_t *out_json_typed(enum dbreg_type type, const char *text)
 		return json_boolean(strcmp(text, "true") == 0 || strcmp(text, "t") == 0);
 	case DBREG_T_JSON:
 		j = json_loads(text, JSON_DECODE_ANY, NULL);
-		return j ? j : json_string(text);
+		return j ? j : out_json_text(text);
 	case DBREG_T_TEXT:
 	case DBREG_T_TIME:
 	default:
-		j = json_string(text);
-		return j ? j : json_null();
+		return out_json_text(text);
 	}
 }
 

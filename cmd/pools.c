@@ -41,7 +41,7 @@ static void print_json(const struct dbreg_pool_report *r)
 			"idle_in_transaction", count_or_null(c->idle_in_transaction), "waiting", count_or_null(c->waiting),
 			"oldest_xact_seconds", fraction_or_null(c->oldest_xact_seconds),
 			"saturation", fraction_or_null(c->saturation),
-			"error", c->error ? json_string(c->error) : json_null()));
+			"error", out_json_text(c->error)));
 	}
 	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {
 		const struct dbreg_pool_server *s = dbreg_pool_report_server(r, i);

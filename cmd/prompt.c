@@ -58,34 +58,35 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-/* Asks on the terminal with echo off; Ctrl-C restores the terminal before it acts. */
+/* Asks on the terminal with echo off.  A signal that would stop or end us
+ * restores the terminal first, then acts as it would have. */
 static ssize_t ask(int tty, const char *question, char *buf, size_t size, bool *truncated)
 {
-	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP };
+	struct sigaction sa = { .sa_handler = on_signal }, old_sa[ELEMENTSOF(sigs)];
 	struct termios old, quiet;
 	bool restore = false;
-	ssize_t n;
+	ssize_t n = -1;
 
 	interrupted = 0;
 	sigemptyset(&sa.sa_mask);  /* no SA_RESTART: read() returns at once */
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-
-	if (write(tty, question, strlen(question)) < 0)
-		return -1;
-	if (tcgetattr(tty, &old) == 0) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-		quiet.c_lflag |= ICANON;
-		restore = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+	for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+		sigaction(sigs[i], &sa, &old_sa[i]);
+	if (write(tty, question, strlen(question)) >= 0) {
+		if (tcgetattr(tty, &old) == 0) {
+			quiet = old;
+			quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+			quiet.c_lflag |= ICANON;
+			restore = tcsetattr(tty, TCSAFLUSH, &quiet) == 0;
+		}
+		n = read_line(tty, buf, size, truncated);
+		if (restore)
+			tcsetattr(tty, TCSAFLUSH, &old);
+		if (write(tty, "\n", 1) < 0)
+			n = -1;
 	}
-	n = read_line(tty, buf, size, truncated);
-	if (restore)
-		tcsetattr(tty, TCSAFLUSH, &old);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	if (write(tty, "\n", 1) < 0)
-		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+		sigaction(sigs[i], &old_sa[i], NULL);
 	if (interrupted) {
 		raise(interrupted);  /* now with the caller's disposition */
 		return -1;

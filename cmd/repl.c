@@ -307,14 +307,14 @@ static char **complete(const char *text, int start, int end)
 	char *buf = malloc(strlen(line) + 1);
 	int argc = buf ? split_line(line, buf, words, MAX_ARGS) : -1;
 	char **matches = NULL;
+	sig_atomic_t prompt_was = at_prompt;
 
 	(void)end;
+	/* Completion may query the registry: Ctrl-C now cancels that, no longjmp. */
+	at_prompt = 0;
 	rl_attempted_completion_over = 1;  /* never fall back to file names */
-	if (argc < 0) {
-		free(line);
-		free(buf);
-		return NULL;
-	}
+	if (argc < 0)
+		goto out;
 	completing_verb = argc > 0 ? verb_find(words[0]) : NULL;
 	if (argc == 0) {
 		completing = C_VERBS;
@@ -352,6 +352,7 @@ static char **complete(const char *text, int start, int end)
 out:
 	free(line);
 	free(buf);
+	at_prompt = prompt_was;
 	return matches;
 }
 

@@ -18,8 +18,8 @@ static json_t *tenant_json(const struct dbreg_resolution *r)
 {
 	if (!dbreg_resolution_tenant_id(r))
 		return json_null();
-	return json_pack("{s:s, s:s, s:s}", "id", dbreg_resolution_tenant_id(r), "slug",
-	                 dbreg_resolution_tenant_slug(r), "name", dbreg_resolution_tenant_name(r));
+	return json_pack("{s:s, s:s, s:o}", "id", dbreg_resolution_tenant_id(r), "slug",
+	                 dbreg_resolution_tenant_slug(r), "name", out_json_text(dbreg_resolution_tenant_name(r)));
 }
 
 enum { ARG_CONTEXT = 0x100, ARG_CHECK, ARG_DEFAULT_CONNECTION, ARG_VALIDATE };

@@ -60,7 +60,7 @@ static void print_json(FILE *f, const struct dbreg_findings *l, bool ok, size_t 
 			"severity", severity_name(x->severity),
 			"code", x->code,
 			"message", x->message,
-			"connection_name", x->connection_name ? json_string(x->connection_name) : json_null()));
+			"connection_name", out_json_text(x->connection_name)));
 	}
 	root = json_pack("{s:b, s:I, s:I, s:o}", "ok", ok, "errors", (json_int_t)errors, "warnings",
 	                 (json_int_t)warnings, "findings", findings);

@@ -1,10 +1,27 @@
 /* conninfo.c — the only module that parses or builds connection strings (libpq's own parser). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
+
+static void scrub_libpq_message(const char *msg, char *out, size_t size);
+
+/* libpq's parser; its refusal, which may quote a password, comes back scrubbed. */
+static PQconninfoOption *parse(const char *url, char *why, size_t size)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL;
+
+	opts = PQconninfoParse(url ? url : "", &msg);
+	if (!opts)
+		scrub_libpq_message(msg ? msg : "out of memory", why, size);
+	PQfreemem(msg);
+	return opts;
+}
 
 struct dbreg_url_parts {
 	char *host, *port, *dbname, *user, *sslmode;
@@ -51,22 +68,12 @@ _public_ int dbreg_url_parse(const char *url, struct dbreg_url_parts **ret, stru
 {
 	struct dbreg_url_parts *p;
 	PQconninfoOption *opts;
-	char *msg = NULL;
+	char why[512];
 	int r = 0;
 
-	opts = PQconninfoParse(url ? url : "", &msg);
-	if (!opts) {
-		size_t n;
-
-		if (!msg)
-			return dbreg_fail_oom(err);
-		n = strlen(msg);
-		while (n > 0 && msg[n - 1] == '\n')
-			msg[--n] = '\0';
-		dbreg_fail(err, DBREG_ERR_USAGE, "cannot parse the URL: %s", msg);
-		PQfreemem(msg);
-		return -1;
-	}
+	opts = parse(url, why, sizeof(why));
+	if (!opts)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "cannot parse the URL: %s", why);
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		PQconninfoFree(opts);
@@ -152,34 +159,118 @@ bool dbreg_port_ok(const char *text)
 	return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= 65535;
 }
 
-/* Does the URL itself set connect_timeout? */
-static int url_has_timeout(const char *url)
+/* The admin connection's deadline in seconds: the URL's connect_timeout, else
+ * PGCONNECT_TIMEOUT, else 10; and how many hosts the URL lists. */
+static int connect_timeout(const PQconninfoOption *opts, int *ret_hosts)
 {
-	PQconninfoOption *opts = PQconninfoParse(url, NULL);
-	int found = 0;
+	const char *t = getenv("PGCONNECT_TIMEOUT");
+	int hosts = 1;
 
-	if (!opts)
-		return 0;
-	for (PQconninfoOption *o = opts; o->keyword; o++)
+	for (const PQconninfoOption *o = opts; o->keyword; o++) {
 		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val)
-			found = 1;
-	PQconninfoFree(opts);
-	return found;
+			t = o->val;
+		else if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) && o->val) {
+			int n = 1;
+
+			for (const char *c = o->val; *c; c++)
+				n += *c == ',';
+			if (n > hosts)
+				hosts = n;
+		}
+	}
+	*ret_hosts = hosts;
+	if (t && *t) {
+		int v = atoi(t);
+
+		/* libpq: 0 or less waits forever; 1 is taken as 2. */
+		return v <= 0 ? 0 : v < 2 ? 2 : v;
+	}
+	return 10;
+}
+
+/* The SQLSTATE in a verbose libpq message ("FATAL:  28P01: ..."), or "". */
+static void message_sqlstate(const char *msg, char state[6])
+{
+	static const char *const levels[] = { "FATAL:  ", "ERROR:  ", "PANIC:  " };
+
+	state[0] = '\0';
+	for (size_t i = 0; i < ELEMENTSOF(levels); i++) {
+		const char *p = strstr(msg, levels[i]);
+
+		if (p && strspn(p + 8, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && p[13] == ':') {
+			memcpy(state, p + 8, 5);
+			state[5] = '\0';
+			return;
+		}
+	}
+}
+
+/* What a refused admin login means (SPEC §4): the server said no to who we are
+ * or what we asked for (78), or it cannot take us now (69).  The SQLSTATE
+ * decides, so that it works in any language. */
+static enum dbreg_errkind classify(PGconn *conn, const char *state)
+{
+	if (*state) {
+		if (strncmp(state, "53", 2) == 0 || strncmp(state, "57P", 3) == 0 || strncmp(state, "08", 2) == 0 ||
+		    strcmp(state, "55000") == 0)
+			return DBREG_ERR_UNAVAILABLE;
+		return DBREG_ERR_CONFIG;
+	}
+	/* No SQLSTATE: libpq's own verdict (no password, TLS refused) or no server at all. */
+	if (PQconnectionNeedsPassword(conn) || strstr(PQerrorMessage(conn), "SSL") ||
+	    strstr(PQerrorMessage(conn), "certificate"))
+		return DBREG_ERR_CONFIG;
+	return DBREG_ERR_UNAVAILABLE;
+}
+
+/* libpq's connect loop, with our own deadline (libpq ignores connect_timeout here). */
+static PostgresPollingStatusType finish_connect(PGconn *conn, int timeout_s)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	struct timespec t0, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+		int wait = -1, rc;
+
+		if (timeout_s > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			wait = (int)(timeout_s * 1000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000));
+			if (wait <= 0)
+				return PGRES_POLLING_ACTIVE;  /* our "timed out" */
+		}
+		if (pfd.fd >= 0) {
+			rc = poll(&pfd, 1, wait);
+			if (rc == 0)
+				continue;
+			if (rc < 0 && errno != EINTR)
+				return PGRES_POLLING_FAILED;
+			if (rc < 0)
+				continue;
+		}
+		st = PQconnectPoll(conn);
+	}
+	return st;
 }
 
 int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err)
 {
 	struct dbreg_params p = { .n = 0 };
-	char *msg = NULL;
 	PQconninfoOption *check;
+	PostgresPollingStatusType st;
+	char why[768], state[6];
+	int timeout_s, hosts;
 	PGconn *conn;
 
 	if (!url || !*url)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "ADMIN_DATABASE_URL is not set; set it to the admin database's connection string");
-	check = PQconninfoParse(url, &msg);
+	check = parse(url, why, sizeof(why));
+	if (!check)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "cannot parse ADMIN_DATABASE_URL: %s", why);
 	/* libpq would take a port it cannot parse for a connection failure. */
-	for (PQconninfoOption *o = check; o && o->keyword; o++) {
+	for (PQconninfoOption *o = check; o->keyword; o++) {
 		size_t items = 1;
 		char item[64];
 
@@ -194,53 +285,36 @@ int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err)
 				                  item);
 			}
 	}
-	if (!check) {
-		size_t n = msg ? strlen(msg) : 0;
-
-		while (n > 0 && msg[n - 1] == '\n')
-			msg[--n] = '\0';
-		dbreg_fail(err, DBREG_ERR_CONFIG, "cannot parse ADMIN_DATABASE_URL: %s", msg ? msg : "out of memory");
-		PQfreemem(msg);
-		return -1;
-	}
+	timeout_s = connect_timeout(check, &hosts);
 	PQconninfoFree(check);
 
 	/* Parameters before dbname are defaults: the expanded URL overrides them. */
 	dbreg_params_add(&p, "fallback_application_name", "dbreg");
-	if (!getenv("PGCONNECT_TIMEOUT") && !url_has_timeout(url))
-		dbreg_params_add(&p, "connect_timeout", "10");
 	dbreg_params_add(&p, "dbname", url);
-	conn = PQconnectdbParams(p.keys, p.vals, 1);
+	conn = PQconnectStartParams(p.keys, p.vals, 1);
 	if (!conn)
 		return dbreg_fail_oom(err);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		char why[768];
-		enum dbreg_errkind kind = dbreg_classify_connect_failure(conn);
+	/* Verbose, for the SQLSTATE of a refused login; back to normal after. */
+	PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+	st = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : finish_connect(conn, timeout_s * hosts);
+	if (st != PGRES_POLLING_OK) {
+		enum dbreg_errkind kind;
 
-		dbreg_connect_error(conn, why, sizeof(why));
+		message_sqlstate(PQerrorMessage(conn), state);
+		kind = classify(conn, state);
+		if (st == PGRES_POLLING_ACTIVE)
+			snprintf(why, sizeof(why), "timeout expired after %d s", timeout_s * hosts);
+		else
+			dbreg_connect_error(conn, why, sizeof(why));
 		PQfinish(conn);
-		return dbreg_fail(err, kind, "cannot connect to the admin database: %s", why);
+		dbreg_fail(err, kind, "cannot connect to the admin database: %s", why);
+		if (err)
+			memcpy(err->sqlstate, state, sizeof(state));
+		return -1;
 	}
+	PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
 	*ret = conn;
 	return 0;
-}
-
-enum dbreg_errkind dbreg_classify_connect_failure(PGconn *conn)
-{
-	/* libpq keeps no SQLSTATE for a refused login, so read its message: the
-	 * server answered, and said no to who we are or what we asked for. */
-	static const char *const refusals[] = {
-		"authentication", "password", "pg_hba.conf", "does not exist", "permission denied",
-		"server does not support SSL", "certificate",
-	};
-	const char *msg = PQerrorMessage(conn);
-
-	if (PQconnectionNeedsPassword(conn) || PQconnectionUsedPassword(conn))
-		return DBREG_ERR_CONFIG;
-	for (size_t i = 0; i < ELEMENTSOF(refusals); i++)
-		if (strstr(msg, refusals[i]))
-			return DBREG_ERR_CONFIG;
-	return DBREG_ERR_UNAVAILABLE;
 }
 
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
@@ -248,8 +322,20 @@ void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
 	const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
 	size_t o = 0;
 
-	/* One line: libpq puts one line per address it tried. */
+	/* One line: libpq puts one line per address it tried.  A verbose message's
+	 * LOCATION lines and SQLSTATE are for us, not for the reader. */
 	for (const char *c = msg; *c && o + 3 < size; c++) {
+		if ((c == msg || c[-1] == '\n') && strncmp(c, "LOCATION:", 9) == 0) {
+			c += strcspn(c, "\n");
+			if (!*c)
+				break;
+			continue;
+		}
+		if (c > msg + 2 && c[-1] == ' ' && c[-2] == ' ' && c[-3] == ':' &&
+		    strspn(c, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 && c[5] == ':' && c[6] == ' ') {
+			c += 6;  /* "FATAL:  28P01: why" reads "FATAL:  why" */
+			continue;
+		}
 		if (*c == '\n') {
 			if (c[1] && o + 3 < size) {
 				buf[o++] = ';';
@@ -259,6 +345,8 @@ void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
 			buf[o++] = *c;
 		}
 	}
+	while (o > 0 && (buf[o - 1] == ' ' || buf[o - 1] == ';'))
+		o--;
 	buf[o] = '\0';
 	if (o == 0)
 		snprintf(buf, size, "unknown error");

@@ -27,7 +27,8 @@
 
 enum { S_PENDING, S_RESOLVING, S_CONNECTING, S_QUERYING, S_DONE };
 #define MAX_ADDRS 4
-#define RESOLVER_THREADS 8
+/* One thread per distinct name up to this: a few slow names must not hold up the rest. */
+#define RESOLVER_THREADS 64
 
 double fanout_now_ms(void)
 {
@@ -58,6 +59,8 @@ void fanout_job_clear(struct fanout_job *j)
 		PQfinish(j->conn);
 		j->conn = NULL;
 	}
+	free(j->hostlist);
+	j->hostlist = NULL;
 }
 
 /* ---- resolver: detached threads sharing a refcounted queue ---- */
@@ -167,6 +170,7 @@ static int resolver_start(struct fanout_job *jobs, size_t n, struct resolver **r
 {
 	struct resolver *r;
 	size_t cap = 0, nthreads;
+	sigset_t all, saved;
 	int fds[2];
 
 	for (size_t i = 0; i < n; i++)
@@ -213,6 +217,10 @@ static int resolver_start(struct fanout_job *jobs, size_t n, struct resolver **r
 	pthread_mutex_init(&r->lock, NULL);
 	r->refs = 1;
 	nthreads = r->n < RESOLVER_THREADS ? r->n : RESOLVER_THREADS;
+	/* The threads take no signal: SIGINT belongs to the main thread (the REPL
+	 * cancels with it), SIGPIPE must never kill the process. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &saved);
 	for (size_t t = 0; t < nthreads; t++) {
 		pthread_attr_t attr;
 		pthread_t tid;
@@ -230,6 +238,7 @@ static int resolver_start(struct fanout_job *jobs, size_t n, struct resolver **r
 		}
 		pthread_attr_destroy(&attr);
 	}
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	*ret = r;
 	return 0;
 fail:
@@ -243,12 +252,17 @@ fail:
 /* The loop lets go; threads still resolving finish alone and free the rest. */
 static void resolver_stop(struct resolver *r)
 {
+	int fd;
+
 	if (!r)
 		return;
-	close(r->pipe_r);
+	/* Abandoned first: a thread writes to the pipe only under the lock and
+	 * only while not abandoned, so the read end may then close. */
 	pthread_mutex_lock(&r->lock);
 	r->abandoned = true;
+	fd = r->pipe_r;
 	resolver_unref_locked(r);
+	close(fd);
 }
 
 /* ---- the loop ---- */
@@ -272,6 +286,8 @@ static void finish(struct fanout_job *j, enum fanout_outcome outcome, const char
 		PQfinish(j->conn);
 		j->conn = NULL;
 	}
+	free(j->hostlist);
+	j->hostlist = NULL;
 }
 
 static void connect_failed(struct fanout_job *j)
@@ -348,38 +364,47 @@ static void advance_query(struct fanout_job *j, short revents)
 	}
 }
 
-/* Room for every connection we may open, and a few more. */
-static void raise_fd_limit(int jobs)
+/* Room for every connection we may open, and a few more; returns how many
+ * connections the limit allows at once. */
+static size_t raise_fd_limit(size_t jobs)
 {
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
+		return jobs;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)jobs + 64) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)jobs + 64 ? (rlim_t)jobs + 64 : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)jobs + 64)
+		return rl.rlim_cur > 96 ? (size_t)rl.rlim_cur - 64 : 32;
+	return jobs;
 }
 
-static void use_address(struct fanout_job *j, const struct request *req)
+static int use_address(struct fanout_job *j, const struct request *req)
 {
 	/* libpq needs host and hostaddr lists of the same length; the host name
 	 * stays for TLS verification and .pgpass. */
 	const char *host = job_param(j, "host");
-	size_t o = 0;
+	size_t len = strlen(host) + 1, o = 0;
 
-	snprintf(j->hostaddr, sizeof(j->hostaddr), "%s", req->addrs);
+	j->hostlist = malloc((size_t)req->naddrs * len);
+	if (!j->hostlist)
+		return -1;
 	for (int i = 0; i < req->naddrs; i++) {
-		int w = snprintf(j->hostlist + o, sizeof(j->hostlist) - o, "%s%s", i ? "," : "", host);
-
-		if (w < 0 || (size_t)w >= sizeof(j->hostlist) - o)
-			break;
-		o += (size_t)w;
+		if (i)
+			j->hostlist[o++] = ',';
+		memcpy(j->hostlist + o, host, len - 1);
+		o += len - 1;
 	}
+	j->hostlist[o] = '\0';
+	snprintf(j->hostaddr, sizeof(j->hostaddr), "%s", req->addrs);
 	for (int i = 0; i < j->nparams; i++)
 		if (strcmp(j->keys[i], "host") == 0)
 			j->vals[i] = j->hostlist;
 	fanout_job_add(j, "hostaddr", j->hostaddr);
+	return 0;
 }
 
 static const char *phase(const struct fanout_job *j)
@@ -404,7 +429,10 @@ static void step(struct fanout_job *j, struct resolver *res)
 				finish(j, FANOUT_NO_RESOLVE, "could not resolve host name \"%s\": %s", rq->name, rq->error);
 				return;
 			}
-			use_address(j, rq);
+			if (use_address(j, rq) < 0) {
+				finish(j, FANOUT_CONNECT, "out of memory");
+				return;
+			}
 			start_connect(j);
 		}
 	}
@@ -430,7 +458,7 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 	}
 	if (max_jobs > n)
 		max_jobs = n ? n : 1;
-	raise_fd_limit((int)max_jobs);
+	max_jobs = raise_fd_limit(max_jobs);
 	pfd = calloc(max_jobs + 1, sizeof(*pfd));
 	polled = calloc(max_jobs + 1, sizeof(*polled));
 	live = calloc(max_jobs, sizeof(*live));

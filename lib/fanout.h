@@ -40,7 +40,7 @@ struct fanout_job {
 	int next_query;
 	double started;
 	char hostaddr[256];
-	char hostlist[512];
+	char *hostlist;                          /* "host,host,..." to match hostaddr */
 	int resolve_id;
 };
 

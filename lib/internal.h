@@ -33,9 +33,6 @@ void dbreg_params_add(struct dbreg_params *p, const char *key, const char *val);
 /* Opens the admin connection for url (libpq's expand_dbname), adding
  * connect_timeout=10 unless the URL or PGCONNECT_TIMEOUT gives one. */
 int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err);
-/* Classifies a failed connection: DBREG_ERR_CONFIG when the server refused us
- * (authentication, no such database or role), else DBREG_ERR_UNAVAILABLE. */
-enum dbreg_errkind dbreg_classify_connect_failure(PGconn *conn);
 /* First line of libpq's connection error, without "connection to server ... failed:". */
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size);
 /* The i-th entry of a comma-separated list into buf ("" when absent). */

@@ -53,7 +53,11 @@ static void read_job(struct dbreg_pool_report *r, size_t i, struct fanout_job *j
 		return;
 	}
 	if (!u || PQresultStatus(u) != PGRES_TUPLES_OK) {
-		c->error = remember(r, i, u ? PQresultErrorField(u, PG_DIAG_MESSAGE_PRIMARY) : "no result");
+		const char *why = u ? PQresultErrorField(u, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		if (!why)
+			why = u && *PQresultErrorMessage(u) ? PQresultErrorMessage(u) : "no result";
+		c->error = remember(r, i, why);
 		return;
 	}
 	c->total = num(u, 0);

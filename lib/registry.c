@@ -391,11 +391,13 @@ static void emit(struct stmt *st, const char *fmt, ...)
 	va_list ap;
 	int w;
 
+	if (st->len >= sizeof(st->sql) - 1)
+		return;  /* already full: the statement is refused before it runs */
 	va_start(ap, fmt);
 	w = vsnprintf(st->sql + st->len, sizeof(st->sql) - st->len, fmt, ap);
 	va_end(ap);
 	if (w > 0)
-		st->len += (size_t)w;
+		st->len = st->len + (size_t)w < sizeof(st->sql) ? st->len + (size_t)w : sizeof(st->sql) - 1;
 }
 
 static int param(struct stmt *st, const char *value)
@@ -417,6 +419,8 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 	struct dbreg_conn_list *l;
 	PGresult *res;
 
+	if (st->len >= sizeof(st->sql) - 1)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "statement too long");
 	if (!(flags & DBREG_WRITE_DRY_RUN) && dbreg_ctx_check_writable(ctx, err) < 0)
 		return -1;
 	if ((flags & DBREG_WRITE_DRY_RUN) && begin(ctx, err) < 0)

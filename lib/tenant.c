@@ -86,6 +86,15 @@ _public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_conte
 		return -1;
 	}
 	r->schema = PQgetvalue(res, 0, T_SCHEMA);
+	/* A registry dbreg did not create may lack the constraints: check anyway. */
+	if (dbreg_check_schema_name(r->schema, err) < 0) {
+		if (err)
+			err->kind = DBREG_ERR_FAILED;
+		dbreg_error_prefix(err, "tenant '%s' has a stored schema name that breaks the rules: ",
+		                   PQgetvalue(res, 0, T_SLUG));
+		dbreg_resolution_free(r);
+		return -1;
+	}
 	*ret = r;
 	return 0;
 }
