@@ -263,6 +263,40 @@ while True:
 	[[ $stderr == *no_such_db* ]] || fail "stderr: $stderr"
 }
 
+@test "dbreg: Try to use an admin database that is not accepting connections (69)" {
+	require_sandbox
+	scratch_registry
+	"$DBREG" init >/dev/null
+	psql_super -v "db=$SCRATCH_REGISTRY" <<<'ALTER DATABASE :"db" ALLOW_CONNECTIONS false' >/dev/null
+	run --separate-stderr timeout 20 "$DBREG" list
+	assert_failure 69
+	[[ $stderr == "dbreg: error: "*"not currently accepting connections"* ]] || fail "stderr: $stderr"
+	[[ $stderr != *LOCATION* && $stderr != *55000* ]] || fail "verbose details leaked: $stderr"
+}
+
+@test "dbreg: Try to log in as a role at its connection limit (69)" {
+	require_sandbox
+	# The limit is checked after authentication: the admin role itself, limited for
+	# the length of this test.
+	export ADMIN_DATABASE_URL="postgresql://$DBREG_ADMIN_ROLE@${PGSANDBOX_HOST:-127.0.0.1}:$PGSANDBOX_PORT/$DBREG_TEST_REGISTRY"
+	psql_super -v "role=$DBREG_ADMIN_ROLE" <<<'ALTER ROLE :"role" CONNECTION LIMIT 0' >/dev/null
+	run --separate-stderr timeout 20 "$DBREG" list
+	psql_super -v "role=$DBREG_ADMIN_ROLE" <<<'ALTER ROLE :"role" CONNECTION LIMIT -1' >/dev/null
+	assert_failure 69
+	[[ $stderr == "dbreg: error: "*"too many connections"* ]] || fail "stderr: $stderr"
+}
+
+@test "dbreg: Try to use an unparseable ADMIN_DATABASE_URL that holds a password" {
+	local url
+	for url in 'postgresql://admin:TopSecretPw@[::1/admin' 'postgresql://admin:TopSecretPw%zz@db/admin'; do
+		export ADMIN_DATABASE_URL=$url
+		run --separate-stderr "$DBREG" list
+		assert_failure 78
+		[[ $stderr == "dbreg: error: cannot parse ADMIN_DATABASE_URL"* ]] || fail "stderr: $stderr"
+		assert_no_secret TopSecretPw
+	done
+}
+
 @test "dbreg: Try to use a database without the registry schema" {
 	require_sandbox
 	scratch_registry

@@ -354,6 +354,9 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	refused 2 "$DBREG" register reg-url-pw --url 'postgresql://u@h/d?password=hunter4-q' \
 		--no-password
 	assert_no_secret hunter4-q
+	# A URL libpq cannot parse: its error quotes the broken part, which holds the password.
+	refused 2 "$DBREG" register reg-url-pw --url 'postgresql://u:hunter5%zz@h/d' --no-password
+	assert_no_secret hunter5
 }
 
 @test "register: Try to give an unparseable or multi-host --url" {
