@@ -237,10 +237,10 @@ static int fail_type(struct dbreg_ctx *ctx, const PGresult *res, const struct db
 		if (!val)
 			continue;
 		if (!PQgetisnull(q, i, 1) && strcmp(state, "22P02") == 0) {
-			char labels[512];
+			char labels[512], needle[300];
 
+			/* Is the value among the labels?  Compare as ", a, b, " lists. */
 			snprintf(labels, sizeof(labels), ", %s, ", PQgetvalue(q, i, 1));
-			char needle[300];
 			snprintf(needle, sizeof(needle), ", %s, ", val);
 			if (!strstr(labels, needle))
 				r = dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is not allowed; allowed values: %s", col, val,
