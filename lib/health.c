@@ -154,8 +154,6 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	struct fanout_job *jobs;
 	struct target_run run;
 	PGresult *rows;
-	struct fanout_opts fo;
-	char loop_error[256] = "";
 	time_t now = time(NULL);
 	struct timespec ts;
 	size_t n;
@@ -214,21 +212,12 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 			snprintf(j->error, sizeof(j->error), "inactive: not checked");
 		}
 	}
-	fo = (struct fanout_opts){
-		.jobs = o->jobs > 0 ? o->jobs : 64,
-		.timeout_ms = timeout_ms,
-		.cancel = dbreg_ctx_cancel_flag(ctx),
-		.progress = o->progress,
-		.progress_userdata = o->userdata,
-		.prepare = target_prepare,
-		.userdata = &run,
-	};
-	if (fanout_run(jobs, n, &fo, loop_error, sizeof(loop_error)) < 0) {
+	if (target_fanout(&run, jobs, n, o->jobs, timeout_ms, o->progress, o->userdata, err) < 0) {
 		for (size_t i = 0; i < n; i++)
 			fanout_job_clear(&jobs[i]);
 		free(jobs);
 		dbreg_health_report_free(r);
-		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the check loop failed: %s", loop_error);
+		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		judge(r, &r->results[i], &jobs[i], o, warn_ms);

@@ -96,9 +96,8 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 	struct dbreg_pool_report *r;
 	struct fanout_job *jobs;
 	struct target_run run;
-	struct fanout_opts fo;
-	char loop_error[256] = "";
 	PGresult *rows;
+	bool ran;
 	size_t n;
 
 	rows = dbreg_registry_targets(ctx, &filter, err);
@@ -153,25 +152,15 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 		jobs[i].queries[jobs[i].nqueries++] = usage_sql;
 		jobs[i].queries[jobs[i].nqueries++] = server_sql;
 	}
-	fo = (struct fanout_opts){
-		.jobs = o->jobs > 0 ? o->jobs : 64,
-		.timeout_ms = timeout_ms,
-		.cancel = dbreg_ctx_cancel_flag(ctx),
-		.prepare = target_prepare,
-		.userdata = &run,
-	};
-	if (fanout_run(jobs, n, &fo, loop_error, sizeof(loop_error)) < 0) {
-		dbreg_fail(err, DBREG_ERR_INTERNAL, "the loop failed: %s", loop_error);
-		n = 0;  /* clear below, report nothing */
-	}
-	for (size_t i = 0; i < r->n; i++) {
-		if (n)
+	ran = target_fanout(&run, jobs, n, o->jobs, timeout_ms, NULL, NULL, err) == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ran)
 			read_job(r, i, &jobs[i], server_for[i]);
 		fanout_job_clear(&jobs[i]);
 	}
 	free(jobs);
 	free(server_for);
-	if (!n && r->n) {
+	if (!ran) {
 		dbreg_pool_report_free(r);
 		return -1;
 	}

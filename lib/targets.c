@@ -71,3 +71,22 @@ int target_prepare(struct fanout_job *j, void *userdata)
 	fanout_job_add(j, "password", j->secret);
 	return 0;
 }
+
+int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
+                  void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err)
+{
+	struct fanout_opts fo = {
+		.jobs = max_jobs > 0 ? max_jobs : 64,
+		.timeout_ms = timeout_ms,
+		.cancel = dbreg_ctx_cancel_flag(t->ctx),
+		.progress = progress,
+		.progress_userdata = progress_userdata,
+		.prepare = target_prepare,
+		.userdata = t,
+	};
+	char why[256] = "";
+
+	if (fanout_run(jobs, n, &fo, why, sizeof(why)) < 0)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
+	return 0;
+}

@@ -22,4 +22,9 @@ void target_job_init(struct fanout_job *j, struct target_run *t, int row, const 
 /* fanout_opts.prepare, with the target_run as userdata. */
 int target_prepare(struct fanout_job *j, void *userdata);
 
+/* Runs the jobs through the fan-out loop, passwords decrypted just in time and
+ * the context's cancellation honoured; fails only when the loop itself does. */
+int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
+                  void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err);
+
 #endif
