@@ -137,11 +137,6 @@ _public_ void dbreg_ctx_reset_cancel(struct dbreg_ctx *ctx)
 	ctx->cancelled = 0;
 }
 
-int dbreg_ctx_cancelled(struct dbreg_ctx *ctx)
-{
-	return ctx->cancelled;
-}
-
 _public_ int dbreg_ctx_was_cancelled(struct dbreg_ctx *ctx)
 {
 	return ctx->cancelled;

@@ -224,7 +224,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		fanout_job_clear(&jobs[i]);
 	}
 	free(jobs);
-	if (!o->no_update && !dbreg_ctx_cancelled(ctx))
+	if (!o->no_update && !dbreg_ctx_was_cancelled(ctx))
 		write_back(ctx, r);
 	*ret = r;
 	return 0;

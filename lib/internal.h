@@ -59,7 +59,6 @@ int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err);
  * err and returns NULL. expect is PGRES_TUPLES_OK or PGRES_COMMAND_OK. */
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
-int dbreg_ctx_cancelled(struct dbreg_ctx *ctx);
 #include <signal.h>
 volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx);
 void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version);
@@ -113,8 +112,6 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 	DBREG_TS("deleted_at") ", (encrypted_password IS NOT NULL)::text," \
 	" CASE WHEN encrypted_password ~ '^dbreg:v1:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END"
 
-/* names.c */
-bool dbreg_is_uuid(const char *s);
 
 /* ---- validate-config: what validate.c needs from the modules that own each thing ---- */
 /* conninfo.c: what validate-config needs to know of a connection string, read by libpq's parser. */

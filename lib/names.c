@@ -141,22 +141,17 @@ _public_ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size)
 
 _public_ int dbreg_is_canonical_uuid(const char *s)
 {
-	return dbreg_is_uuid(s);
-}
-
-bool dbreg_is_uuid(const char *s)
-{
 	static const char hex[] = "0123456789abcdefABCDEF";
 
 	if (strlen(s) != 36)
-		return false;
+		return 0;
 	for (int i = 0; i < 36; i++) {
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (s[i] != '-')
-				return false;
+				return 0;
 		} else if (!strchr(hex, s[i])) {
-			return false;
+			return 0;
 		}
 	}
-	return true;
+	return 1;
 }

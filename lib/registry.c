@@ -656,7 +656,7 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 /* ---- tenants ---- */
 PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct dbreg_error *err)
 {
-	const char *params[2] = { key, dbreg_is_uuid(key) ? "true" : "false" };
+	const char *params[2] = { key, dbreg_is_canonical_uuid(key) ? "true" : "false" };
 
 	/* A canonical UUID is an id (compared as text, so a slug never meets a uuid cast). */
 	return dbreg_exec(ctx,

@@ -52,7 +52,7 @@ _public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_conte
 	if (context == DBREG_CONTEXT_TENANT) {
 		if (!tenant || !*tenant)
 			return dbreg_fail(err, DBREG_ERR_USAGE, "a TENANT (id or slug) is required in the tenant context");
-		if (!dbreg_is_uuid(tenant) && dbreg_check_slug(tenant, err) < 0)
+		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug(tenant, err) < 0)
 			return -1;
 	}
 	r = calloc(1, sizeof(*r));

@@ -58,8 +58,8 @@ static void test_names(void)
 		name[100] = '\0';
 		ok(dbreg_check_connection_name(name, &err) == 0, "100 bytes valid");
 	}
-	ok(dbreg_is_uuid("123e4567-e89b-12d3-a456-426614174000"), "canonical UUID");
-	ok(!dbreg_is_uuid("123e4567e89b12d3a456426614174000"), "UUID without dashes is not canonical");
+	ok(dbreg_is_canonical_uuid("123e4567-e89b-12d3-a456-426614174000"), "canonical UUID");
+	ok(!dbreg_is_canonical_uuid("123e4567e89b12d3a456426614174000"), "UUID without dashes is not canonical");
 }
 
 int main(void)
