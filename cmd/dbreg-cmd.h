@@ -57,6 +57,8 @@ int option_error(const char *verb, int c, char **argv);
 /* The connection names left after the options (checked against the naming
  * rule), NULL-terminated, or NULL when there are none; EXIT_USAGE on a bad one. */
 int parse_names(const char *verb, int argc, char **argv, const char *const **ret);
+/* Reads an option's value as a whole number 1..max; a usage error (returns -1) otherwise. */
+int parse_positive(const char *verb, const char *opt, const char *text, long max, long *ret);
 /* Prints err and returns its exit status (SPEC §4). */
 int fail(const struct dbreg_error *err);
 int exit_status(enum dbreg_errkind kind);

@@ -155,6 +155,21 @@ int parse_names(const char *verb, int argc, char **argv, const char *const **ret
 	return 0;
 }
 
+int parse_positive(const char *verb, const char *opt, const char *text, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v <= 0 || v > max) {
+		usage_error(verb, "%s: '%s' is not a whole number from 1 to %ld", opt, text, max);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
 int exit_status(enum dbreg_errkind kind)
 {
 	switch (kind) {

@@ -26,19 +26,6 @@ static const char health_options[] =
 	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
 	"  -h, --help           show this help\n";
 
-static int parse_positive(const char *opt, const char *text, long max, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v <= 0 || v > max)
-		return usage_error("health", "%s: '%s' is not a whole number from 1 to %ld", opt, text, max), -1;
-	*ret = v;
-	return 0;
-}
-
 static void progress(size_t done, size_t total, double elapsed_ms, void *userdata)
 {
 	bool *shown = userdata;
@@ -353,17 +340,17 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 				return usage_error("health", "--level: '%s' is not basic, extended or deep", optarg), H_UNKNOWN;
 			break;
 		case ARG_TIMEOUT:
-			if (parse_positive("--timeout", optarg, 3600, &v) < 0)
+			if (parse_positive("health", "--timeout", optarg, 3600, &v) < 0)
 				return H_UNKNOWN;
 			o.timeout_ms = (int)v * 1000;
 			break;
 		case ARG_JOBS:
-			if (parse_positive("--jobs", optarg, 10000, &v) < 0)
+			if (parse_positive("health", "--jobs", optarg, 10000, &v) < 0)
 				return H_UNKNOWN;
 			o.jobs = (int)v;
 			break;
 		case ARG_WARN_MS:
-			if (parse_positive("--warn-ms", optarg, 3600000, &v) < 0)
+			if (parse_positive("health", "--warn-ms", optarg, 3600000, &v) < 0)
 				return H_UNKNOWN;
 			o.warn_ms = (int)v;
 			break;

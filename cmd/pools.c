@@ -1,5 +1,4 @@
 /* pools.c — dbreg pool-stats: configured pool sizes against what each server reports now. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +129,6 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
 	long watch = 0;
-	char *end;
 	int c, rc;
 
 	opterr = 0;
@@ -144,11 +142,8 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case ARG_WATCH:
-			errno = 0;
-			watch = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || watch < 1 || watch > 86400)
-				return usage_error("pool-stats", "--watch: '%s' is not a whole number of seconds from 1 to 86400",
-				                   optarg);
+			if (parse_positive("pool-stats", "--watch", optarg, 86400, &watch) < 0)
+				return EXIT_USAGE;
 			break;
 		default:
 			return option_error("pool-stats", c, argv);
