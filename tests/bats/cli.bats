@@ -22,9 +22,8 @@ load helper
 MILESTONE_COMMANDS=(init register update list show deregister encrypt-password generate-key)
 
 setup_file() {
-	fresh_registry
+	fresh_initialized_registry
 	if have_sandbox; then
-		"$DBREG" init >/dev/null
 		"$DBREG" register cli-one --host db.example.com --database app --user app \
 			--no-password >/dev/null
 	fi

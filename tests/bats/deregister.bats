@@ -6,13 +6,7 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-TS_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
-
-setup_file() {
-	fresh_registry
-	if have_sandbox; then "$DBREG" init >/dev/null; fi
-}
+setup_file() { fresh_initialized_registry; }
 
 teardown_file() { drop_registry; }
 

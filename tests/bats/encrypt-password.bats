@@ -6,8 +6,6 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 
-STORED_RE='^dbreg:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
-
 setup() {
 	unset DB_ENCRYPTION_KEY DB_ENCRYPTION_KEY_FILE DB_ENCRYPTION_OLD_KEYS ADMIN_DATABASE_URL
 	# 32 raw key bytes, kept as hex; the forms below are made from them.

@@ -8,7 +8,6 @@
 load helper
 
 KEY_RE='^[A-Za-z0-9+/]{43}=$'
-STORED_RE='^dbreg:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
 
 setup() {
 	unset DB_ENCRYPTION_KEY DB_ENCRYPTION_KEY_FILE DB_ENCRYPTION_OLD_KEYS ADMIN_DATABASE_URL

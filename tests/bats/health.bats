@@ -10,12 +10,7 @@
 
 load helper
 
-setup_file() {
-	fresh_registry
-	if have_sandbox; then
-		"$DBREG" init >/dev/null
-	fi
-}
+setup_file() { fresh_initialized_registry; }
 
 teardown_file() {
 	drop_registry
@@ -249,10 +244,8 @@ WANT = ['dbreg_up', 'dbreg_status', 'dbreg_check_duration_seconds',
         'dbreg_last_check_timestamp_seconds']
 errors = []
 
-
 def err(n, msg):
     errors.append('line %d: %s' % (n, msg))
-
 
 def unescape(n, v):
     def rep(m):
@@ -261,7 +254,6 @@ def unescape(n, v):
             return m.group(1)
         return ESC[m.group(1)]
     return re.sub(r'\\(.)', rep, v)
-
 
 text = sys.stdin.read()
 if text and not text.endswith('\n'):

@@ -169,3 +169,19 @@ drop_scratch_registry() {
 	EOF
 	unset SCRATCH_REGISTRY
 }
+
+# Patterns that several files check output against.
+# shellcheck disable=SC2034
+STORED_RE='^dbreg:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
+# shellcheck disable=SC2034
+UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+# shellcheck disable=SC2034
+TS_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
+
+# fresh_registry, with the registry schema in it (dbreg init) when there is a sandbox.
+fresh_initialized_registry() {
+	fresh_registry || return 1
+	if have_sandbox; then
+		"$DBREG" init >/dev/null
+	fi
+}

@@ -7,12 +7,7 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 
-STORED_RE='^dbreg:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
-
-setup_file() {
-	fresh_registry
-	if have_sandbox; then "$DBREG" init >/dev/null; fi
-}
+setup_file() { fresh_initialized_registry; }
 
 teardown_file() { drop_registry; }
 

@@ -13,12 +13,7 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 
-setup_file() {
-	fresh_registry
-	if have_sandbox; then
-		"$DBREG" init >/dev/null
-	fi
-}
+setup_file() { fresh_initialized_registry; }
 
 teardown_file() {
 	drop_registry

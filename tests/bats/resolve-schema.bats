@@ -11,8 +11,6 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 
-UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-
 # Fixed tenant ids, so a test can look a tenant up by id.
 ACME_ID=3f2b8c1e-7d4a-4e6b-9a1c-5e8f0d2b4a61
 GLOBEX_ID=8a7c6e5d-4b3a-4f21-8e0d-1c2b3a4f5e6d

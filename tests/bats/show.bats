@@ -11,8 +11,6 @@ KEYS=(id connection_name connection_type region_id host port database_name usern
 	is_active is_healthy last_health_check consecutive_failures max_consecutive_failures
 	metadata tags created_at updated_at deleted_at has_password key_id)
 
-TS_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
-
 SHOW_PASSWORD=show-test-password-9
 
 setup_file() {
