@@ -177,9 +177,24 @@ static int parse_long(const char *text, long *ret)
 	return 0;
 }
 
+/* A control character in a stored value would reach every terminal that lists it. */
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
 static const char *cli_option(enum dbreg_field f)
 {
 	switch (f) {
+	case DBREG_F_HOST: return "--host";
+	case DBREG_F_DATABASE_NAME: return "--database";
+	case DBREG_F_USERNAME: return "--user";
+	case DBREG_F_REGION_ID: return "--region";
+	case DBREG_F_SSL_MODE: return "--ssl-mode";
+	case DBREG_F_CONNECTION_TYPE: return "--type";
 	case DBREG_F_PORT: return "--port";
 	case DBREG_F_POOL_MIN_SIZE: return "--pool-min";
 	case DBREG_F_POOL_MAX_SIZE: return "--pool-max";
@@ -217,6 +232,11 @@ _public_ int dbreg_spec_set(struct dbreg_spec *s, enum dbreg_field f, const char
 			return dbreg_fail(err, DBREG_ERR_USAGE, "%s: '%s' is not true or false", d->name, value);
 	} else if (!*value && !d->nullable) {
 		return dbreg_fail(err, DBREG_ERR_USAGE, "%s cannot be empty", d->name);
+	} else if (has_control(value)) {
+		char shown[160];
+
+		return dbreg_fail(err, DBREG_ERR_USAGE, "%s: '%s' holds a control character", cli_option(f),
+		                  dbreg_printable(value, shown, sizeof(shown)));
 	}
 	if (value && *value && !(copy = strdup(value)))
 		return dbreg_fail_oom(err);
@@ -237,12 +257,18 @@ _public_ int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f)
 
 _public_ int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err)
 {
+	char shown[160];
+
 	if (!tag || !*tag)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: a tag cannot be empty");
+	if (has_control(tag))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: '%s' holds a control character",
+		                  dbreg_printable(tag, shown, sizeof(shown)));
 	if (!s->tags && !(s->tags = json_array()))
 		return dbreg_fail_oom(err);
 	if (json_array_append_new(s->tags, json_string(tag)) < 0)
-		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: '%s' is not valid UTF-8", tag);
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: '%s' is not valid UTF-8",
+		                  dbreg_printable(tag, shown, sizeof(shown)));
 	return 0;
 }
 

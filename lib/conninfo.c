@@ -1,14 +1,33 @@
 /* conninfo.c — the only module that parses or builds connection strings (libpq's own parser). */
 #include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
-static void scrub_libpq_message(const char *msg, char *out, size_t size);
+static void scrub_libpq_message(const char *msg, const char *input, char *out, size_t size);
+
+static const char *nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
 
 /* libpq's parser; its refusal, which may quote a password, comes back scrubbed. */
 static PQconninfoOption *parse(const char *url, char *why, size_t size)
@@ -18,7 +37,7 @@ static PQconninfoOption *parse(const char *url, char *why, size_t size)
 
 	opts = PQconninfoParse(url ? url : "", &msg);
 	if (!opts)
-		scrub_libpq_message(msg ? msg : "out of memory", why, size);
+		scrub_libpq_message(msg ? msg : "out of memory", url, why, size);
 	PQfreemem(msg);
 	return opts;
 }
@@ -159,33 +178,325 @@ bool dbreg_port_ok(const char *text)
 	return errno == 0 && end != text && *end == '\0' && v >= 1 && v <= 65535;
 }
 
-/* The admin connection's deadline in seconds: the URL's connect_timeout, else
- * PGCONNECT_TIMEOUT, else 10; and how many hosts the URL lists. */
-static int connect_timeout(const PQconninfoOption *opts, int *ret_hosts)
+/* ---- libpq's environment: the admin connection's, never a target's ---- */
+
+/* Files that libpq matches per host or that only prove who we are: they stay. */
+static const char *const kept_env[] = {
+	"PGPASSFILE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL", "PGSSLCRLDIR",
+};
+/* libpq 15's variables, for when PQconndefaults() cannot answer (out of memory). */
+static const char *const fallback_env[][2] = {
+	{ "service", "PGSERVICE" }, { "user", "PGUSER" }, { "password", "PGPASSWORD" },
+	{ "channel_binding", "PGCHANNELBINDING" }, { "connect_timeout", "PGCONNECT_TIMEOUT" },
+	{ "dbname", "PGDATABASE" }, { "host", "PGHOST" }, { "hostaddr", "PGHOSTADDR" }, { "port", "PGPORT" },
+	{ "client_encoding", "PGCLIENTENCODING" }, { "options", "PGOPTIONS" }, { "application_name", "PGAPPNAME" },
+	{ "sslmode", "PGSSLMODE" }, { "sslcompression", "PGSSLCOMPRESSION" }, { "sslsni", "PGSSLSNI" },
+	{ "requirepeer", "PGREQUIREPEER" }, { "ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION" },
+	{ "ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION" }, { "gssencmode", "PGGSSENCMODE" },
+	{ "krbsrvname", "PGKRBSRVNAME" }, { "gsslib", "PGGSSLIB" }, { "target_session_attrs", "PGTARGETSESSIONATTRS" },
+};
+
+struct pgenv {
+	char *keyword, *var, *value;
+};
+static struct pgenv pgenv[64];
+static size_t npgenv;
+static bool pgenv_taken;
+
+static bool kept(const char *var)
 {
-	const char *t = getenv("PGCONNECT_TIMEOUT");
-	int hosts = 1;
+	for (size_t i = 0; i < ELEMENTSOF(kept_env); i++)
+		if (strcmp(var, kept_env[i]) == 0)
+			return true;
+	return false;
+}
 
-	for (const PQconninfoOption *o = opts; o->keyword; o++) {
-		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val)
-			t = o->val;
-		else if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) && o->val) {
-			int n = 1;
+/* Moves var into the table; set again since an earlier take, the new value wins. */
+static void take_env(const char *keyword, const char *var)
+{
+	char *v = getenv(var), *copy;
+	size_t i;
 
-			for (const char *c = o->val; *c; c++)
-				n += *c == ',';
-			if (n > hosts)
-				hosts = n;
+	if (!v || kept(var))
+		return;
+	for (i = 0; i < npgenv; i++)
+		if (strcmp(pgenv[i].var, var) == 0)
+			break;
+	copy = strdup(v);
+	if (copy && i < npgenv) {
+		free(pgenv[i].value);
+		pgenv[i].value = copy;
+	} else if (copy && i < ELEMENTSOF(pgenv)) {
+		pgenv[i] = (struct pgenv){ strdup(keyword), strdup(var), copy };
+		if (pgenv[i].keyword && pgenv[i].var) {
+			npgenv++;
+		} else {
+			free(pgenv[i].keyword);
+			free(pgenv[i].var);
+			free(copy);
+		}
+	} else {
+		free(copy);
+	}
+	/* Gone from /proc/self/environ too, not only from getenv(). */
+	if (strcmp(var, "PGPASSWORD") == 0)
+		memset(v, 0, strlen(v));
+	unsetenv(var);
+}
+
+void dbreg_pgenv_take(void)
+{
+	PQconninfoOption *opts;
+
+	/* Again at every context: a variable set since then is the newer word. */
+	pgenv_taken = true;
+	opts = PQconndefaults();
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (o->envvar)
+			take_env(o->keyword, o->envvar);
+	PQconninfoFree(opts);
+	for (size_t i = 0; i < ELEMENTSOF(fallback_env); i++)
+		take_env(fallback_env[i][0], fallback_env[i][1]);
+}
+
+const char *dbreg_pgenv_get(const char *var)
+{
+	/* Until something took them, the environment is where they are. */
+	if (!pgenv_taken)
+		return nonempty(getenv(var));
+	for (size_t i = 0; i < npgenv; i++)
+		if (strcmp(pgenv[i].var, var) == 0)
+			return pgenv[i].value[0] ? pgenv[i].value : NULL;
+	return NULL;
+}
+
+/* ---- the admin connection ---- */
+
+/* A string that could carry a password: a password keyword, a URI's
+ * user:password@, or a URI with percent-encoding (a keyword may hide in it).
+ * Nothing quoted from such a string is ever shown. */
+static bool may_hold_password(const char *s)
+{
+	const char *u;
+	size_t n;
+
+	if (!s || strcasestr(s, "password"))
+		return true;
+	/* libpq's own test for a URI, and its own reading of the user part. */
+	if (strncmp(s, "postgresql://", 13) != 0 && strncmp(s, "postgres://", 11) != 0)
+		return false;
+	u = strstr(s, "://") + 3;
+	n = strcspn(u, "@/");
+	return (u[n] == '@' && memchr(u, ':', n)) || strchr(s, '%');
+}
+
+/* libpq's integer parsing (fe-connect.c, parse_int_param): white space around
+ * one whole number that fits an int. */
+static bool libpq_int(const char *text, long long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || v < INT_MIN || v > INT_MAX)
+		return false;
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	if (*end)
+		return false;
+	*ret = v;
+	return true;
+}
+
+struct setting {
+	const char *value;
+	const char *from;   /* "ADMIN_DATABASE_URL" or the variable */
+	bool hidden;        /* from a string that may hold a password: do not quote it */
+};
+
+static struct setting effective(const PQconninfoOption *opts, const char *url, const char *keyword)
+{
+	struct setting s = { NULL, NULL, false };
+
+	for (const PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0) {
+			if (o->val && *o->val) {
+				s = (struct setting){ o->val, "ADMIN_DATABASE_URL", may_hold_password(url) };
+				return s;
+			}
+			if (o->envvar && dbreg_pgenv_get(o->envvar))
+				s = (struct setting){ dbreg_pgenv_get(o->envvar), o->envvar, false };
+			return s;
+		}
+	return s;
+}
+
+static int bad_value(struct dbreg_error *err, const struct setting *s, const char *keyword)
+{
+	char shown[96];
+
+	if (s->hidden)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "%s: invalid %s value", s->from, keyword);
+	return dbreg_fail(err, DBREG_ERR_CONFIG, "%s: invalid %s value: \"%s\"", s->from, keyword,
+	                  dbreg_printable(s->value, shown, sizeof(shown)));
+}
+
+static size_t list_len(const char *s)
+{
+	size_t n = 1;
+
+	if (!s)
+		return 0;
+	for (; *s; s++)
+		n += *s == ',';
+	return n;
+}
+
+/* What libpq would refuse before it sends a byte, refused here with libpq's
+ * reason and as a configuration error (libpq's refusal looks like a failed
+ * connection); and the plan: the deadline, and the hosts to try one by one. */
+struct admin_plan {
+	long long timeout_s;       /* each host's; 0 waits forever */
+	size_t nhosts;
+	struct setting host, hostaddr, port;
+	bool one_by_one;           /* several hosts, each named: a deadline each, as libpq does */
+	char *hosts, *hostaddrs, *ports;
+};
+
+static void admin_plan_clear(struct admin_plan *plan)
+{
+	free(plan->hosts);
+	free(plan->hostaddrs);
+	free(plan->ports);
+	plan->hosts = plan->hostaddrs = plan->ports = NULL;
+}
+
+static int admin_plan(const char *url, struct admin_plan *plan, struct dbreg_error *err)
+{
+	static const char *const int_options[] = {
+		"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout",
+	};
+	static const struct {
+		const char *keyword;
+		const char *values[7];
+		bool nocase;
+	} enum_options[] = {
+		{ "sslmode", { "disable", "allow", "prefer", "require", "verify-ca", "verify-full" }, false },
+		{ "gssencmode", { "disable", "prefer", "require" }, false },
+		{ "channel_binding", { "disable", "prefer", "require" }, false },
+		{ "target_session_attrs", { "any", "read-write", "read-only", "primary", "standby", "prefer-standby" }, false },
+		{ "ssl_min_protocol_version", { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }, true },
+		{ "ssl_max_protocol_version", { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" }, true },
+	};
+	PQconninfoOption *opts;
+	struct setting s;
+	char why[768];
+	long long v;
+	int r = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->timeout_s = 10;
+	opts = parse(url, why, sizeof(why));
+	if (!opts)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "cannot parse ADMIN_DATABASE_URL: %s", why);
+	for (size_t i = 0; i < ELEMENTSOF(int_options) && r == 0; i++) {
+		s = effective(opts, url, int_options[i]);
+		if (!s.value)
+			continue;
+		if (!libpq_int(s.value, &v)) {
+			char shown[96];
+
+			r = s.hidden ? dbreg_fail(err, DBREG_ERR_CONFIG, "%s: invalid integer value for connection option \"%s\"",
+			                          s.from, int_options[i])
+			             : dbreg_fail(err, DBREG_ERR_CONFIG,
+			                          "%s: invalid integer value \"%s\" for connection option \"%s\"", s.from,
+			                          dbreg_printable(s.value, shown, sizeof(shown)), int_options[i]);
+		} else if (i == 0) {
+			/* libpq: 0 or less waits forever; 1 is taken as 2. */
+			plan->timeout_s = v <= 0 ? 0 : v < 2 ? 2 : v;
 		}
 	}
-	*ret_hosts = hosts;
-	if (t && *t) {
-		int v = atoi(t);
+	for (size_t i = 0; i < ELEMENTSOF(enum_options) && r == 0; i++) {
+		bool ok = false;
 
-		/* libpq: 0 or less waits forever; 1 is taken as 2. */
-		return v <= 0 ? 0 : v < 2 ? 2 : v;
+		s = effective(opts, url, enum_options[i].keyword);
+		if (!s.value)
+			continue;
+		for (size_t k = 0; k < ELEMENTSOF(enum_options[i].values) && enum_options[i].values[k]; k++)
+			ok = ok || (enum_options[i].nocase ? strcasecmp(s.value, enum_options[i].values[k])
+			                                   : strcmp(s.value, enum_options[i].values[k])) == 0;
+		if (!ok)
+			r = bad_value(err, &s, enum_options[i].keyword);
 	}
-	return 10;
+	s = effective(opts, url, "service");
+	if (r == 0 && s.value) {
+		struct dbreg_service svc;
+
+		if (dbreg_service_find(s.value, &svc) < 0) {
+			r = dbreg_fail_oom(err);
+		} else if (svc.error[0] || !svc.found) {
+			char shown[96];
+
+			if (s.hidden)
+				r = dbreg_fail(err, DBREG_ERR_CONFIG, "%s: the service it names is not defined (looked in %s)",
+				               s.from, svc.searched);
+			else if (svc.error[0])
+				r = dbreg_fail(err, DBREG_ERR_CONFIG, "%s: service \"%s\": %s", s.from,
+				               dbreg_printable(s.value, shown, sizeof(shown)), svc.error);
+			else
+				r = dbreg_fail(err, DBREG_ERR_CONFIG, "%s: definition of service \"%s\" not found (looked in %s)",
+				               s.from, dbreg_printable(s.value, shown, sizeof(shown)), svc.searched);
+		}
+		dbreg_service_clear(&svc);
+	}
+	plan->host = effective(opts, url, "host");
+	plan->hostaddr = effective(opts, url, "hostaddr");
+	plan->port = effective(opts, url, "port");
+	plan->nhosts = list_len(plan->host.value) > list_len(plan->hostaddr.value) ? list_len(plan->host.value)
+	                                                                          : list_len(plan->hostaddr.value);
+	if (plan->nhosts == 0)
+		plan->nhosts = 1;
+	/* libpq would take a port it cannot parse for a connection failure. */
+	for (size_t i = 0; r == 0 && i < list_len(plan->port.value); i++) {
+		char item[64], shown[96];
+
+		if (!dbreg_port_ok(dbreg_list_item(plan->port.value, i, item, sizeof(item))))
+			r = plan->port.hidden ? dbreg_fail(err, DBREG_ERR_CONFIG, "%s: a port is not 1..65535", plan->port.from)
+			                      : dbreg_fail(err, DBREG_ERR_CONFIG, "%s: port \"%s\" is not 1..65535",
+			                                   plan->port.from, dbreg_printable(item, shown, sizeof(shown)));
+	}
+	if (r == 0 && list_len(plan->port.value) > 1 && list_len(plan->port.value) != plan->nhosts)
+		r = dbreg_fail(err, DBREG_ERR_CONFIG, "%s: could not match %zu port numbers to %zu hosts", plan->port.from,
+		               list_len(plan->port.value), plan->nhosts);
+	if (r == 0 && plan->host.value && plan->hostaddr.value &&
+	    list_len(plan->host.value) != list_len(plan->hostaddr.value))
+		r = dbreg_fail(err, DBREG_ERR_CONFIG, "ADMIN_DATABASE_URL: could not match %zu host names to %zu hostaddr values",
+		               list_len(plan->host.value), list_len(plan->hostaddr.value));
+	/* One by one only where every host is named: an empty entry means libpq's
+	 * default, which an explicit keyword cannot say. */
+	plan->one_by_one = r == 0 && plan->nhosts > 1 && plan->timeout_s > 0;
+	for (size_t i = 0; plan->one_by_one && i < plan->nhosts; i++) {
+		char item[256];
+
+		if (plan->host.value && !*dbreg_list_item(plan->host.value, i, item, sizeof(item)))
+			plan->one_by_one = false;
+		if (plan->hostaddr.value && !*dbreg_list_item(plan->hostaddr.value, i, item, sizeof(item)))
+			plan->one_by_one = false;
+	}
+	/* The settings point into opts: the plan keeps copies. */
+	if (r == 0 && ((plan->host.value && !(plan->hosts = strdup(plan->host.value))) ||
+	               (plan->hostaddr.value && !(plan->hostaddrs = strdup(plan->hostaddr.value))) ||
+	               (plan->port.value && !(plan->ports = strdup(plan->port.value)))))
+		r = dbreg_fail_oom(err);
+	plan->host.value = plan->hosts;
+	plan->hostaddr.value = plan->hostaddrs;
+	plan->port.value = plan->ports;
+	if (r < 0)
+		admin_plan_clear(plan);
+	PQconninfoFree(opts);
+	return r;
 }
 
 /* The SQLSTATE in a verbose libpq message ("FATAL:  28P01: ..."), or "". */
@@ -223,22 +534,23 @@ static enum dbreg_errkind classify(PGconn *conn, const char *state)
 	return DBREG_ERR_UNAVAILABLE;
 }
 
-/* libpq's connect loop, with our own deadline (libpq ignores connect_timeout here). */
-static PostgresPollingStatusType finish_connect(PGconn *conn, int timeout_s)
+/* libpq's connect loop, with our own deadline (libpq ignores connect_timeout
+ * here): PGRES_POLLING_ACTIVE stands for "timed out". */
+static PostgresPollingStatusType finish_connect(PGconn *conn, long long timeout_s)
 {
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	struct timespec t0, now;
+	double deadline = timeout_s > 0 ? now_ms() + (double)timeout_s * 1000.0 : 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		struct pollfd pfd = { .fd = PQsocket(conn), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
 		int wait = -1, rc;
 
-		if (timeout_s > 0) {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			wait = (int)(timeout_s * 1000 - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000));
-			if (wait <= 0)
-				return PGRES_POLLING_ACTIVE;  /* our "timed out" */
+		if (deadline > 0) {
+			double left = deadline - now_ms();
+
+			if (left <= 0)
+				return PGRES_POLLING_ACTIVE;
+			wait = left > INT_MAX ? INT_MAX : (int)left + 1;
 		}
 		if (pfd.fd >= 0) {
 			rc = poll(&pfd, 1, wait);
@@ -254,69 +566,125 @@ static PostgresPollingStatusType finish_connect(PGconn *conn, int timeout_s)
 	return st;
 }
 
-int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err)
+/* Server NOTICEs never reach the terminal raw: the library does not print. */
+static void no_notices(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+void dbreg_conn_quiet(PGconn *conn)
+{
+	if (conn)
+		PQsetNoticeProcessor(conn, no_notices, NULL);
+}
+
+/* One connection attempt: the URL over libpq's environment, with host i of the
+ * plan named alone when hosts are tried one by one (i < 0: all at once). */
+static PGconn *attempt(const char *url, const struct admin_plan *plan, int i, long long timeout_s, char *why,
+                       size_t size, char state[6], enum dbreg_errkind *ret_kind)
 {
 	struct dbreg_params p = { .n = 0 };
-	PQconninfoOption *check;
+	char host[256], hostaddr[256], port[64];
 	PostgresPollingStatusType st;
-	char why[768], state[6];
-	int timeout_s, hosts;
 	PGconn *conn;
+
+	/* Parameters before dbname are defaults: the expanded URL overrides them. */
+	for (size_t k = 0; k < npgenv; k++)
+		dbreg_params_add(&p, pgenv[k].keyword, pgenv[k].value);
+	dbreg_params_add(&p, "fallback_application_name", "dbreg");
+	dbreg_params_add(&p, "dbname", url);
+	if (i >= 0) {
+		/* ... and these, after it, override the URL. */
+		if (plan->host.value)
+			dbreg_params_add(&p, "host", dbreg_list_item(plan->host.value, (size_t)i, host, sizeof(host)));
+		if (plan->hostaddr.value)
+			dbreg_params_add(&p, "hostaddr", dbreg_list_item(plan->hostaddr.value, (size_t)i, hostaddr,
+			                                                 sizeof(hostaddr)));
+		if (list_len(plan->port.value) > 1)
+			dbreg_params_add(&p, "port", dbreg_list_item(plan->port.value, (size_t)i, port, sizeof(port)));
+	}
+	state[0] = '\0';
+	conn = PQconnectStartParams(p.keys, p.vals, 1);
+	if (!conn) {
+		snprintf(why, size, "out of memory");
+		*ret_kind = DBREG_ERR_INTERNAL;
+		return NULL;
+	}
+	dbreg_conn_quiet(conn);
+	/* Verbose, for the SQLSTATE of a refused login; back to normal after. */
+	PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+	st = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : finish_connect(conn, timeout_s);
+	if (st == PGRES_POLLING_OK) {
+		PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
+		return conn;
+	}
+	message_sqlstate(PQerrorMessage(conn), state);
+	*ret_kind = classify(conn, state);
+	if (st == PGRES_POLLING_ACTIVE) {
+		if (i >= 0 && (plan->host.value || plan->hostaddr.value))
+			snprintf(why, size, "%s: timeout expired after %lld s",
+			         plan->host.value ? host : hostaddr, timeout_s);
+		else
+			snprintf(why, size, "timeout expired after %lld s", timeout_s);
+	} else {
+		dbreg_connect_error(conn, why, size);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err)
+{
+	struct admin_plan plan;
+	enum dbreg_errkind kind = DBREG_ERR_UNAVAILABLE;
+	char why[1024] = "", one[768], state[6] = "";
+	PGconn *conn = NULL;
+	size_t o = 0;
 
 	if (!url || !*url)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "ADMIN_DATABASE_URL is not set; set it to the admin database's connection string");
-	check = parse(url, why, sizeof(why));
-	if (!check)
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "cannot parse ADMIN_DATABASE_URL: %s", why);
-	/* libpq would take a port it cannot parse for a connection failure. */
-	for (PQconninfoOption *o = check; o->keyword; o++) {
-		size_t items = 1;
-		char item[64];
-
-		if (strcmp(o->keyword, "port") != 0 || !o->val)
-			continue;
-		for (const char *c = o->val; *c; c++)
-			items += *c == ',';
-		for (size_t i = 0; i < items; i++)
-			if (!dbreg_port_ok(dbreg_list_item(o->val, i, item, sizeof(item)))) {
-				PQconninfoFree(check);
-				return dbreg_fail(err, DBREG_ERR_CONFIG, "ADMIN_DATABASE_URL: port \"%s\" is not 1..65535",
-				                  item);
-			}
+	if (admin_plan(url, &plan, err) < 0)
+		return -1;
+	if (!plan.one_by_one) {
+		/* One deadline for the lot: the hosts come from where we cannot name them one by one. */
+		conn = attempt(url, &plan, -1, plan.timeout_s * (long long)plan.nhosts, why, sizeof(why), state, &kind);
+	} else {
+		/* As libpq: each host its own connect_timeout; a server that answered
+		 * with a refusal ends the search. */
+		for (size_t i = 0; i < plan.nhosts && !conn; i++) {
+			conn = attempt(url, &plan, (int)i, plan.timeout_s, one, sizeof(one), state, &kind);
+			if (conn)
+				break;
+			o += (size_t)snprintf(why + o, o < sizeof(why) ? sizeof(why) - o : 0, "%s%s", o ? "; " : "", one);
+			if (o >= sizeof(why))
+				o = sizeof(why) - 1;
+			if (state[0] || kind == DBREG_ERR_INTERNAL)
+				break;
+		}
 	}
-	timeout_s = connect_timeout(check, &hosts);
-	PQconninfoFree(check);
-
-	/* Parameters before dbname are defaults: the expanded URL overrides them. */
-	dbreg_params_add(&p, "fallback_application_name", "dbreg");
-	dbreg_params_add(&p, "dbname", url);
-	conn = PQconnectStartParams(p.keys, p.vals, 1);
-	if (!conn)
-		return dbreg_fail_oom(err);
-	/* Verbose, for the SQLSTATE of a refused login; back to normal after. */
-	PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
-	st = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : finish_connect(conn, timeout_s * hosts);
-	if (st != PGRES_POLLING_OK) {
-		enum dbreg_errkind kind;
-
-		message_sqlstate(PQerrorMessage(conn), state);
-		kind = classify(conn, state);
-		if (st == PGRES_POLLING_ACTIVE)
-			snprintf(why, sizeof(why), "timeout expired after %d s", timeout_s * hosts);
-		else
-			dbreg_connect_error(conn, why, sizeof(why));
-		PQfinish(conn);
+	admin_plan_clear(&plan);
+	if (!conn) {
 		dbreg_fail(err, kind, "cannot connect to the admin database: %s", why);
 		if (err)
 			memcpy(err->sqlstate, state, sizeof(state));
 		return -1;
 	}
-	PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
 	*ret = conn;
 	return 0;
 }
 
+/* For validate-config: what connecting would refuse before it sends a byte. */
+int dbreg_admin_url_check(const char *url, struct dbreg_error *err)
+{
+	struct admin_plan plan;
+
+	if (admin_plan(url, &plan, err) < 0)
+		return -1;
+	admin_plan_clear(&plan);
+	return 0;
+}
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
 {
 	const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
@@ -352,58 +720,6 @@ void dbreg_connect_error(PGconn *conn, char *buf, size_t size)
 		snprintf(buf, size, "unknown error");
 }
 
-int dbreg_target_ask(const char *host, const char *port, const char *dbname, const char *user,
-                     const char *sslmode, const char *password, int timeout_s, const char *sql,
-                     const char *param, int *ret_true, struct dbreg_error *err)
-{
-	struct dbreg_params p = { .n = 0 };
-	const char *params[1] = { param };
-	char timeout[16];
-	PGconn *conn;
-	PGresult *res;
-	int r = 0;
-
-	snprintf(timeout, sizeof(timeout), "%d", timeout_s > 0 ? timeout_s : 10);
-	dbreg_params_add(&p, "host", host);
-	dbreg_params_add(&p, "port", port ? port : "5432");
-	dbreg_params_add(&p, "dbname", dbname);
-	dbreg_params_add(&p, "user", user);
-	dbreg_params_add(&p, "sslmode", sslmode ? sslmode : "prefer");
-	dbreg_params_add(&p, "connect_timeout", timeout);
-	dbreg_params_add(&p, "fallback_application_name", "dbreg");
-	if (password)
-		dbreg_params_add(&p, "password", password);
-	/* expand_dbname off: a registered database name is a name, never a URL. */
-	conn = PQconnectdbParams(p.keys, p.vals, 0);
-	if (!conn)
-		return dbreg_fail_oom(err);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		char why[768];
-
-		dbreg_connect_error(conn, why, sizeof(why));
-		r = dbreg_fail(err, DBREG_ERR_FAILED, "cannot log in to %s:%s/%s as %s: %s", host,
-		               port ? port : "5432", dbname, user, why);
-	} else {
-		res = PQexecParams(conn, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-			r = dbreg_fail_result(err, res, "the query on the target failed");
-			if (err)
-				err->kind = DBREG_ERR_FAILED;
-		} else if (ret_true) {
-			*ret_true = PQgetvalue(res, 0, 0)[0] == 't';
-		}
-		PQclear(res);
-	}
-	PQfinish(conn);
-	return r;
-}
-
-int dbreg_test_login(const char *host, const char *port, const char *dbname, const char *user,
-                     const char *sslmode, const char *password, int timeout_s, struct dbreg_error *err)
-{
-	return dbreg_target_ask(host, port, dbname, user, sslmode, password, timeout_s, "SELECT true", NULL, NULL, err);
-}
-
 /* ---- validate-config ---- */
 
 /* libpq's sslmode values, weakest first. */
@@ -418,17 +734,22 @@ int dbreg_sslmode_rank(const char *mode)
 }
 
 /* libpq quotes what it could not parse, sometimes the whole URI with its
- * password: keep a quoted part only when it looks like a keyword (or is one
- * character, as in "unexpected character"). */
-static void scrub_libpq_message(const char *msg, char *out, size_t size)
+ * password, and a quote inside the input makes the quoting ambiguous.  From a
+ * string that may hold a password nothing quoted is kept but libpq's own
+ * one-character ones ("=", "]"), and the message ends at the first other
+ * quoted part; elsewhere a quoted part is kept when it looks like a keyword. */
+static void scrub_libpq_message(const char *msg, const char *input, char *out, size_t size)
 {
 	static const char keyword_chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=";
+	static const char hidden[] = "\"(hidden)\"";
+	bool strict = may_hold_password(input);
 	size_t o = 0;
 
 	for (const char *p = msg; *p && o + 1 < size; p++) {
 		const char *close;
 		size_t n;
+		bool keep;
 
 		if (*p == '\n') {
 			if (p[1] && o + 2 < size) {
@@ -437,20 +758,23 @@ static void scrub_libpq_message(const char *msg, char *out, size_t size)
 			}
 			continue;
 		}
-		if (*p != '"' || !(close = strchr(p + 1, '"'))) {
+		if (*p != '"') {
 			out[o++] = *p;
 			continue;
 		}
-		n = (size_t)(close - p - 1);
-		if (n == 1 || (n > 0 && n <= 64 && strspn(p + 1, keyword_chars) == n)) {
+		close = strchr(p + 1, '"');
+		n = close ? (size_t)(close - p - 1) : strlen(p + 1);
+		keep = close && (n == 1 || (!strict && n > 0 && n <= 64 && strspn(p + 1, keyword_chars) == n));
+		if (keep) {
 			for (const char *q = p; q <= close && o + 1 < size; q++)
 				out[o++] = *q;
-		} else {
-			const char *hidden = "\"(hidden)\"";
-
-			for (const char *q = hidden; *q && o + 1 < size; q++)
-				out[o++] = *q;
+			p = close;
+			continue;
 		}
+		for (const char *q = hidden; *q && o + 1 < size; q++)
+			out[o++] = *q;
+		if (strict || !close)
+			break;
 		p = close;
 	}
 	out[o] = '\0';
@@ -490,7 +814,7 @@ int dbreg_conninfo_inspect(const char *url, struct dbreg_conninfo_facts *f)
 		/* libpq's own words for a keyword it does not know, in a string and in a URI. */
 		f->unknown_keyword = strstr(msg, "invalid connection option") != NULL ||
 		                     strstr(msg, "invalid URI query parameter") != NULL;
-		scrub_libpq_message(msg, f->error, sizeof(f->error));
+		scrub_libpq_message(msg, url, f->error, sizeof(f->error));
 		PQfreemem(msg);
 		return 0;
 	}
@@ -521,5 +845,134 @@ int dbreg_conninfo_inspect(const char *url, struct dbreg_conninfo_facts *f)
 		dbreg_conninfo_facts_clear(f);
 		return -1;
 	}
+	return 0;
+}
+
+/* Where libpq looks for the system-wide pg_service.conf (pg_config --sysconfdir). */
+#ifndef DBREG_PG_SYSCONFDIR
+#define DBREG_PG_SYSCONFDIR "/etc/postgresql-common"
+#endif
+
+/* ---- service files, read as libpq reads them (fe-connect.c, parseServiceInfo) ---- */
+
+void dbreg_service_clear(struct dbreg_service *s)
+{
+	free(s->host);
+	free(s->hostaddr);
+	free(s->port);
+	free(s->sslmode);
+	free(s->requiressl);
+	memset(s, 0, sizeof(*s));
+}
+
+static int keep(char **dst, const char *key, const char *want, const char *val)
+{
+	if (strcmp(key, want) != 0 || *dst)
+		return 0;
+	*dst = strdup(val);
+	return *dst ? 0 : -1;
+}
+
+/* Looks for [name] in one file: 1 found (settings kept), 0 not, -1 out of memory,
+ * -2 unreadable (s->error says why). */
+static int service_in_file(const char *path, const char *name, struct dbreg_service *s)
+{
+	FILE *fp = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0, nlen = strlen(name);
+	bool in_group = false, found = false;
+	ssize_t len;
+	int r = 0;
+
+	if (!fp) {
+		snprintf(s->error, sizeof(s->error), "service file %s cannot be read: %s", path, strerror(errno));
+		return -2;
+	}
+	while (r == 0 && (len = getline(&line, &cap, fp)) >= 0) {
+		char *p = line, *eq;
+
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
+		                   line[len - 1] == '\t'))
+			line[--len] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		if (*p == '[') {
+			if (in_group)
+				break;  /* the group ended; libpq stops here too */
+			in_group = strncmp(p + 1, name, nlen) == 0 && p[nlen + 1] == ']';
+			found = found || in_group;
+			continue;
+		}
+		if (!in_group || !(eq = strchr(p, '=')))
+			continue;
+		*eq = '\0';
+		if (keep(&s->host, p, "host", eq + 1) < 0 || keep(&s->hostaddr, p, "hostaddr", eq + 1) < 0 ||
+		    keep(&s->port, p, "port", eq + 1) < 0 || keep(&s->sslmode, p, "sslmode", eq + 1) < 0 ||
+		    keep(&s->requiressl, p, "requiressl", eq + 1) < 0)
+			r = -1;
+	}
+	free(line);
+	fclose(fp);
+	if (r < 0)
+		return -1;
+	if (found)
+		snprintf(s->file, sizeof(s->file), "%s", path);
+	return found ? 1 : 0;
+}
+
+static void searched(struct dbreg_service *s, const char *path)
+{
+	size_t o = strlen(s->searched);
+
+	snprintf(s->searched + o, sizeof(s->searched) - o, "%s%s", o ? ", " : "", path);
+}
+
+int dbreg_service_find(const char *name, struct dbreg_service *s)
+{
+	char path[4096];
+	const char *env = nonempty(getenv("PGSERVICEFILE"));
+	struct stat st;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	/* First the user's file: PGSERVICEFILE, else ~/.pg_service.conf. */
+	if (env) {
+		snprintf(path, sizeof(path), "%s", env);
+	} else {
+		const char *home = nonempty(getenv("HOME"));
+		struct passwd *pw;
+
+		if (!home && (pw = getpwuid(geteuid())))
+			home = pw->pw_dir;
+		if (home)
+			snprintf(path, sizeof(path), "%s/.pg_service.conf", home);
+		else
+			path[0] = '\0';
+	}
+	if (path[0]) {
+		searched(s, path);
+		if (stat(path, &st) == 0) {
+			r = service_in_file(path, name, s);
+			if (r == -1)
+				return -1;
+			if (r != 0) {
+				/* Found, or unreadable: either way libpq goes no further. */
+				s->found = r == 1;
+				return 0;
+			}
+		}
+	}
+	/* Then the system file. */
+	env = nonempty(getenv("PGSYSCONFDIR"));
+	snprintf(path, sizeof(path), "%s/pg_service.conf", env ? env : DBREG_PG_SYSCONFDIR);
+	searched(s, path);
+	if (stat(path, &st) == 0) {
+		r = service_in_file(path, name, s);
+		if (r == -1)
+			return -1;
+	}
+	s->found = s->file[0] != '\0';
 	return 0;
 }

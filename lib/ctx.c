@@ -22,8 +22,10 @@ _public_ const char *dbreg_version(void)
 
 _public_ int dbreg_ctx_new(struct dbreg_ctx **ret_ctx, struct dbreg_error *err)
 {
-	struct dbreg_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct dbreg_ctx *ctx;
 
+	dbreg_pgenv_take();
+	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return dbreg_fail_oom(err);
 	*ret_ctx = ctx;

@@ -308,6 +308,10 @@ const char *dbreg_health_report_checked_at(const struct dbreg_health_report *r);
 double dbreg_health_report_checked_epoch(const struct dbreg_health_report *r);
 /* Why the write-back failed, or NULL (also when skipped). */
 const char *dbreg_health_report_writeback_error(const struct dbreg_health_report *r);
+/* How many checks ran at once, and (ret_wanted) how many --jobs asked for, at
+ * most one per target: fewer when the open-file limit (ret_fd_limit; -1 none)
+ * leaves no room for more. */
+size_t dbreg_health_report_jobs(const struct dbreg_health_report *r, size_t *ret_wanted, long *ret_fd_limit);
 void dbreg_health_report_free(struct dbreg_health_report *r);
 const char *dbreg_health_status_name(enum dbreg_health_status s);
 

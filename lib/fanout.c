@@ -7,6 +7,7 @@
  * connect_timeout in non-blocking mode.  The loop knows nothing of what the
  * queries mean. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -69,6 +70,7 @@ struct request {
 	char addrs[MAX_ADDRS * (INET6_ADDRSTRLEN + 1)];  /* comma-separated; "" when it failed */
 	int naddrs;
 	char error[160];
+	bool local;                /* failed for want of a resource of ours */
 	bool done;                 /* set by the loop once the pipe said so */
 };
 
@@ -105,6 +107,7 @@ static void *resolver_thread(void *arg)
 		size_t i = r->next++;
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res = NULL;
 		char name[256], addrs[sizeof(r->reqs[0].addrs)] = "", error[160] = "";
+		bool local = false;
 		int rc, n = 0;
 
 		snprintf(name, sizeof(name), "%s", r->reqs[i].name);
@@ -112,7 +115,8 @@ static void *resolver_thread(void *arg)
 
 		rc = getaddrinfo(name, NULL, &hints, &res);
 		if (rc != 0) {
-			snprintf(error, sizeof(error), "%s", gai_strerror(rc));
+			local = rc == EAI_MEMORY || (rc == EAI_SYSTEM && (errno == EMFILE || errno == ENFILE));
+			snprintf(error, sizeof(error), "%s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 		} else {
 			for (struct addrinfo *a = res; a && n < MAX_ADDRS; a = a->ai_next) {
 				char buf[INET6_ADDRSTRLEN];
@@ -136,6 +140,7 @@ static void *resolver_thread(void *arg)
 		memcpy(r->reqs[i].addrs, addrs, sizeof(addrs));
 		memcpy(r->reqs[i].error, error, sizeof(error));
 		r->reqs[i].naddrs = n;
+		r->reqs[i].local = local;
 		if (!r->abandoned) {
 			int id = (int)i;
 
@@ -290,21 +295,36 @@ static void finish(struct fanout_job *j, enum fanout_outcome outcome, const char
 	j->hostlist = NULL;
 }
 
+/* Our own shortage (no descriptor, no memory) says nothing of the target. */
+static bool local_failure(const char *why)
+{
+	static const int errs[] = { EMFILE, ENFILE, ENOMEM, ENOBUFS };
+
+	for (size_t i = 0; i < ELEMENTSOF(errs); i++)
+		if (strstr(why, strerror(errs[i])))
+			return true;
+	return strstr(why, "out of memory") != NULL;
+}
+
 static void connect_failed(struct fanout_job *j)
 {
 	char why[512];
 
 	dbreg_connect_error(j->conn, why, sizeof(why));
-	finish(j, FANOUT_CONNECT, "%s", why);
+	finish(j, local_failure(why) ? FANOUT_LOCAL : FANOUT_CONNECT, "%s", why);
 }
 
 static void send_next(struct fanout_job *j)
 {
+	j->answered = j->next_query;
 	if (j->next_query >= j->nqueries) {
 		finish(j, FANOUT_OK, NULL);
 		return;
 	}
-	if (!PQsendQuery(j->conn, j->queries[j->next_query])) {
+	const char *param = j->query_params[j->next_query];
+
+	if (!(param ? PQsendQueryParams(j->conn, j->queries[j->next_query], 1, NULL, &param, NULL, NULL, 0)
+	            : PQsendQuery(j->conn, j->queries[j->next_query]))) {
 		connect_failed(j);
 		return;
 	}
@@ -315,9 +335,10 @@ static void start_connect(struct fanout_job *j)
 {
 	j->conn = PQconnectStartParams(j->keys, j->vals, 0);
 	if (!j->conn) {
-		finish(j, FANOUT_CONNECT, "out of memory");
+		finish(j, FANOUT_LOCAL, "out of memory");
 		return;
 	}
+	dbreg_conn_quiet(j->conn);
 	if (PQstatus(j->conn) == CONNECTION_BAD) {
 		connect_failed(j);
 		return;
@@ -332,6 +353,7 @@ static void advance_connect(struct fanout_job *j)
 	if (j->poll == PGRES_POLLING_FAILED) {
 		connect_failed(j);
 	} else if (j->poll == PGRES_POLLING_OK) {
+		j->logged_in = true;
 		j->server_version = PQserverVersion(j->conn);
 		PQsetnonblocking(j->conn, 1);
 		send_next(j);
@@ -364,22 +386,52 @@ static void advance_query(struct fanout_job *j, short revents)
 	}
 }
 
-/* Room for every connection we may open, and a few more; returns how many
- * connections the limit allows at once. */
-static size_t raise_fd_limit(size_t jobs)
+/* Descriptors in use now (/proc/self/fd, else a probe of the low ones). */
+static size_t fds_in_use(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	size_t n = 0;
+
+	if (d) {
+		struct dirent *e;
+
+		while ((e = readdir(d)))
+			n += e->d_name[0] != '.';
+		closedir(d);
+		return n > 0 ? n - 1 : 0;  /* less the directory's own */
+	}
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
+/* Room for every connection we may open, and a few more: libpq opens the
+ * password file and TLS files beside the socket, the resolver a pipe. */
+#define FD_RESERVE 12
+
+size_t fanout_jobs_allowed(size_t want, long *ret_limit)
 {
 	struct rlimit rl;
+	size_t used, room;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return jobs;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)jobs + 64) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)jobs + 64 ? (rlim_t)jobs + 64 : rl.rlim_max;
+	if (ret_limit)
+		*ret_limit = -1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return want ? want : 1;
+	used = fds_in_use();
+	if (rl.rlim_cur < (rlim_t)(used + want + FD_RESERVE)) {
+		rlim_t need = (rlim_t)(used + want + FD_RESERVE);
+
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)jobs + 64)
-		return rl.rlim_cur > 96 ? (size_t)rl.rlim_cur - 64 : 32;
-	return jobs;
+	if (ret_limit)
+		*ret_limit = rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(used + want + FD_RESERVE))
+		return want ? want : 1;
+	room = (size_t)rl.rlim_cur > used + FD_RESERVE ? (size_t)rl.rlim_cur - used - FD_RESERVE : 0;
+	return room > 0 ? room : 1;
 }
 
 static int use_address(struct fanout_job *j, const struct request *req)
@@ -426,11 +478,11 @@ static void step(struct fanout_job *j, struct resolver *res)
 			const struct request *rq = &res->reqs[j->resolve_id];
 
 			if (rq->naddrs == 0) {
-				finish(j, FANOUT_NO_RESOLVE, "could not resolve host name \"%s\": %s", rq->name, rq->error);
+				finish(j, rq->local ? FANOUT_LOCAL : FANOUT_NO_RESOLVE, "could not resolve host name \"%s\": %s", rq->name, rq->error);
 				return;
 			}
 			if (use_address(j, rq) < 0) {
-				finish(j, FANOUT_CONNECT, "out of memory");
+				finish(j, FANOUT_LOCAL, "out of memory");
 				return;
 			}
 			start_connect(j);
@@ -458,7 +510,11 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 	}
 	if (max_jobs > n)
 		max_jobs = n ? n : 1;
-	max_jobs = raise_fd_limit(max_jobs);
+	if (opts->ret_wanted)
+		*opts->ret_wanted = max_jobs;
+	max_jobs = fanout_jobs_allowed(max_jobs, opts->ret_fd_limit);
+	if (opts->ret_used)
+		*opts->ret_used = max_jobs;
 	pfd = calloc(max_jobs + 1, sizeof(*pfd));
 	polled = calloc(max_jobs + 1, sizeof(*polled));
 	live = calloc(max_jobs, sizeof(*live));

@@ -3,6 +3,7 @@
 #define DBREG_FANOUT_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include <libpq-fe.h>
 
@@ -15,6 +16,7 @@ enum fanout_outcome {
 	FANOUT_TIMEOUT,      /* the deadline passed */
 	FANOUT_CANCELLED,
 	FANOUT_SKIPPED,      /* never started (the caller's choice) */
+	FANOUT_LOCAL,        /* a resource of ours ran out (open files, memory): says nothing of the target */
 };
 
 struct fanout_job {
@@ -23,6 +25,7 @@ struct fanout_job {
 	const char *vals[24];
 	int nparams;
 	const char *queries[FANOUT_MAX_QUERIES];
+	const char *query_params[FANOUT_MAX_QUERIES];   /* $1 of each query, or NULL for none */
 	int nqueries;
 	/* out */
 	enum fanout_outcome outcome;
@@ -31,6 +34,8 @@ struct fanout_job {
 	double elapsed_ms;                       /* start to last result, or to failure, less queued_ms */
 	double queued_ms;                        /* ready, but waiting while the loop served others */
 	int server_version;                      /* PQserverVersion after login, 0 before */
+	int answered;                            /* queries answered (a result each) before the outcome */
+	bool logged_in;
 	void *userdata;                          /* the caller's */
 	char secret[160];                        /* a password set by prepare; wiped when the job ends */
 	/* private */
@@ -54,9 +59,16 @@ struct fanout_opts {
 	 * < 0 ends the job as FANOUT_SKIPPED with j->error set. */
 	int (*prepare)(struct fanout_job *j, void *userdata);
 	void *userdata;
+	/* out, when given: how many at once were wanted (jobs, at most the job
+	 * count) and allowed by the open-file limit, and that limit (-1: none) */
+	size_t *ret_wanted, *ret_used;
+	long *ret_fd_limit;
 };
 
 void fanout_job_add(struct fanout_job *j, const char *key, const char *val);
+/* How many connections at once the open-file limit leaves room for (raising
+ * the soft limit first when it can), at most want and at least 1. */
+size_t fanout_jobs_allowed(size_t want, long *ret_limit);
 /* Runs every job to an outcome; returns 0, or -1 if the loop itself failed. */
 int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts, char *errbuf, size_t errsize);
 void fanout_job_clear(struct fanout_job *j);

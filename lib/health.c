@@ -1,4 +1,5 @@
 /* health.c — health checks and statuses on top of the fan-out loop, and their write-back. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ struct dbreg_health_report {
 	char checked_at[32];
 	double checked_epoch;
 	char *writeback_error;
+	size_t jobs_wanted, jobs_used;
+	long fd_limit;
 };
 
 static const char *const status_names[] = { "HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN" };
@@ -36,73 +39,152 @@ static char *keep(struct dbreg_health_report *r, const char *s)
 	return copy;
 }
 
-static int result_failed(const PGresult *res)
-{
-	return !res || PQresultStatus(res) != PGRES_TUPLES_OK;
-}
-
 static const char *result_error(const PGresult *res)
 {
 	const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-	return m ? m : "no result";
+	return m ? m : res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : "no result";
 }
 
-/* Turns a job's outcome into a status (SPEC §5). */
+/* A target's answer is untrusted: the value of the named column in the one
+ * row, or NULL with why set when the answer does not have that shape. */
+static const char *answer(const PGresult *res, const char *column, char *why, size_t size)
+{
+	int col;
+
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(why, size, "%s", result_error(res));
+		return NULL;
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(why, size, "the server answered %d rows, not one", PQntuples(res));
+		return NULL;
+	}
+	col = column ? PQfnumber(res, column) : 0;
+	if (col < 0 || col >= PQnfields(res)) {
+		snprintf(why, size, "the server's answer has no column %s", column ? column : "at all");
+		return NULL;
+	}
+	if (PQgetisnull(res, 0, col)) {
+		snprintf(why, size, "the server answered NULL for %s", column ? column : "the check");
+		return NULL;
+	}
+	return PQgetvalue(res, 0, col);
+}
+
+static bool number(const char *text, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 0)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* The extended check's answer into h; false with why set when it is malformed. */
+static bool read_extended(struct dbreg_health_report *r, struct dbreg_health_result *h, const PGresult *x,
+                          char *why, size_t size)
+{
+	const char *version = answer(x, "server_version", why, size);
+	const char *recovery = version ? answer(x, "in_recovery", why, size) : NULL;
+	char shown[128];
+
+	if (!version || !recovery)
+		return false;
+	if (strcmp(recovery, "t") != 0 && strcmp(recovery, "f") != 0) {
+		snprintf(why, size, "the server answered \"%s\" for in_recovery", dbreg_printable(recovery, shown, sizeof(shown)));
+		return false;
+	}
+	if (strlen(version) > 64) {
+		snprintf(why, size, "the server's version is %zu bytes long", strlen(version));
+		return false;
+	}
+	h->server_version = keep(r, version);
+	h->in_recovery = recovery[0] == 't';
+	return true;
+}
+
+static bool read_deep(struct dbreg_health_result *h, const PGresult *d, char *why, size_t size)
+{
+	const char *backends = answer(d, "backends", why, size);
+	const char *max = backends ? answer(d, "max_connections", why, size) : NULL;
+	char s1[64], s2[64];
+	long b, m;
+
+	if (!backends || !max)
+		return false;
+	if (!number(backends, &b) || !number(max, &m)) {
+		snprintf(why, size, "the server answered \"%s\" backends of \"%s\"", dbreg_printable(backends, s1, sizeof(s1)),
+		         dbreg_printable(max, s2, sizeof(s2)));
+		return false;
+	}
+	h->backends = b;
+	h->max_connections = m;
+	return true;
+}
+
+/* Turns a job's outcome into a status (SPEC §5).  Whatever the target sent,
+ * only this target's result is affected. */
 static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, struct fanout_job *j,
                   const struct dbreg_health_opts *o, int warn_ms)
 {
-	char msg[600];
+	const char *ok;
+	char msg[700], why[300];
 
 	h->latency_ms = -1;
 	switch (j->outcome) {
 	case FANOUT_SKIPPED:
 	case FANOUT_CANCELLED:
+	case FANOUT_LOCAL:
+		/* Not a word about the target: not checked, and not written back. */
 		h->status = DBREG_UNKNOWN;
 		h->error = keep(r, j->error);
 		return;
 	case FANOUT_NO_RESOLVE:
 	case FANOUT_CONNECT:
 	case FANOUT_TIMEOUT:
-		h->status = DBREG_UNHEALTHY;
 		h->latency_ms = j->elapsed_ms;
-		h->error = keep(r, j->error);
+		if (j->answered > 0)
+			break;  /* the check query was answered; a later one failed */
+		h->status = DBREG_UNHEALTHY;
+		if (j->logged_in)
+			snprintf(msg, sizeof(msg), "the check query failed: %s", j->error);
+		h->error = keep(r, j->logged_in ? msg : j->error);
 		return;
 	case FANOUT_OK:
 		break;
 	}
 	h->latency_ms = j->elapsed_ms;
-	if (result_failed(j->results[0])) {
+	ok = answer(j->results[0], NULL, why, sizeof(why));
+	if (!ok) {
 		h->status = DBREG_UNHEALTHY;
-		snprintf(msg, sizeof(msg), "the check query failed: %s", result_error(j->results[0]));
+		snprintf(msg, sizeof(msg), "the check query failed: %s", why);
 		h->error = keep(r, msg);
 		return;
 	}
 	h->status = DBREG_HEALTHY;
 	if (o->level >= DBREG_LEVEL_EXTENDED) {
-		const PGresult *x = j->results[1];
+		bool good = j->answered >= 2 && read_extended(r, h, j->results[1], why, sizeof(why));
 
-		if (result_failed(x)) {
+		if (!good) {
 			h->status = DBREG_DEGRADED;
-			snprintf(msg, sizeof(msg), "the extended check failed: %s", result_error(x));
+			snprintf(msg, sizeof(msg), "the extended check failed: %s", j->answered >= 2 ? why : j->error);
 			h->error = keep(r, msg);
-		} else {
-			h->server_version = keep(r, PQgetvalue(x, 0, 1));
-			h->in_recovery = PQgetvalue(x, 0, 2)[0] == 't';
 		}
 	}
 	if (o->level >= DBREG_LEVEL_DEEP) {
-		const PGresult *d = j->results[2];
+		bool good = j->answered >= 3 && read_deep(h, j->results[2], why, sizeof(why));
 
-		if (result_failed(d)) {
+		if (!good) {
 			h->status = DBREG_DEGRADED;
 			if (!h->error) {
-				snprintf(msg, sizeof(msg), "the deep check failed: %s", result_error(d));
+				snprintf(msg, sizeof(msg), "the deep check failed: %s", j->answered >= 3 ? why : j->error);
 				h->error = keep(r, msg);
 			}
-		} else {
-			h->backends = atol(PQgetvalue(d, 0, 0));
-			h->max_connections = atol(PQgetvalue(d, 0, 1));
 		}
 	}
 	if (h->status == DBREG_HEALTHY && h->latency_ms > warn_ms) {
@@ -112,7 +194,7 @@ static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, 
 	}
 }
 
-static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r)
+static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, const struct target_run *run)
 {
 	json_t *a = json_array();
 	struct dbreg_error err;
@@ -124,7 +206,7 @@ static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r)
 
 		if (s == DBREG_UNKNOWN)
 			continue;
-		json_array_append_new(a, json_pack("{s:s, s:b}", "id", PQgetvalue(r->rows, (int)i, TC_ID), "ok",
+		json_array_append_new(a, json_pack("{s:s, s:b}", "id", target_value(run, (int)i, run->c_id), "ok",
 		                                   s == DBREG_HEALTHY || s == DBREG_DEGRADED));
 	}
 	if (json_array_size(a) > 0) {
@@ -143,10 +225,11 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
                               struct dbreg_health_report **ret, struct dbreg_error *err)
 {
 	static const char extended_sql[] =
-		"SELECT current_timestamp, current_setting('server_version'), pg_is_in_recovery(), version()";
+		"SELECT current_timestamp AS now, current_setting('server_version') AS server_version,"
+		" pg_is_in_recovery() AS in_recovery, version() AS version";
 	static const char deep_sql[] =
-		"SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
-		" current_setting('max_connections')::int";
+		"SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS backends,"
+		" current_setting('max_connections')::int AS max_connections";
 	struct dbreg_filter filter = { .type = o->type, .region = o->region, .active = -1, .names = o->names };
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	int warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000;
@@ -200,14 +283,14 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		if (o->level >= DBREG_LEVEL_DEEP)
 			j->queries[j->nqueries++] = deep_sql;
 		r->results[i] = (struct dbreg_health_result){
-			.connection_name = PQgetvalue(rows, row, TC_NAME),
-			.connection_type = PQgetvalue(rows, row, TC_TYPE),
-			.region_id = PQgetisnull(rows, row, TC_REGION) ? NULL : PQgetvalue(rows, row, TC_REGION),
+			.connection_name = target_value(&run, row, run.c_name),
+			.connection_type = target_value(&run, row, run.c_type),
+			.region_id = PQgetisnull(rows, row, run.c_region) ? NULL : target_value(&run, row, run.c_region),
 			.in_recovery = -1,
 			.backends = -1,
 			.max_connections = -1,
 		};
-		if (PQgetvalue(rows, row, TC_ACTIVE)[0] != 't') {
+		if (target_value(&run, row, run.c_active)[0] != 't') {
 			j->outcome = FANOUT_SKIPPED;
 			snprintf(j->error, sizeof(j->error), "inactive: not checked");
 		}
@@ -219,13 +302,16 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		dbreg_health_report_free(r);
 		return -1;
 	}
+	r->jobs_wanted = run.jobs_wanted;
+	r->jobs_used = run.jobs_used;
+	r->fd_limit = run.fd_limit;
 	for (size_t i = 0; i < n; i++) {
 		judge(r, &r->results[i], &jobs[i], o, warn_ms);
 		fanout_job_clear(&jobs[i]);
 	}
 	free(jobs);
 	if (!o->no_update && !dbreg_ctx_was_cancelled(ctx))
-		write_back(ctx, r);
+		write_back(ctx, r, &run);
 	*ret = r;
 	return 0;
 }
@@ -253,6 +339,15 @@ _public_ double dbreg_health_report_checked_epoch(const struct dbreg_health_repo
 _public_ const char *dbreg_health_report_writeback_error(const struct dbreg_health_report *r)
 {
 	return r->writeback_error;
+}
+
+_public_ size_t dbreg_health_report_jobs(const struct dbreg_health_report *r, size_t *ret_wanted, long *ret_fd_limit)
+{
+	if (ret_wanted)
+		*ret_wanted = r->jobs_wanted;
+	if (ret_fd_limit)
+		*ret_fd_limit = r->fd_limit;
+	return r->jobs_used;
 }
 
 _public_ void dbreg_health_report_free(struct dbreg_health_report *r)

@@ -25,14 +25,25 @@ void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...) _printf_(
 
 /* conninfo.c: the one module that parses and builds connection strings. */
 struct dbreg_params {
-	const char *keys[32];
-	const char *vals[32];
+	const char *keys[64];
+	const char *vals[64];
 	int n;
 };
 void dbreg_params_add(struct dbreg_params *p, const char *key, const char *val);
-/* Opens the admin connection for url (libpq's expand_dbname), adding
- * connect_timeout=10 unless the URL or PGCONNECT_TIMEOUT gives one. */
+/* Moves every variable libpq reads (but the password file and the TLS client
+ * files) out of the environment, once, before any thread: only the admin
+ * connection gets them back, as explicit keywords under its URL. */
+void dbreg_pgenv_take(void);
+/* A variable dbreg_pgenv_take moved (NULL when it was not set or empty). */
+const char *dbreg_pgenv_get(const char *var);
+/* Opens the admin connection for url (libpq's expand_dbname) over the moved
+ * variables: a deadline of connect_timeout (else PGCONNECT_TIMEOUT, else 10 s)
+ * for each host, as libpq does; values libpq would refuse are DBREG_ERR_CONFIG. */
 int dbreg_connect_admin(const char *url, PGconn **ret, struct dbreg_error *err);
+/* What dbreg_connect_admin would refuse before it sends a byte. */
+int dbreg_admin_url_check(const char *url, struct dbreg_error *err);
+/* Server NOTICEs on conn are dropped: the library never prints. */
+void dbreg_conn_quiet(PGconn *conn);
 /* First line of libpq's connection error, without "connection to server ... failed:". */
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size);
 /* The i-th entry of a comma-separated list into buf ("" when absent). */
@@ -42,12 +53,15 @@ bool dbreg_port_ok(const char *text);
 
 /* secret.c */
 int dbreg_keyring_count(const struct dbreg_keyring *kr);
+/* Adds the keys of a DB_ENCRYPTION_OLD_KEYS list: at most 15, empty items
+ * ignored, a bad one named by its position counted from 1.  With ret_bad,
+ * goes past bad items and lists their positions (up to max_bad; *ret_nbad
+ * counts them all); err then names the last. */
+int dbreg_keyring_add_list(struct dbreg_keyring *kr, const char *list, size_t *ret_bad, size_t max_bad,
+                           size_t *ret_nbad, struct dbreg_error *err);
 /* Is any key variable set (so that failing to load it is an error, not "no key")? */
 bool dbreg_keys_configured(void);
 
-/* Logs in to one target (blocking) and runs SELECT 1. */
-int dbreg_test_login(const char *host, const char *port, const char *dbname, const char *user,
-                     const char *sslmode, const char *password, int timeout_s, struct dbreg_error *err);
 
 /* ctx.c */
 /* Connects without looking at the registry schema (for init). */
@@ -70,11 +84,7 @@ int dbreg_registry_check_schema(PGconn *conn, int *ret_version, struct dbreg_err
 int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,
                      const char *name, struct dbreg_error *err);
 
-/* Targets to log in to: columns in the order of enum target_col. */
-enum target_col {
-	TC_ID, TC_NAME, TC_TYPE, TC_REGION, TC_HOST, TC_PORT, TC_DATABASE, TC_USER, TC_SSL_MODE,
-	TC_PASSWORD, TC_ACTIVE, TC_POOL_MIN, TC_POOL_MAX, TC_POOL_TIMEOUT, TC_POOL_RECYCLE,
-};
+/* Targets to log in to, for targets.c (which reads the columns by name). */
 /* Live rows matching the filter (names select inactive rows too); an unknown
  * name is DBREG_ERR_FAILED. */
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err);
@@ -85,13 +95,9 @@ int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_j
 PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct dbreg_error *err);
 int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id, const char *default_name,
                                      struct dbreg_conn_list **ret, struct dbreg_error *err);
+PGresult *dbreg_registry_login_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
 int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char **ret, struct dbreg_error *err);
 char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
-/* Logs in to one target (blocking), runs sql with one optional parameter and
- * reads the first column of the first row as a boolean into *ret_true. */
-int dbreg_target_ask(const char *host, const char *port, const char *dbname, const char *user,
-                     const char *sslmode, const char *password, int timeout_s, const char *sql,
-                     const char *param, int *ret_true, struct dbreg_error *err);
 
 /* conn.c */
 const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);

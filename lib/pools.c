@@ -1,4 +1,6 @@
 /* pools.c — pool statistics: configured pool sizes beside live server usage, through the fan-out loop. */
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,25 +18,67 @@ struct dbreg_pool_report {
 /* dbreg's own sessions (this probe, its siblings on the same database and
  * user, the admin session) are not part of the pool we measure. */
 static const char usage_sql[] =
-	"SELECT count(*), count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'idle'),"
-	" count(*) FILTER (WHERE state LIKE 'idle in transaction%'),"
-	" count(*) FILTER (WHERE wait_event_type = 'Lock'),"
-	" extract(epoch FROM max(now() - xact_start))::float8"
+	"SELECT count(*) AS total, count(*) FILTER (WHERE state = 'active') AS active,"
+	" count(*) FILTER (WHERE state = 'idle') AS idle,"
+	" count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction,"
+	" count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting,"
+	" extract(epoch FROM max(now() - xact_start))::float8 AS oldest_xact_seconds"
 	" FROM pg_stat_activity"
 	" WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()"
 	" AND backend_type = 'client backend' AND application_name NOT IN ('dbreg', 'dbreg-pool-stats')";
 
 /* reserved_connections exists from PostgreSQL 16; current_setting(..., true) is NULL before. */
 static const char server_sql[] =
-	"SELECT current_setting('max_connections')::int,"
+	"SELECT current_setting('max_connections')::int AS max_connections,"
 	" current_setting('superuser_reserved_connections')::int"
-	"   + coalesce(current_setting('reserved_connections', true)::int, 0),"
+	"   + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved_connections,"
 	" CASE WHEN pg_has_role(current_user, 'pg_monitor', 'MEMBER')"
-	"   THEN (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') END";
+	"   THEN (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') END AS backends";
 
-static long num(const PGresult *res, int col)
+/* A target's answer is untrusted: a count in the named column of its one row,
+ * -1 for NULL; false when the shape or the value is not what we asked for. */
+static bool count_of(const PGresult *res, const char *column, bool nullable, long *ret)
 {
-	return PQgetisnull(res, 0, col) ? -1 : atol(PQgetvalue(res, 0, col));
+	int col = PQfnumber(res, column);
+	const char *text;
+	char *end;
+	long v;
+
+	if (col < 0 || PQntuples(res) != 1)
+		return false;
+	if (PQgetisnull(res, 0, col)) {
+		*ret = -1;
+		return nullable;
+	}
+	text = PQgetvalue(res, 0, col);
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 0)
+		return false;
+	*ret = v;
+	return true;
+}
+
+static bool seconds_of(const PGresult *res, const char *column, double *ret)
+{
+	int col = PQfnumber(res, column);
+	const char *text;
+	char *end;
+	double v;
+
+	if (col < 0 || PQntuples(res) != 1)
+		return false;
+	if (PQgetisnull(res, 0, col)) {
+		*ret = -1;
+		return true;
+	}
+	text = PQgetvalue(res, 0, col);
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !isfinite(v) || v < 0)
+		return false;
+	*ret = v;
+	return true;
 }
 
 static const char *remember(struct dbreg_pool_report *r, size_t i, const char *msg)
@@ -60,19 +104,28 @@ static void read_job(struct dbreg_pool_report *r, size_t i, struct fanout_job *j
 		c->error = remember(r, i, why);
 		return;
 	}
-	c->total = num(u, 0);
-	c->active = num(u, 1);
-	c->idle = num(u, 2);
-	c->idle_in_transaction = num(u, 3);
-	c->waiting = num(u, 4);
-	c->oldest_xact_seconds = PQgetisnull(u, 0, 5) ? -1 : atof(PQgetvalue(u, 0, 5));
-	c->saturation = c->pool_max_size > 0 ? (double)c->total / (double)c->pool_max_size : -1;
-	if (s && PQresultStatus(s) == PGRES_TUPLES_OK && srv->max_connections < 0) {
-		srv->max_connections = num(s, 0);
-		srv->reserved_connections = num(s, 1);
+	if (!count_of(u, "total", false, &c->total) || !count_of(u, "active", false, &c->active) ||
+	    !count_of(u, "idle", false, &c->idle) || !count_of(u, "idle_in_transaction", false, &c->idle_in_transaction) ||
+	    !count_of(u, "waiting", false, &c->waiting) || !seconds_of(u, "oldest_xact_seconds", &c->oldest_xact_seconds)) {
+		c->total = c->active = c->idle = c->idle_in_transaction = c->waiting = -1;
+		c->oldest_xact_seconds = -1;
+		c->error = remember(r, i, "the server's answer to the usage query is malformed");
+		return;
 	}
-	if (s && PQresultStatus(s) == PGRES_TUPLES_OK && !PQgetisnull(s, 0, 2))
-		srv->backends = num(s, 2);
+	c->saturation = c->pool_max_size > 0 ? (double)c->total / (double)c->pool_max_size : -1;
+	if (s && PQresultStatus(s) == PGRES_TUPLES_OK) {
+		long max, reserved, backends;
+
+		if (count_of(s, "max_connections", false, &max) && count_of(s, "reserved_connections", false, &reserved) &&
+		    count_of(s, "backends", true, &backends)) {
+			if (srv->max_connections < 0) {
+				srv->max_connections = max;
+				srv->reserved_connections = reserved;
+			}
+			if (backends >= 0)
+				srv->backends = backends;
+		}
+	}
 }
 
 static struct dbreg_pool_server *server_of(struct dbreg_pool_report *r, const char *host, const char *port)
@@ -136,13 +189,13 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 		struct dbreg_pool_conn *c = &r->conns[i];
 
 		*c = (struct dbreg_pool_conn){
-			.connection_name = PQgetvalue(rows, row, TC_NAME),
-			.host = PQgetvalue(rows, row, TC_HOST),
-			.port = PQgetvalue(rows, row, TC_PORT),
-			.pool_min_size = atol(PQgetvalue(rows, row, TC_POOL_MIN)),
-			.pool_max_size = atol(PQgetvalue(rows, row, TC_POOL_MAX)),
-			.pool_timeout_seconds = atol(PQgetvalue(rows, row, TC_POOL_TIMEOUT)),
-			.pool_recycle_seconds = atol(PQgetvalue(rows, row, TC_POOL_RECYCLE)),
+			.connection_name = target_value(&run, row, run.c_name),
+			.host = target_value(&run, row, run.c_host),
+			.port = target_value(&run, row, run.c_port),
+			.pool_min_size = atol(target_value(&run, row, run.c_pool_min)),
+			.pool_max_size = atol(target_value(&run, row, run.c_pool_max)),
+			.pool_timeout_seconds = atol(target_value(&run, row, run.c_pool_timeout)),
+			.pool_recycle_seconds = atol(target_value(&run, row, run.c_pool_recycle)),
 			.total = -1, .active = -1, .idle = -1, .idle_in_transaction = -1, .waiting = -1,
 			.oldest_xact_seconds = -1, .saturation = -1,
 		};

@@ -557,7 +557,10 @@ static int tenants_of(struct dbreg_ctx *ctx, const char *name, bool all, long *r
 	res = dbreg_exec(ctx,
 	                 "SELECT count(*), string_agg(t.slug, ', ' ORDER BY t.slug)"
 	                 " FROM admin.tenants t JOIN " REGISTRY " d ON d.id = t.database_connection_id"
-	                 " WHERE d.connection_name = $1 AND ($2::boolean OR t.deleted_at IS NULL)",
+	                 " WHERE d.connection_name = $1 AND ($2::boolean OR t.deleted_at IS NULL)"
+	                 /* the row deregister acts on: the live one, else (purge) the deleted ones */
+	                 "   AND (d.deleted_at IS NULL OR ($2::boolean AND NOT EXISTS"
+	                 "     (SELECT 1 FROM " REGISTRY " l WHERE l.connection_name = $1 AND l.deleted_at IS NULL)))",
 	                 2, params, PGRES_TUPLES_OK, err);
 	if (!res)
 		return -1;
@@ -606,51 +609,16 @@ _public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge
 	return 0;
 }
 
-_public_ int dbreg_spec_test_login(struct dbreg_spec *s, struct dbreg_ctx *ctx, int timeout_s, struct dbreg_error *err)
+/* The row update --test logs in with: named columns host, port, database_name,
+ * username, ssl_mode, encrypted_password; no row when NAME is not live. */
+PGresult *dbreg_registry_login_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
 {
-	(void)ctx;
-	return dbreg_test_login(dbreg_spec_value(s, DBREG_F_HOST), dbreg_spec_value(s, DBREG_F_PORT),
-	                        dbreg_spec_value(s, DBREG_F_DATABASE_NAME), dbreg_spec_value(s, DBREG_F_USERNAME),
-	                        dbreg_spec_value(s, DBREG_F_SSL_MODE), dbreg_spec_test_password(s), timeout_s, err);
-}
+	const char *params[1] = { name };
 
-_public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, struct dbreg_spec *s, int timeout_s,
-                                     struct dbreg_error *err)
-{
-	static const enum dbreg_field cols[] = {
-		DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME, DBREG_F_USERNAME, DBREG_F_SSL_MODE,
-	};
-	const char *params[1] = { name }, *v[ELEMENTSOF(cols)];
-	const char *password = dbreg_spec_test_password(s);
-	char *decrypted = NULL;
-	PGresult *res;
-	int r;
-
-	res = dbreg_exec(ctx,
-	                 "SELECT host, port::text, database_name, username, ssl_mode, encrypted_password FROM " REGISTRY
-	                 " WHERE connection_name = $1 AND deleted_at IS NULL",
-	                 1, params, PGRES_TUPLES_OK, err);
-	if (!res)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
-	}
-	for (size_t i = 0; i < ELEMENTSOF(cols); i++)
-		v[i] = dbreg_spec_is_set(s, cols[i]) ? dbreg_spec_value(s, cols[i]) : PQgetvalue(res, 0, (int)i);
-	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && !PQgetisnull(res, 0, 5)) {
-		if (dbreg_ctx_load_keys(ctx, err) < 0 ||
-		    dbreg_decrypt(dbreg_ctx_keyring(ctx), PQgetvalue(res, 0, 5), &decrypted, err) < 0) {
-			PQclear(res);
-			dbreg_error_prefix(err, "connection '%s': ", name);
-			return -1;
-		}
-		password = decrypted;
-	}
-	r = dbreg_test_login(v[0], v[1], v[2], v[3], v[4], password, timeout_s, err);
-	dbreg_secret_free(decrypted);
-	PQclear(res);
-	return r;
+	return dbreg_exec(ctx,
+	                  "SELECT host, port::text AS port, database_name, username, ssl_mode, encrypted_password"
+	                  " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL",
+	                  1, params, PGRES_TUPLES_OK, err);
 }
 
 /* ---- tenants ---- */

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -169,48 +170,143 @@ _public_ int dbreg_keyring_add_text(struct dbreg_keyring *kr, const char *text, 
 	return r;
 }
 
-/* Reads a key file that only its owner may read; the text goes into locked memory. */
+/* Reads a key file that only its owner may read: its one word, without the
+ * white space around it (of any length), into locked memory.  Opened without
+ * blocking and checked to be a regular file before a byte is read: a FIFO
+ * must not hang us. */
 static int read_key_file(const char *path, char **ret, struct dbreg_error *err)
 {
-	enum { MAX = 4096 };
-	struct stat st;
-	char *buf;
-	ssize_t n;
+	enum { MAX = 1024 };
+	unsigned char chunk[512];
+	char *buf, shown[256];
 	size_t len = 0;
+	size_t spaces = 0;   /* white space seen since the last word character, not yet kept */
+	bool nul = false, toolong = false;
+	struct stat st;
+	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	dbreg_printable(path, shown, sizeof(shown));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", path, strerror(errno));
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", shown, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: not a regular file", path);
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: not a regular file", shown);
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "DB_ENCRYPTION_KEY_FILE %s is accessible by group or others (mode %04o); run 'chmod 600 %s'",
-		                  path, (unsigned)(st.st_mode & 07777), path);
+		                  shown, (unsigned)(st.st_mode & 07777), shown);
 	}
 	buf = sodium_malloc(MAX + 1);
 	if (!buf) {
 		close(fd);
 		return dbreg_fail_oom(err);
 	}
-	while (len < MAX && (n = read(fd, buf + len, MAX - len)) != 0) {
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			sodium_memzero(chunk, sizeof(chunk));
 			close(fd);
 			sodium_free(buf);
-			return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", path, strerror(errno));
+			return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", shown, strerror(errno));
 		}
-		len += (size_t)n;
+		for (ssize_t i = 0; i < n; i++) {
+			unsigned char ch = chunk[i];
+
+			if (ch == '\0') {
+				nul = true;
+			} else if (isspace(ch)) {
+				spaces += len > 0;  /* leading white space is dropped at once */
+			} else if (len + spaces + 1 > MAX) {
+				toolong = true;
+			} else {
+				/* White space inside is kept (the key then does not parse); around it, never. */
+				for (; spaces > 0; spaces--)
+					buf[len++] = ' ';
+				buf[len++] = (char)ch;
+			}
+		}
 	}
+	sodium_memzero(chunk, sizeof(chunk));
 	close(fd);
 	buf[len] = '\0';
+	if (nul || toolong) {
+		sodium_free(buf);
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", shown,
+		                  nul ? "the file holds a NUL byte; it must hold the key alone"
+		                      : "the file is too long to hold one key");
+	}
 	*ret = buf;
 	return 0;
+}
+
+#define OLD_KEYS_MAX (MAX_KEYS - 1)
+
+int dbreg_keyring_add_list(struct dbreg_keyring *kr, const char *list, size_t *ret_bad, size_t max_bad,
+                           size_t *ret_nbad, struct dbreg_error *err)
+{
+	size_t nbad = 0;
+	size_t len = strlen(list), count = 0, item = 0;
+	const char *p = list;
+	char *tok;
+	int r = 0;
+
+	/* Count first: a long list is one mistake, not key 16 being malformed. */
+	for (const char *q = list; ; q++) {
+		if (*q == ',' || !*q) {
+			const char *start = q;
+
+			while (start > list && start[-1] != ',')
+				start--;
+			while (start < q && isspace((unsigned char)*start))
+				start++;
+			count += start < q;
+		}
+		if (!*q)
+			break;
+	}
+	if (count > OLD_KEYS_MAX)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_OLD_KEYS: too many old keys (%zu; at most %d)", count,
+		                  OLD_KEYS_MAX);
+	/* Each item in locked memory: the list is key material. */
+	tok = sodium_malloc(len + 1);
+	if (!tok)
+		return dbreg_fail_oom(err);
+	while (r == 0) {
+		size_t n = strcspn(p, ",");
+
+		item++;  /* counted from 1, empty items too, as a person counts them */
+		memcpy(tok, p, n);
+		tok[n] = '\0';
+		if (tok[strspn(tok, " \t\r\n\v\f")] != '\0' && dbreg_keyring_add_text(kr, tok, err) < 0) {
+			if (err && err->kind == DBREG_ERR_INTERNAL) {
+				r = -1;
+			} else {
+				dbreg_fail(err, DBREG_ERR_CONFIG,
+				           "DB_ENCRYPTION_OLD_KEYS: item %zu is not 32 bytes as 64 hex digits or base64", item);
+				if (ret_bad && nbad < max_bad)
+					ret_bad[nbad] = item;
+				nbad++;
+				/* With somewhere to list them, every bad item; else the first. */
+				if (!ret_bad)
+					r = -1;
+			}
+		}
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	if (ret_nbad)
+		*ret_nbad = nbad;
+	if (nbad)
+		r = -1;
+	sodium_memzero(tok, len + 1);
+	sodium_free(tok);
+	return r;
 }
 
 _public_ int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_error *err)
@@ -249,32 +345,8 @@ _public_ int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_err
 			dbreg_fail(err, DBREG_ERR_CONFIG,
 			           "DB_ENCRYPTION_KEY: the key is not 32 bytes as 64 hex digits or base64; " KEY_HINT);
 	}
-	if (r == 0 && old && *old) {
-		/* Copy into locked memory so the list can be split in place. */
-		size_t len = strlen(old);
-		char *copy = sodium_malloc(len + 1), *save = NULL;
-		int i = 1;
-
-		if (!copy) {
-			r = dbreg_fail_oom(err);
-		} else {
-			memcpy(copy, old, len + 1);
-			for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++) {
-				const char *t = tok;
-
-				while (isspace((unsigned char)*t))
-					t++;
-				if (!*t)
-					continue;
-				if (dbreg_keyring_add_text(kr, tok, err) < 0) {
-					r = dbreg_fail(err, DBREG_ERR_CONFIG,
-					               "DB_ENCRYPTION_OLD_KEYS: key %d is not 32 bytes as 64 hex digits or base64", i);
-					break;
-				}
-			}
-			sodium_free(copy);
-		}
-	}
+	if (r == 0 && old && *old)
+		r = dbreg_keyring_add_list(kr, old, NULL, 0, NULL, err);
 	if (r < 0) {
 		dbreg_keyring_free(kr);
 		return -1;

@@ -1,19 +1,93 @@
-/* targets.c — turning registry rows into fan-out jobs: connection parameters and passwords. */
+/* targets.c — the one way to reach a registered database: parameters, the password just in time, the login. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 #include "targets.h"
+
+static const char *or_default(const char *v, const char *dflt)
+{
+	return v && *v ? v : dflt;
+}
+
+void target_params(struct fanout_job *j, const struct target_spec *s, const char *appname, const char *options)
+{
+	fanout_job_add(j, "host", s->host);
+	fanout_job_add(j, "port", or_default(s->port, "5432"));
+	fanout_job_add(j, "dbname", s->dbname);
+	fanout_job_add(j, "user", s->user);
+	fanout_job_add(j, "sslmode", or_default(s->sslmode, "prefer"));
+	fanout_job_add(j, "gssencmode", "disable");
+	fanout_job_add(j, "fallback_application_name", appname);
+	if (options)
+		fanout_job_add(j, "options", options);
+}
+
+int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
+                    bool have_keys, const char *key_error, struct dbreg_error *ret_err)
+{
+	struct dbreg_error err;
+	char shown[128];
+	char *pw = NULL;
+	size_t len;
+
+	if (!stored)
+		return 0;
+	if (!have_keys) {
+		snprintf(j->error, sizeof(j->error), "no key: %s", key_error);
+		return -1;
+	}
+	if (dbreg_decrypt(dbreg_ctx_keyring(ctx), stored, &pw, &err) < 0) {
+		snprintf(j->error, sizeof(j->error), "connection '%s': %s", dbreg_printable(name, shown, sizeof(shown)),
+		         err.message);
+		if (ret_err)
+			dbreg_fail(ret_err, err.kind, "%s", j->error);
+		return -1;
+	}
+	len = strlen(pw);
+	if (len >= sizeof(j->secret)) {
+		dbreg_secret_free(pw);
+		snprintf(j->error, sizeof(j->error), "connection '%s': the stored password is longer than any dbreg stores",
+		         dbreg_printable(name, shown, sizeof(shown)));
+		if (ret_err)
+			dbreg_fail(ret_err, DBREG_ERR_FAILED, "%s", j->error);
+		return -1;
+	}
+	memcpy(j->secret, pw, len + 1);
+	dbreg_secret_free(pw);
+	fanout_job_add(j, "password", j->secret);
+	return 0;
+}
+
+/* ---- registry rows as jobs ---- */
 
 int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
                     struct dbreg_error *err)
 {
+	struct {
+		int *col;
+		const char *name;
+	} cols[] = {
+		{ &t->c_id, "id" }, { &t->c_name, "connection_name" }, { &t->c_type, "connection_type" },
+		{ &t->c_region, "region_id" }, { &t->c_host, "host" }, { &t->c_port, "port" },
+		{ &t->c_database, "database_name" }, { &t->c_user, "username" }, { &t->c_ssl_mode, "ssl_mode" },
+		{ &t->c_password, "encrypted_password" }, { &t->c_active, "is_active" },
+		{ &t->c_pool_min, "pool_min_size" }, { &t->c_pool_max, "pool_max_size" },
+		{ &t->c_pool_timeout, "pool_timeout_seconds" }, { &t->c_pool_recycle, "pool_recycle_seconds" },
+	};
 	struct dbreg_error kerr;
 
 	memset(t, 0, sizeof(*t));
 	t->ctx = ctx;
 	t->rows = rows;
+	for (size_t i = 0; i < ELEMENTSOF(cols); i++) {
+		*cols[i].col = PQfnumber(rows, cols[i].name);
+		if (*cols[i].col < 0)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have no column %s", cols[i].name);
+	}
 	dbreg_error_clear(&kerr);
 	t->have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
 	/* No key at all only leaves rows with a password unchecked; a key that is
@@ -35,41 +109,35 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 	return 0;
 }
 
-void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)
+const char *target_value(const struct target_run *t, int row, int col)
 {
-	j->userdata = (void *)(intptr_t)row;
-	fanout_job_add(j, "host", PQgetvalue(t->rows, row, TC_HOST));
-	fanout_job_add(j, "port", PQgetvalue(t->rows, row, TC_PORT));
-	fanout_job_add(j, "dbname", PQgetvalue(t->rows, row, TC_DATABASE));
-	fanout_job_add(j, "user", PQgetvalue(t->rows, row, TC_USER));
-	fanout_job_add(j, "sslmode", PQgetvalue(t->rows, row, TC_SSL_MODE));
-	fanout_job_add(j, "gssencmode", "disable");
-	fanout_job_add(j, "fallback_application_name", appname);
-	fanout_job_add(j, "options", t->options);
+	return PQgetvalue(t->rows, row, col);
 }
 
-/* Decrypts a target's password just before its connection; fanout wipes it after. */
-int target_prepare(struct fanout_job *j, void *userdata)
+void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)
+{
+	struct target_spec s = {
+		.name = target_value(t, row, t->c_name),
+		.host = target_value(t, row, t->c_host),
+		.port = target_value(t, row, t->c_port),
+		.dbname = target_value(t, row, t->c_database),
+		.user = target_value(t, row, t->c_user),
+		.sslmode = target_value(t, row, t->c_ssl_mode),
+	};
+
+	j->userdata = (void *)(intptr_t)row;
+	target_params(j, &s, appname, t->options);
+}
+
+/* fanout_opts.prepare: the password just before its connection; fanout wipes it after. */
+static int target_prepare(struct fanout_job *j, void *userdata)
 {
 	struct target_run *t = userdata;
 	int row = (int)(intptr_t)j->userdata;
-	struct dbreg_error err;
-	char *pw = NULL;
 
-	if (PQgetisnull(t->rows, row, TC_PASSWORD))
-		return 0;
-	if (!t->have_keys) {
-		snprintf(j->error, sizeof(j->error), "no key: %s", t->key_error);
-		return -1;
-	}
-	if (dbreg_decrypt(dbreg_ctx_keyring(t->ctx), PQgetvalue(t->rows, row, TC_PASSWORD), &pw, &err) < 0) {
-		snprintf(j->error, sizeof(j->error), "connection '%s': %s", PQgetvalue(t->rows, row, TC_NAME), err.message);
-		return -1;
-	}
-	snprintf(j->secret, sizeof(j->secret), "%s", pw);
-	dbreg_secret_free(pw);
-	fanout_job_add(j, "password", j->secret);
-	return 0;
+	return target_password(j, t->ctx, target_value(t, row, t->c_name),
+	                       PQgetisnull(t->rows, row, t->c_password) ? NULL : target_value(t, row, t->c_password),
+	                       t->have_keys, t->key_error, NULL);
 }
 
 int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
@@ -83,10 +151,156 @@ int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int m
 		.progress_userdata = progress_userdata,
 		.prepare = target_prepare,
 		.userdata = t,
+		.ret_wanted = &t->jobs_wanted,
+		.ret_used = &t->jobs_used,
+		.ret_fd_limit = &t->fd_limit,
 	};
 	char why[256] = "";
 
 	if (fanout_run(jobs, n, &fo, why, sizeof(why)) < 0)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
 	return 0;
+}
+
+/* ---- one target, one query ---- */
+
+static int set_password(struct fanout_job *j, void *userdata)
+{
+	const char *pw = userdata;
+
+	if (!pw)
+		return 0;
+	if (strlen(pw) >= sizeof(j->secret)) {
+		snprintf(j->error, sizeof(j->error), "the password is longer than any dbreg stores");
+		return -1;
+	}
+	memcpy(j->secret, pw, strlen(pw) + 1);
+	fanout_job_add(j, "password", j->secret);
+	return 0;
+}
+
+int target_query_one(const struct target_spec *s, const char *password, int timeout_ms, const char *sql,
+                     const char *param, PGresult **ret, struct dbreg_error *err)
+{
+	struct fanout_job j = { .nqueries = 1 };
+	struct fanout_opts fo = {
+		.jobs = 1,
+		.timeout_ms = timeout_ms > 0 ? timeout_ms : 10000,
+		.prepare = set_password,
+		.userdata = (void *)password,
+	};
+	char where[600], h[200], d[100], u[100], why[256] = "";
+	PGresult *res;
+	int r = 0;
+
+	snprintf(where, sizeof(where), "%s:%s/%s as %s", dbreg_printable(s->host, h, sizeof(h)),
+	         or_default(s->port, "5432"), dbreg_printable(s->dbname, d, sizeof(d)),
+	         dbreg_printable(s->user, u, sizeof(u)));
+	target_params(&j, s, "dbreg", NULL);
+	j.queries[0] = sql;
+	j.query_params[0] = param;
+	if (fanout_run(&j, 1, &fo, why, sizeof(why)) < 0) {
+		fanout_job_clear(&j);
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
+	}
+	res = j.results[0];
+	if (j.outcome != FANOUT_OK && !j.logged_in) {
+		r = dbreg_fail(err, DBREG_ERR_FAILED, "cannot log in to %s: %s", where, j.error);
+	} else if (j.outcome != FANOUT_OK) {
+		r = dbreg_fail(err, DBREG_ERR_FAILED, "the query on %s failed: %s", where, j.error);
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = dbreg_fail_result(err, res, "the query on the target failed");
+		if (err)
+			err->kind = DBREG_ERR_FAILED;
+	} else if (PQntuples(res) < 1 || PQnfields(res) < 1) {
+		r = dbreg_fail(err, DBREG_ERR_FAILED, "the query on %s returned no row", where);
+	} else {
+		j.results[0] = NULL;
+		*ret = res;
+	}
+	fanout_job_clear(&j);
+	return r;
+}
+
+/* ---- --test: register's options, or update's row with the new values ---- */
+
+static int test_login(const struct target_spec *s, const char *password, int timeout_s, struct dbreg_error *err)
+{
+	PGresult *res = NULL;
+
+	if (target_query_one(s, password, timeout_s * 1000, "SELECT 1", NULL, &res, err) < 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+_public_ int dbreg_spec_test_login(struct dbreg_spec *s, struct dbreg_ctx *ctx, int timeout_s, struct dbreg_error *err)
+{
+	struct target_spec t = {
+		.host = dbreg_spec_value(s, DBREG_F_HOST),
+		.port = dbreg_spec_value(s, DBREG_F_PORT),
+		.dbname = dbreg_spec_value(s, DBREG_F_DATABASE_NAME),
+		.user = dbreg_spec_value(s, DBREG_F_USERNAME),
+		.sslmode = dbreg_spec_value(s, DBREG_F_SSL_MODE),
+	};
+
+	(void)ctx;
+	return test_login(&t, dbreg_spec_test_password(s), timeout_s, err);
+}
+
+_public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, struct dbreg_spec *s, int timeout_s,
+                                     struct dbreg_error *err)
+{
+	static const struct {
+		enum dbreg_field f;
+		const char *col;
+	} cols[] = {
+		{ DBREG_F_HOST, "host" }, { DBREG_F_PORT, "port" }, { DBREG_F_DATABASE_NAME, "database_name" },
+		{ DBREG_F_USERNAME, "username" }, { DBREG_F_SSL_MODE, "ssl_mode" },
+	};
+	const char *v[ELEMENTSOF(cols)];
+	const char *password = dbreg_spec_test_password(s);
+	struct fanout_job j = { .nparams = 0 };
+	struct target_spec t;
+	PGresult *res;
+	char shown[128];
+	int pwcol, r;
+
+	res = dbreg_registry_login_row(ctx, name, err);
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", dbreg_printable(name, shown, sizeof(shown)));
+	}
+	pwcol = PQfnumber(res, "encrypted_password");
+	for (size_t i = 0; i < ELEMENTSOF(cols); i++) {
+		int c = PQfnumber(res, cols[i].col);
+
+		v[i] = dbreg_spec_is_set(s, cols[i].f) ? dbreg_spec_value(s, cols[i].f)
+		     : c >= 0 && !PQgetisnull(res, 0, c) ? PQgetvalue(res, 0, c) : NULL;
+	}
+	t = (struct target_spec){ .name = name, .host = v[0], .port = v[1], .dbname = v[2], .user = v[3], .sslmode = v[4] };
+	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && pwcol >= 0 && !PQgetisnull(res, 0, pwcol)) {
+		struct dbreg_error kerr;
+
+		dbreg_error_clear(&kerr);
+		if (dbreg_ctx_load_keys(ctx, &kerr) < 0) {
+			PQclear(res);
+			if (err)
+				*err = kerr;
+			dbreg_error_prefix(err, "connection '%s': ", dbreg_printable(name, shown, sizeof(shown)));
+			return -1;
+		}
+		if (target_password(&j, ctx, name, PQgetvalue(res, 0, pwcol), true, "", err) < 0) {
+			PQclear(res);
+			sodium_memzero(j.secret, sizeof(j.secret));
+			return -1;
+		}
+		password = j.secret;
+	}
+	r = test_login(&t, password, timeout_s, err);
+	sodium_memzero(j.secret, sizeof(j.secret));
+	PQclear(res);
+	return r;
 }

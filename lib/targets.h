@@ -1,9 +1,26 @@
-/* targets.h — registry rows (dbreg_registry_targets) as fan-out jobs, for health and pool-stats. */
+/* targets.h — the one way to reach a registered database: its parameters, its password, its login. */
 #ifndef DBREG_TARGETS_H
 #define DBREG_TARGETS_H
 
 #include "fanout.h"
 #include "internal.h"
+
+/* One target's settings, from its registry row or from the options. */
+struct target_spec {
+	const char *name;     /* for messages; may be NULL */
+	const char *host, *port, *dbname, *user, *sslmode;
+};
+
+/* The one builder of target parameters: every keyword explicit (no port is
+ * 5432, no sslmode `prefer`), since libpq's environment is the admin
+ * connection's (dbreg_pgenv_take); options is the per-run "-c ..." or NULL. */
+void target_params(struct fanout_job *j, const struct target_spec *s, const char *appname, const char *options);
+
+/* The one decrypt: the stored text of a connection into j->secret, added as
+ * its password; fails with j->error (and ret_err, when given) set: no key,
+ * undecryptable. */
+int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
+                    bool have_keys, const char *key_error, struct dbreg_error *ret_err);
 
 struct target_run {
 	struct dbreg_ctx *ctx;
@@ -11,20 +28,32 @@ struct target_run {
 	int have_keys;
 	char key_error[256];
 	char options[48];
+	size_t jobs_wanted, jobs_used;   /* set by target_fanout */
+	long fd_limit;
+	/* the rows' columns, found by name */
+	int c_id, c_name, c_type, c_region, c_host, c_port, c_database, c_user, c_ssl_mode, c_password, c_active,
+		c_pool_min, c_pool_max, c_pool_timeout, c_pool_recycle;
 };
 
 /* Loads the keyring if it can (rows with a password need it) and the per-run
- * options; fails (DBREG_ERR_CONFIG) only for a key that is set but unusable. */
+ * options; fails (DBREG_ERR_CONFIG) only for a key that is set but unusable,
+ * and DBREG_ERR_INTERNAL for rows without the columns dbreg_registry_targets gives. */
 int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
                     struct dbreg_error *err);
+/* A value of one row ("" for NULL, as libpq gives it); col from target_run. */
+const char *target_value(const struct target_run *t, int row, int col);
 /* Connection parameters of one row. */
 void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname);
-/* fanout_opts.prepare, with the target_run as userdata. */
-int target_prepare(struct fanout_job *j, void *userdata);
 
 /* Runs the jobs through the fan-out loop, passwords decrypted just in time and
  * the context's cancellation honoured; fails only when the loop itself does. */
 int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
                   void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err);
+
+/* A fan-out of one job: logs in to s with password (NULL: none), runs sql with
+ * an optional $1, and hands back its result (one row at least, PQclear it).
+ * A failed login or query is DBREG_ERR_FAILED naming the target. */
+int target_query_one(const struct target_spec *s, const char *password, int timeout_ms, const char *sql,
+                     const char *param, PGresult **ret, struct dbreg_error *err);
 
 #endif

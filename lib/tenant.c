@@ -2,7 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "internal.h"
+#include "targets.h"
 
 struct dbreg_resolution {
 	enum dbreg_schema_context context;
@@ -140,33 +143,57 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
                                     struct dbreg_error *err)
 {
 	const struct dbreg_conn *c = dbreg_resolution_connection(r);
-	const char *name;
-	char *password = NULL, *stored = NULL;
-	int exists = 0, rc;
+	struct fanout_job j = { .nparams = 0 };
+	struct target_spec t;
+	const char *name, *answer;
+	char *stored = NULL, shown[128];
+	PGresult *res = NULL;
+	int rc, col;
 
 	if (!c)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "no connection found to check the schema on");
 	name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
+	t = (struct target_spec){
+		.name = name,
+		.host = dbreg_conn_get(c, DBREG_F_HOST),
+		.port = dbreg_conn_get(c, DBREG_F_PORT),
+		.dbname = dbreg_conn_get(c, DBREG_F_DATABASE_NAME),
+		.user = dbreg_conn_get(c, DBREG_F_USERNAME),
+		.sslmode = dbreg_conn_get(c, DBREG_F_SSL_MODE),
+	};
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
 	if (stored) {
-		if (dbreg_ctx_load_keys(ctx, err) < 0 || dbreg_decrypt(dbreg_ctx_keyring(ctx), stored, &password, err) < 0) {
-			free(stored);
-			dbreg_error_prefix(err, "connection '%s': ", name);
+		rc = dbreg_ctx_load_keys(ctx, err);
+		if (rc == 0)
+			rc = target_password(&j, ctx, name, stored, true, "", err);
+		else
+			dbreg_error_prefix(err, "connection '%s': ", dbreg_printable(name, shown, sizeof(shown)));
+		free(stored);
+		if (rc < 0) {
+			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;
 		}
-		free(stored);
 	}
-	rc = dbreg_target_ask(dbreg_conn_get(c, DBREG_F_HOST), dbreg_conn_get(c, DBREG_F_PORT),
-	                      dbreg_conn_get(c, DBREG_F_DATABASE_NAME), dbreg_conn_get(c, DBREG_F_USERNAME),
-	                      dbreg_conn_get(c, DBREG_F_SSL_MODE), password, timeout_s,
-	                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", r->schema, &exists, err);
-	dbreg_secret_free(password);
+	rc = target_query_one(&t, stored ? j.secret : NULL, timeout_s * 1000,
+	                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present", r->schema, &res,
+	                      err);
+	sodium_memzero(j.secret, sizeof(j.secret));
 	if (rc < 0)
 		return -1;
-	if (!exists)
+	/* The target's answer is untrusted: exactly a boolean, or a clear error. */
+	col = PQfnumber(res, "present");
+	answer = col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : NULL;
+	if (!answer || (strcmp(answer, "t") != 0 && strcmp(answer, "f") != 0)) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_FAILED, "connection '%s' gave a malformed answer to the schema check",
+		                  dbreg_printable(name, shown, sizeof(shown)));
+	}
+	rc = answer[0] == 't';
+	PQclear(res);
+	if (!rc)
 		return dbreg_fail(err, DBREG_ERR_FAILED, "schema %s does not exist on connection '%s' (database %s)",
-		                  r->schema, name, dbreg_conn_get(c, DBREG_F_DATABASE_NAME));
+		                  r->schema, dbreg_printable(name, shown, sizeof(shown)), dbreg_conn_get(c, DBREG_F_DATABASE_NAME));
 	return 0;
 }
 

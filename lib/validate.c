@@ -12,11 +12,6 @@
 
 #include "internal.h"
 
-/* Where libpq looks for the system-wide pg_service.conf (pg_config --sysconfdir). */
-#ifndef DBREG_PG_SYSCONFDIR
-#define DBREG_PG_SYSCONFDIR "/etc/postgresql-common"
-#endif
-
 /* The connection a tenant without its own uses (resolve-schema's default). */
 #define DEFAULT_CONNECTION "shared-primary"
 /* How many tenant slugs one finding names before it says "and N more". */
@@ -112,130 +107,6 @@ static const char *nonempty(const char *s)
 	return s && *s ? s : NULL;
 }
 
-/* ---- service files, read as libpq reads them (fe-connect.c, parseServiceInfo) ---- */
-
-void dbreg_service_clear(struct dbreg_service *s)
-{
-	free(s->host);
-	free(s->hostaddr);
-	free(s->port);
-	free(s->sslmode);
-	free(s->requiressl);
-	memset(s, 0, sizeof(*s));
-}
-
-static int keep(char **dst, const char *key, const char *want, const char *val)
-{
-	if (strcmp(key, want) != 0 || *dst)
-		return 0;
-	*dst = strdup(val);
-	return *dst ? 0 : -1;
-}
-
-/* Looks for [name] in one file: 1 found (settings kept), 0 not, -1 out of memory,
- * -2 unreadable (s->error says why). */
-static int service_in_file(const char *path, const char *name, struct dbreg_service *s)
-{
-	FILE *fp = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0, nlen = strlen(name);
-	bool in_group = false, found = false;
-	ssize_t len;
-	int r = 0;
-
-	if (!fp) {
-		snprintf(s->error, sizeof(s->error), "service file %s cannot be read: %s", path, strerror(errno));
-		return -2;
-	}
-	while (r == 0 && (len = getline(&line, &cap, fp)) >= 0) {
-		char *p = line, *eq;
-
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
-		                   line[len - 1] == '\t'))
-			line[--len] = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!*p || *p == '#')
-			continue;
-		if (*p == '[') {
-			if (in_group)
-				break;  /* the group ended; libpq stops here too */
-			in_group = strncmp(p + 1, name, nlen) == 0 && p[nlen + 1] == ']';
-			found = found || in_group;
-			continue;
-		}
-		if (!in_group || !(eq = strchr(p, '=')))
-			continue;
-		*eq = '\0';
-		if (keep(&s->host, p, "host", eq + 1) < 0 || keep(&s->hostaddr, p, "hostaddr", eq + 1) < 0 ||
-		    keep(&s->port, p, "port", eq + 1) < 0 || keep(&s->sslmode, p, "sslmode", eq + 1) < 0 ||
-		    keep(&s->requiressl, p, "requiressl", eq + 1) < 0)
-			r = -1;
-	}
-	free(line);
-	fclose(fp);
-	if (r < 0)
-		return -1;
-	if (found)
-		snprintf(s->file, sizeof(s->file), "%s", path);
-	return found ? 1 : 0;
-}
-
-static void searched(struct dbreg_service *s, const char *path)
-{
-	size_t o = strlen(s->searched);
-
-	snprintf(s->searched + o, sizeof(s->searched) - o, "%s%s", o ? ", " : "", path);
-}
-
-int dbreg_service_find(const char *name, struct dbreg_service *s)
-{
-	char path[4096];
-	const char *env = nonempty(getenv("PGSERVICEFILE"));
-	struct stat st;
-	int r;
-
-	memset(s, 0, sizeof(*s));
-	/* First the user's file: PGSERVICEFILE, else ~/.pg_service.conf. */
-	if (env) {
-		snprintf(path, sizeof(path), "%s", env);
-	} else {
-		const char *home = nonempty(getenv("HOME"));
-		struct passwd *pw;
-
-		if (!home && (pw = getpwuid(geteuid())))
-			home = pw->pw_dir;
-		if (home)
-			snprintf(path, sizeof(path), "%s/.pg_service.conf", home);
-		else
-			path[0] = '\0';
-	}
-	if (path[0]) {
-		searched(s, path);
-		if (stat(path, &st) == 0) {
-			r = service_in_file(path, name, s);
-			if (r == -1)
-				return -1;
-			if (r != 0) {
-				/* Found, or unreadable: either way libpq goes no further. */
-				s->found = r == 1;
-				return 0;
-			}
-		}
-	}
-	/* Then the system file. */
-	env = nonempty(getenv("PGSYSCONFDIR"));
-	snprintf(path, sizeof(path), "%s/pg_service.conf", env ? env : DBREG_PG_SYSCONFDIR);
-	searched(s, path);
-	if (stat(path, &st) == 0) {
-		r = service_in_file(path, name, s);
-		if (r == -1)
-			return -1;
-	}
-	s->found = s->file[0] != '\0';
-	return 0;
-}
-
 /* ---- ADMIN_DATABASE_URL ---- */
 
 /* A setting as libpq will see it: the URL's, else the service's, else the environment's. */
@@ -247,7 +118,7 @@ struct setting {
 static void pick(struct setting *out, const char *from_url, const char *from_service,
                  const char *service_label, const char *env)
 {
-	const char *e = nonempty(getenv(env));
+	const char *e = dbreg_pgenv_get(env);
 
 	out->value = NULL;
 	out->label[0] = '\0';
@@ -326,7 +197,7 @@ static void check_url(struct run *r)
 		    "ADMIN_DATABASE_URL contains a password; keep it out of the URL (a password file, PGPASSFILE)");
 
 	service_from = f.service ? "ADMIN_DATABASE_URL" : "PGSERVICE";
-	service = f.service ? f.service : nonempty(getenv("PGSERVICE"));
+	service = f.service ? f.service : dbreg_pgenv_get("PGSERVICE");
 	if (service) {
 		if (dbreg_service_find(service, &svc) < 0) {
 			r->f->oom = true;
@@ -382,6 +253,13 @@ static void check_url(struct run *r)
 			break;
 		}
 	}
+	if (r->f->n == before) {
+		struct dbreg_error e;
+
+		dbreg_error_clear(&e);
+		if (dbreg_admin_url_check(r->url, &e) < 0)
+			add(r, ERROR, "url-value", NULL, "%s", e.message);
+	}
 out:
 	/* Connecting with a URL already found wrong only repeats what it said. */
 	r->url_usable = true;
@@ -390,6 +268,51 @@ out:
 			r->url_usable = false;
 	dbreg_service_clear(&svc);
 	dbreg_conninfo_facts_clear(&f);
+}
+
+/* ---- the password file ---- */
+
+/* A line whose host is "*" hands its password to every target that has none
+ * of its own: libpq matches the file for target connections too. */
+static void check_passfile(struct run *r)
+{
+	const char *env = nonempty(getenv("PGPASSFILE"));
+	char path[4096], lines[128] = "", s1[160];
+	size_t o = 0, lineno = 0, hits = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *fp;
+
+	if (env) {
+		snprintf(path, sizeof(path), "%s", env);
+	} else {
+		const char *home = nonempty(getenv("HOME"));
+		struct passwd *pw;
+
+		if (!home && (pw = getpwuid(geteuid())))
+			home = pw->pw_dir;
+		if (!home)
+			return;
+		snprintf(path, sizeof(path), "%s/.pgpass", home);
+	}
+	fp = fopen(path, "re");
+	if (!fp)
+		return;
+	while (getline(&line, &cap, fp) >= 0) {
+		lineno++;
+		if (line[0] == '*' && line[1] == ':') {
+			if (hits++ < 5)
+				o += (size_t)snprintf(lines + o, sizeof(lines) - o, "%s%zu", o ? ", " : "", lineno);
+		}
+	}
+	free(line);
+	fclose(fp);
+	if (hits)
+		add(r, WARNING, "passfile-wildcard", NULL,
+		    "password file %s: line%s %s%s give%s a password for any host (\"*\"); libpq hands it to every registered"
+		    " connection without a password of its own: name the hosts",
+		    dbreg_printable(path, s1, sizeof(s1)), hits == 1 ? "" : "s", lines, hits > 5 ? ", ..." : "",
+		    hits == 1 ? "s" : "");
 }
 
 /* ---- keys ---- */
@@ -451,28 +374,17 @@ static void check_keys(struct run *r)
 	}
 
 	if (old) {
-		/* Split a copy in locked memory: the list is key material. */
-		size_t len = strlen(old);
-		char *copy = sodium_malloc(len + 1), *save = NULL;
-		int i = 1;
+		size_t bad[16], nbad = 0;
 
-		if (!copy) {
-			r->f->oom = true;
-		} else {
-			memcpy(copy, old, len + 1);
-			for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++) {
-				if (!tok[strspn(tok, " \t\r\n")])
-					continue;
-				dbreg_error_clear(&e);
-				if (dbreg_keyring_add_text(kr, tok, &e) < 0 && e.kind != DBREG_ERR_INTERNAL) {
-					if (strstr(e.message, "too many"))
-						add(r, ERROR, "old-key-invalid", NULL, "DB_ENCRYPTION_OLD_KEYS: key %d: %s", i, e.message);
-					else
-						add(r, ERROR, "old-key-invalid", NULL,
-						    "DB_ENCRYPTION_OLD_KEYS: key %d is not 32 bytes as 64 hex digits or base64", i);
-				}
-			}
-			sodium_free(copy);
+		dbreg_error_clear(&e);
+		if (dbreg_keyring_add_list(kr, old, bad, ELEMENTSOF(bad), &nbad, &e) < 0) {
+			if (e.kind == DBREG_ERR_INTERNAL)
+				r->f->oom = true;
+			else if (nbad == 0)
+				add(r, ERROR, "old-key-invalid", NULL, "%s", e.message);
+			for (size_t i = 0; i < nbad && i < ELEMENTSOF(bad); i++)
+				add(r, ERROR, "old-key-invalid", NULL,
+				    "DB_ENCRYPTION_OLD_KEYS: item %zu is not 32 bytes as 64 hex digits or base64", bad[i]);
 		}
 	}
 	/* Without the current key, every password would look undecryptable: check none. */
@@ -712,6 +624,7 @@ _public_ int dbreg_validate(struct dbreg_ctx *ctx, int offline, struct dbreg_fin
 		return dbreg_fail_oom(err);
 	r.url = ctx ? dbreg_ctx_admin_url(ctx) : getenv("ADMIN_DATABASE_URL");
 	check_url(&r);
+	check_passfile(&r);
 	check_keys(&r);
 	if (!offline && r.url_usable)
 		check_admin(&r);
