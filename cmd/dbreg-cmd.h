@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -45,6 +46,7 @@ extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */
 extern bool in_repl_script;      /* the REPL reads commands from stdin */
+extern bool stdout_failure_reported;  /* a verb reported a failed write to stdout and chose its status */
 
 /* Messages: "dbreg: error: ..." on stderr. */
 void log_error(const char *fmt, ...) _printf_(1, 2);
@@ -82,7 +84,10 @@ int out_parse_format(const char *verb, const char *text, unsigned allowed, enum 
 
 struct out_table;
 struct out_table *out_table_new(size_t ncols, const char *const *headers);
+/* Cells are escaped (control characters as \xNN) as they are added. */
 void out_table_add(struct out_table *t, const char *const *cells);
+/* The same, a colour (C_RED, ..., or NULL) for each cell. */
+void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors);
 void out_table_print(FILE *f, const struct out_table *t);
 void out_table_free(struct out_table *t);
 
@@ -97,11 +102,29 @@ void out_csv_cell(FILE *f, const char *text, bool last);
 /* list/show: every format of a connection list. */
 void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one);
 const char *color(const char *ansi);  /* "" without colour */
+/* Text fit for a terminal: control characters (C0, DEL, C1) and bytes that are
+ * not UTF-8 as \xNN; malloc'd (NULL for NULL). */
+char *out_escape(const char *s);
+/* fputs of out_escape(s). */
+void out_fputs_safe(const char *s, FILE *f);
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
 #define C_GREEN "\033[32m"
 #define C_YELLOW "\033[33m"
 #define C_RESET "\033[0m"
+
+/* A file written whole or not at all: a temp file beside path (removed on
+ * failure and on SIGINT, SIGTERM or SIGHUP), fsync, then rename (replace) or
+ * link (never over an existing file).  Errors are printed; both return -1. */
+struct out_file {
+	FILE *f;
+	const char *path;
+	mode_t mode;
+	char tmp[4096];
+};
+int out_file_open(struct out_file *o, const char *path, mode_t mode);
+int out_file_commit(struct out_file *o, bool replace);
+void out_file_abort(struct out_file *o);
 
 /* Passwords (prompt.c).  The buffer is locked memory; release with password_free. */
 enum pw_source { PW_NONE, PW_PROMPT, PW_STDIN, PW_CLEAR };

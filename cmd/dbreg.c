@@ -13,6 +13,7 @@
 
 int arg_color;
 bool in_repl_script;
+bool stdout_failure_reported;
 
 const struct verb *const dbreg_verbs[] = {
 	&verb_init,
@@ -85,9 +86,15 @@ const char *verb_closest(const char *name)
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
+	char *msg = NULL;
+
 	fflush(stdout);
 	fprintf(stderr, "dbreg: %s: ", level);
-	vfprintf(stderr, fmt, ap);
+	/* Messages quote names, hosts and servers' words: never a raw control character. */
+	if (vasprintf(&msg, fmt, ap) >= 0) {
+		out_fputs_safe(msg, stderr);
+		free(msg);
+	}
 	fputc('\n', stderr);
 }
 
@@ -234,6 +241,10 @@ static void harden(void)
 static int close_stdout(int status)
 {
 	/* A full disk or closed pipe must not pass for success. */
+	if (stdout_failure_reported) {
+		fclose(stdout);
+		return status;  /* the verb said so, and chose its status */
+	}
 	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
 		if (errno != EPIPE)
 			fprintf(stderr, "dbreg: error: write failure on standard output: %s\n", strerror(errno));

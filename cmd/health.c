@@ -1,8 +1,8 @@
 /* health.c — dbreg health: check registered databases concurrently; reports for people and for cron. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,23 +59,22 @@ static void print_table(FILE *f, const struct dbreg_health_report *r)
 
 	for (size_t i = 0; i < n; i++) {
 		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-		char latency[32] = "-", backends[48] = "-", status[32];
-		const char *cells[ELEMENTSOF(headers)];
+		char latency[32] = "-", backends[48] = "-";
+		const char *cells[ELEMENTSOF(headers)], *colors[ELEMENTSOF(headers)] = { NULL };
 
 		if (h->latency_ms >= 0)
 			snprintf(latency, sizeof(latency), "%.0f ms", h->latency_ms);
 		if (h->backends >= 0)
 			snprintf(backends, sizeof(backends), "%ld/%ld", h->backends, h->max_connections);
-		snprintf(status, sizeof(status), "%s%s%s", status_color(h->status), dbreg_health_status_name(h->status),
-		         *status_color(h->status) ? color(C_RESET) : "");
 		cells[0] = h->connection_name;
-		cells[1] = status;
+		cells[1] = dbreg_health_status_name(h->status);
+		colors[1] = status_color(h->status);
 		cells[2] = latency;
 		cells[3] = h->server_version;
 		cells[4] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
 		cells[5] = backends;
 		cells[6] = h->error;
-		out_table_add(t, cells);
+		out_table_add_colored(t, cells, colors);
 	}
 	out_table_print(f, t);
 	out_table_free(t);
@@ -201,15 +200,22 @@ static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state
 	size_t c[4], shown = 0;
 
 	count(r, c);
-	fprintf(f, "DBREG %s - %zu checked: %zu healthy, %zu degraded, %zu unhealthy, %zu unknown", state_name(state),
-	        dbreg_health_report_count(r), c[DBREG_HEALTHY], c[DBREG_DEGRADED], c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
+	if (dbreg_health_report_count(r) == 0)
+		fprintf(f, "DBREG %s - no connection matches the selection", state_name(state));
+	else
+		fprintf(f, "DBREG %s - %zu checked: %zu healthy, %zu degraded, %zu unhealthy, %zu unknown",
+		        state_name(state), dbreg_health_report_count(r), c[DBREG_HEALTHY], c[DBREG_DEGRADED],
+		        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
 	/* Name the worst few, so the alert says where to look. */
 	for (int s = DBREG_UNHEALTHY; s >= DBREG_DEGRADED && shown < 5; s--)
 		for (size_t i = 0; i < dbreg_health_report_count(r) && shown < 5; i++) {
 			const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
 
-			if (h->status == (enum dbreg_health_status)s)
-				fprintf(f, "%s%s %s", shown++ ? ", " : " (", h->connection_name, dbreg_health_status_name(h->status));
+			if (h->status == (enum dbreg_health_status)s) {
+				fputs(shown++ ? ", " : " (", f);
+				out_fputs_safe(h->connection_name, f);
+				fprintf(f, " %s", dbreg_health_status_name(h->status));
+			}
 		}
 	if (shown)
 		fputc(')', f);
@@ -238,57 +244,21 @@ static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health
 	case OUT_PROMETHEUS: print_prometheus(f, r); break;
 	case OUT_NAGIOS: print_nagios(f, r, state); break;
 	default:
-		if (dbreg_health_report_count(r) == 0)
-			fprintf(stderr, "no active connections to check\n");
-		else
+		if (dbreg_health_report_count(r) > 0)
 			print_table(f, r);
 		break;
 	}
 }
 
-/* Temp file beside the target, fsync, rename: a reader never sees half a report. */
+/* A reader (the textfile collector) never sees half a report, nor a stale one passed off as new. */
 static int write_atomically(const char *path, enum out_format fmt, const struct dbreg_health_report *r, int state)
 {
-	char *dir_copy = strdup(path), *base_copy = strdup(path), tmp[PATH_MAX];
-	int fd, saved = 0;
-	FILE *f;
+	struct out_file o;
 
-	if (!dir_copy || !base_copy) {
-		free(dir_copy);
-		free(base_copy);
-		log_error("out of memory");
+	if (out_file_open(&o, path, 0644) < 0)
 		return -1;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dirname(dir_copy), basename(base_copy));
-	free(dir_copy);
-	free(base_copy);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
-		return -1;
-	}
-	f = fdopen(fd, "w");
-	if (!f) {
-		saved = errno;
-		close(fd);
-		goto fail;
-	}
-	print_report(f, fmt, r, state);
-	if (fflush(f) != 0 || ferror(f) || fchmod(fd, 0644) < 0 || fsync(fd) < 0)
-		saved = errno ? errno : EIO;
-	if (fclose(f) != 0 && !saved)
-		saved = errno;
-	if (saved)
-		goto fail;
-	if (rename(tmp, path) < 0) {
-		saved = errno;
-		goto fail;
-	}
-	return 0;
-fail:
-	unlink(tmp);
-	log_error("cannot write %s: %s", path, strerror(saved));
-	return -1;
+	print_report(o.f, fmt, r, state);
+	return out_file_commit(&o, true);
 }
 
 enum { ARG_TYPE = 0x100, ARG_REGION, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
@@ -313,8 +283,9 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
 	struct dbreg_error err;
+	size_t jobs_used, jobs_wanted;
 	bool shown = false;
-	long v;
+	long v, fd_limit;
 	int c, state;
 
 	opterr = 0;
@@ -374,7 +345,16 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		log_error("%s", err.message);
 		return H_UNKNOWN;
 	}
+	jobs_used = dbreg_health_report_jobs(r, &jobs_wanted, &fd_limit);
+	if (jobs_used < jobs_wanted)
+		log_warning("the open-file limit (%ld) leaves room for %zu checks at once, not %zu; raise it with 'ulimit -n'",
+		            fd_limit, jobs_used, jobs_wanted);
 	state = overall(r);
+	if (dbreg_health_report_count(r) == 0) {
+		/* Nothing checked is nothing known: a monitor must not read it as OK. */
+		log_error("no connection matches the selection");
+		state = H_UNKNOWN;
+	}
 	if (dbreg_health_report_writeback_error(r)) {
 		log_error("the results were not written to the registry: %s", dbreg_health_report_writeback_error(r));
 		if (state == H_OK || state == H_UNKNOWN)
@@ -385,6 +365,13 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			state = H_UNKNOWN;
 	} else {
 		print_report(stdout, fmt, r, state);
+		if (fflush(stdout) != 0 || ferror(stdout)) {
+			/* As a failed --output: the report did not reach its reader. */
+			log_error("write failure on standard output: %s", strerror(errno));
+			stdout_failure_reported = true;
+			if (state != H_CRITICAL)
+				state = H_UNKNOWN;
+		}
 	}
 	dbreg_health_report_free(r);
 	return state;

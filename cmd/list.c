@@ -68,7 +68,10 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		return fail(&err);
 	if (names) {
 		for (size_t i = 0; i < dbreg_conn_list_count(l); i++)
-			puts(dbreg_conn_get(dbreg_conn_list_at(l, i), DBREG_F_CONNECTION_NAME));
+		{
+			out_fputs_safe(dbreg_conn_get(dbreg_conn_list_at(l, i), DBREG_F_CONNECTION_NAME), stdout);
+			putchar('\n');
+		}
 	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
 		fprintf(stderr, "no connections registered%s\n",
 		        filter.type || filter.region || filter.active >= 0 ? " match" : "");

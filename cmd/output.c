@@ -1,6 +1,13 @@
 /* output.c — the table, JSON and CSV writers that every verb shares. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dbreg-cmd.h"
 
@@ -36,10 +43,72 @@ const char *color(const char *ansi)
 	return arg_color ? ansi : "";
 }
 
+/* ---- control characters ---- */
+
+/* Length of the UTF-8 character at s that a terminal shows as text, 0 when
+ * it is a control character (C0, DEL, C1) or not UTF-8. */
+static size_t shown_char(const unsigned char *s)
+{
+	size_t n;
+
+	if (*s >= 0x20 && *s < 0x7f)
+		return 1;
+	if (*s < 0xc2 || *s > 0xf4)
+		return 0;  /* C0, DEL, a stray continuation, overlong or out of range */
+	n = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (s[0] == 0xc2 && s[1] < 0xa0)
+		return 0;  /* C1 controls, U+0080..U+009F */
+	return n;
+}
+
+char *out_escape(const char *s)
+{
+	size_t len = 0, o = 0;
+	char *out;
+
+	if (!s)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = shown_char(p);
+
+		len += n ? n : 4;
+		p += n ? n : 1;
+	}
+	out = malloc(len + 1);
+	if (!out)
+		abort();
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = shown_char(p);
+
+		if (n) {
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+		} else {
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", *p);
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void out_fputs_safe(const char *s, FILE *f)
+{
+	char *e = out_escape(s ? s : "");
+
+	fputs(e, f);
+	free(e);
+}
+
 /* ---- tables ---- */
 struct out_table {
 	size_t ncols, nrows, cap;
-	char **cells;  /* row-major, headers first */
+	char **cells;          /* row-major, headers first; escaped */
+	const char **colors;   /* a colour for a cell, or NULL */
 };
 
 struct out_table *out_table_new(size_t ncols, const char *const *headers)
@@ -53,37 +122,35 @@ struct out_table *out_table_new(size_t ncols, const char *const *headers)
 	return t;
 }
 
-void out_table_add(struct out_table *t, const char *const *cells)
+void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors)
 {
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 16;
 		t->cells = realloc(t->cells, t->cap * t->ncols * sizeof(char *));
-		if (!t->cells)
+		t->colors = realloc(t->colors, t->cap * t->ncols * sizeof(char *));
+		if (!t->cells || !t->colors)
 			abort();
 	}
 	for (size_t i = 0; i < t->ncols; i++) {
-		t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "-");
-		if (!t->cells[t->nrows * t->ncols + i])
-			abort();
+		/* Every cell may come from a registry row or a server: escaped here, once. */
+		t->cells[t->nrows * t->ncols + i] = out_escape(cells[i] ? cells[i] : "-");
+		t->colors[t->nrows * t->ncols + i] = colors && colors[i] && *colors[i] ? colors[i] : NULL;
 	}
 	t->nrows++;
+}
+
+void out_table_add(struct out_table *t, const char *const *cells)
+{
+	out_table_add_colored(t, cells, NULL);
 }
 
 static size_t display_width(const char *s)
 {
 	size_t w = 0;
 
-	for (; *s; s++) {
-		if (*s == '\033') {  /* a colour: ESC [ ... letter, no width */
-			while (s[1] && !((s[1] >= 'A' && s[1] <= 'Z') || (s[1] >= 'a' && s[1] <= 'z')))
-				s++;
-			if (s[1])
-				s++;
-			continue;
-		}
+	for (; *s; s++)
 		if (((unsigned char)*s & 0xC0) != 0x80)  /* count UTF-8 lead bytes */
 			w++;
-	}
 	return w;
 }
 
@@ -104,9 +171,9 @@ void out_table_print(FILE *f, const struct out_table *t)
 		if (r == 0)
 			fputs(color(C_BOLD), f);
 		for (size_t c = 0; c < t->ncols; c++) {
-			const char *cell = t->cells[r * t->ncols + c];
+			const char *cell = t->cells[r * t->ncols + c], *col = t->colors[r * t->ncols + c];
 
-			fputs(cell, f);
+			fprintf(f, "%s%s%s", col ? col : "", cell, col ? color(C_RESET) : "");
 			if (c + 1 < t->ncols)
 				fprintf(f, "%*s", (int)(width[c] - display_width(cell) + 2), "");
 		}
@@ -124,6 +191,7 @@ void out_table_free(struct out_table *t)
 	for (size_t i = 0; i < t->nrows * t->ncols; i++)
 		free(t->cells[i]);
 	free(t->cells);
+	free(t->colors);
 	free(t);
 }
 
@@ -228,7 +296,9 @@ static void print_show(FILE *f, const struct dbreg_conn *c)
 	for (int i = 0; i < DBREG_F__COUNT; i++) {
 		const char *v = human(c, i);
 
-		fprintf(f, "%s%-25s%s %s\n", color(C_BOLD), dbreg_field_name(i), color(C_RESET), v ? v : "-");
+		fprintf(f, "%s%-25s%s ", color(C_BOLD), dbreg_field_name(i), color(C_RESET));
+		out_fputs_safe(v ? v : "-", f);
+		fputc('\n', f);
 	}
 }
 
@@ -270,4 +340,132 @@ void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l
 		out_table_print(f, t);
 		out_table_free(t);
 	}
+}
+
+/* ---- files written whole or not at all ---- */
+
+/* The temp file of the one out_file open, for the signal handler. */
+static char pending_tmp[PATH_MAX];
+static volatile sig_atomic_t pending;
+static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP };
+static struct sigaction saved_actions[ELEMENTSOF(cleanup_signals)];
+
+static void on_cleanup_signal(int sig)
+{
+	int saved = errno;
+
+	if (pending) {
+		unlink(pending_tmp);
+		pending = 0;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(cleanup_signals); i++) {
+		if (cleanup_signals[i] != sig)
+			continue;
+		/* Then as the signal would have acted: the REPL's Ctrl-C cancels, a default one ends us. */
+		if (saved_actions[i].sa_handler != SIG_DFL && saved_actions[i].sa_handler != SIG_IGN &&
+		    !(saved_actions[i].sa_flags & SA_SIGINFO)) {
+			saved_actions[i].sa_handler(sig);
+		} else if (saved_actions[i].sa_handler == SIG_DFL) {
+			signal(sig, SIG_DFL);
+			raise(sig);
+		}
+	}
+	errno = saved;
+}
+
+static void restore_signals(void)
+{
+	pending = 0;
+	for (size_t i = 0; i < ELEMENTSOF(cleanup_signals); i++)
+		sigaction(cleanup_signals[i], &saved_actions[i], NULL);
+}
+
+int out_file_open(struct out_file *o, const char *path, mode_t mode)
+{
+	char *dir_copy = strdup(path), *base_copy = strdup(path);
+	struct sigaction sa = { .sa_handler = on_cleanup_signal };
+	sigset_t block, old;
+	int fd;
+
+	memset(o, 0, sizeof(*o));
+	if (!dir_copy || !base_copy) {
+		free(dir_copy);
+		free(base_copy);
+		log_error("out of memory");
+		return -1;
+	}
+	o->path = path;
+	o->mode = mode;
+	snprintf(o->tmp, sizeof(o->tmp), "%s/.%s.XXXXXX", dirname(dir_copy), basename(base_copy));
+	free(dir_copy);
+	free(base_copy);
+	/* Signals wait while the file is made and named for the handler: none
+	 * can come between the two and leave it behind. */
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&block);
+	for (size_t i = 0; i < ELEMENTSOF(cleanup_signals); i++)
+		sigaddset(&block, cleanup_signals[i]);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	for (size_t i = 0; i < ELEMENTSOF(cleanup_signals); i++)
+		sigaction(cleanup_signals[i], &sa, &saved_actions[i]);
+	fd = mkstemp(o->tmp);  /* 0600 until it is complete */
+	if (fd >= 0) {
+		memcpy(pending_tmp, o->tmp, sizeof(pending_tmp));
+		pending = 1;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (fd < 0) {
+		restore_signals();
+		log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
+		return -1;
+	}
+	o->f = fdopen(fd, "w");
+	if (!o->f) {
+		int saved = errno;
+
+		close(fd);
+		out_file_abort(o);
+		log_error("cannot write %s: %s", path, strerror(saved));
+		return -1;
+	}
+	return 0;
+}
+
+void out_file_abort(struct out_file *o)
+{
+	if (o->f)
+		fclose(o->f);
+	o->f = NULL;
+	unlink(o->tmp);
+	restore_signals();
+}
+
+int out_file_commit(struct out_file *o, bool replace)
+{
+	int saved = 0, fd = fileno(o->f);
+
+	if (fflush(o->f) != 0 || ferror(o->f) || fchmod(fd, o->mode) < 0 || fsync(fd) < 0)
+		saved = errno ? errno : EIO;
+	if (fclose(o->f) != 0 && !saved)
+		saved = errno;
+	o->f = NULL;
+	if (!saved && !pending)
+		saved = EINTR;  /* a signal took the file away */
+	if (!saved && replace && rename(o->tmp, o->path) < 0)
+		saved = errno;
+	/* Without replace: link() creates the name only if it does not exist. */
+	if (!saved && !replace && link(o->tmp, o->path) < 0)
+		saved = errno;
+	if (saved || !replace)
+		unlink(o->tmp);
+	restore_signals();
+	if (saved == EEXIST) {
+		log_error("%s already exists; use --force to replace it", o->path);
+		return -1;
+	}
+	if (saved) {
+		log_error("cannot write %s: %s", o->path, strerror(saved));
+		return -1;
+	}
+	return 0;
 }

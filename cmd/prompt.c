@@ -105,7 +105,14 @@ int password_read(const char *verb, enum pw_source src, bool confirm, char **ret
 		log_error("out of memory");
 		return EXIT_NEGATIVE;
 	}
-	if (src == PW_STDIN) {
+	if (src == PW_STDIN && isatty(STDIN_FILENO)) {
+		/* Typed, not piped (the REPL, a person at a shell): never echoed. */
+		n = ask(STDIN_FILENO, "Password: ", pw, PW_BUF, &truncated);
+		if (n < 0) {
+			password_free(pw);
+			return usage_error(verb, "--password-stdin: no password on standard input");
+		}
+	} else if (src == PW_STDIN) {
 		n = read_line(STDIN_FILENO, pw, PW_BUF, &truncated);
 		if (n < 0) {
 			password_free(pw);

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "config.h"
 #include "dbreg-cmd.h"
 
@@ -420,6 +422,24 @@ static char *read_command(const char *prompt)
 }
 #endif
 
+#if HAVE_LIBEDIT
+/* A password keyword or a URI's user:password@ in a line. */
+static bool holds_secret(const char *line)
+{
+	const char *p;
+
+	if (strcasestr(line, "password="))
+		return true;
+	for (p = strstr(line, "://"); p; p = strstr(p + 1, "://")) {
+		size_t auth = strcspn(p + 3, "/@ \t?#");
+
+		if (p[3 + auth] == '@' && memchr(p + 3, ':', auth))
+			return true;
+	}
+	return false;
+}
+#endif
+
 static int run_interactive(void)
 {
 	/* Static: they must survive the longjmp back to the prompt. */
@@ -451,6 +471,7 @@ static int run_interactive(void)
 		const char *db = dbreg_ctx_admin_dbname(repl_ctx);
 		bool quit = false, changed = false;
 		char *line;
+		int status;
 
 		snprintf(prompt, sizeof(prompt), "dbreg%s%s> ", *db ? " " : "", db);
 		if (sigsetjmp(prompt_jmp, 1) != 0) {
@@ -463,11 +484,13 @@ static int run_interactive(void)
 			putchar('\n');
 			break;
 		}
+		status = run_line(line, &quit, &changed);
 #if HAVE_LIBEDIT
-		if (*line && strspn(line, " \t") != strlen(line))
+		/* A refused line may be a password typed in the wrong place: not kept. */
+		if (*line && strspn(line, " \t") != strlen(line) && status != EXIT_USAGE && !holds_secret(line))
 			add_history(line);
 #endif
-		run_line(line, &quit, &changed);
+		sodium_memzero(line, strlen(line));
 		free(line);
 #if HAVE_LIBEDIT
 		if (changed)

@@ -57,49 +57,25 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Writes text to path with mode 0600: a new file, or with force a replacement put in place by rename. */
+/* Writes text to path with mode 0600, whole or not at all: a new file, or with
+ * force a replacement. */
 static int write_key_file(const char *path, const char *text, bool force)
 {
-	char *dup = strdup(path), tmp[4096];
-	int fd, saved;
-	const char *target = path;
-	size_t len = strlen(text);
+	struct out_file o;
 
-	if (!dup)
-		return log_error("out of memory"), EXIT_NEGATIVE;
-	if (force) {
-		snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dirname(dup), basename((char *)path));
-		fd = mkstemp(tmp);  /* created 0600 */
-		target = tmp;
-	} else {
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	}
-	free(dup);
-	if (fd < 0) {
-		saved = errno;
-		if (saved == EEXIST) {
-			log_error("%s already exists; use --force to replace it", path);
-			return EXIT_NEGATIVE;
-		}
-		log_error("cannot create %s: %s", path, strerror(saved));
+	if (!force && access(path, F_OK) == 0) {
+		log_error("%s already exists; use --force to replace it", path);
 		return EXIT_NEGATIVE;
 	}
-	if (fchmod(fd, 0600) < 0 || write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1 ||
-	    fsync(fd) < 0) {
-		saved = errno;
-		close(fd);
-		unlink(target);
-		log_error("cannot write %s: %s", path, strerror(saved));
+	if (out_file_open(&o, path, 0600) < 0)
+		return EXIT_NEGATIVE;
+	/* Past stdio's buffers, which nobody wipes. */
+	if (write(fileno(o.f), text, strlen(text)) != (ssize_t)strlen(text) || write(fileno(o.f), "\n", 1) != 1) {
+		log_error("cannot write %s: %s", path, strerror(errno));
+		out_file_abort(&o);
 		return EXIT_NEGATIVE;
 	}
-	close(fd);
-	if (force && rename(tmp, path) < 0) {
-		saved = errno;
-		unlink(tmp);
-		log_error("cannot replace %s: %s", path, strerror(saved));
-		return EXIT_NEGATIVE;
-	}
-	return EXIT_OK;
+	return out_file_commit(&o, force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
 }
 
 enum { ARG_OUTPUT = 0x100, ARG_FORCE };

@@ -18,20 +18,6 @@ static const char *severity_name(enum dbreg_severity s)
 	return s == DBREG_SEV_ERROR ? "error" : "warning";
 }
 
-/* A connection name as the registry holds it may carry anything: no control
- * characters reach the terminal. */
-static void print_name(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\x%02x", c);
-		else
-			fputc(c, f);
-	}
-}
-
 static void print_text(FILE *f, const struct dbreg_findings *l, size_t errors, size_t warnings)
 {
 	for (size_t i = 0; i < dbreg_findings_count(l); i++) {
@@ -40,11 +26,13 @@ static void print_text(FILE *f, const struct dbreg_findings *l, size_t errors, s
 
 		fprintf(f, "%s%-7s%s %s: ", c, severity_name(x->severity), *c ? color(C_RESET) : "", x->code);
 		if (x->connection_name) {
+			/* A name as the registry holds it may carry anything. */
 			fputc('[', f);
-			print_name(f, x->connection_name);
+			out_fputs_safe(x->connection_name, f);
 			fputs("] ", f);
 		}
-		fprintf(f, "%s\n", x->message);
+		out_fputs_safe(x->message, f);
+		fputc('\n', f);
 	}
 	fprintf(f, "%zu error%s, %zu warning%s\n", errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
 }
