@@ -667,14 +667,40 @@ snapshot() {
 	assert_equal "$stderr" "dbreg: error: no connection named 'gone'"
 }
 
-@test "health: an empty selection is OK" {
+@test "health: an empty selection is UNKNOWN (3), 'no connection matches', in every format" {
 	health_json
-	assert_success
+	assert_failure 3
 	assert_equal "$(jq -c '[.summary, .results]' <<<"$output")" \
 		'[{"healthy":0,"degraded":0,"unhealthy":0,"unknown":0},[]]'
+	assert_equal "$stderr" "dbreg: error: no connection matches the selection"
 	health -o nagios
-	assert_success
-	check_nagios 0 0 0 0
+	assert_failure 3
+	assert_line --index 0 --regexp '^DBREG UNKNOWN - no connection matches the selection \| healthy=0 degraded=0 unhealthy=0 unknown=0$'
+	health
+	assert_failure 3
+	assert_output ""
+	assert_equal "$stderr" "dbreg: error: no connection matches the selection"
+}
+
+@test "health: a filter that matches nothing (--type, --region) is UNKNOWN (3), never OK" {
+	reg_ok matched --region here
+	health --type NOSUCH -o nagios
+	assert_failure 3
+	assert_output --partial 'DBREG UNKNOWN - no connection matches'
+	refute_output --partial 'DBREG OK'
+	health --region nowhere
+	assert_failure 3
+	assert_equal "$stderr" "dbreg: error: no connection matches the selection"
+}
+
+@test "health: a failed write to standard output is UNKNOWN (3), as a failed --output is" {
+	reg_ok written
+	run --separate-stderr bash -c '"$DBREG" health -o json >/dev/full'
+	assert_failure 3
+	assert_equal "$stderr" "dbreg: error: write failure on standard output: No space left on device"
+	run --separate-stderr bash -c '"$DBREG" health -o nagios >/dev/full'
+	assert_failure 3
+	assert_equal "$stderr" "dbreg: error: write failure on standard output: No space left on device"
 }
 
 # ---- keys ------------------------------------------------------------------------------
@@ -983,7 +1009,7 @@ snapshot() {
 
 @test "health: Prometheus with an empty selection still has HELP and TYPE" {
 	health -o prometheus
-	assert_success
+	assert_failure 3
 	check_prometheus
 	assert_equal "$PROM" '{}'
 }

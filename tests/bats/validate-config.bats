@@ -409,8 +409,8 @@ loosen_registry() {
 	DB_ENCRYPTION_OLD_KEYS="$good,not-a-key,$good,also-bad" vc --offline
 	assert_failure 1
 	assert_equal "$(count_findings old-key-invalid)" 2
-	assert_output --partial 'key 2 '
-	assert_output --partial 'key 4 '
+	assert_output --partial 'item 2 '
+	assert_output --partial 'item 4 '
 	assert_no_secret "$good"
 	assert_no_secret also-bad
 }
