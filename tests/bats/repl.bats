@@ -722,3 +722,31 @@ history_entries() {
 	refute_line old-102
 	assert_line --index 0 old-103
 }
+
+@test "repl: a refused line is not kept in the history: it may hold a password" {
+	require_libedit
+	local hist=$BATS_TEST_TMPDIR/state/dbreg/history
+	tmux_start
+	command_line "register leaky --url postgresql://u:hunter2-in-url@db.example/app --no-password"
+	wait_for "contains a password"
+	command_line "list --bogus hunter3-as-word"
+	command_line "list --names"
+	type_keys quit
+	keys Enter
+	wait_for "repl exited with status 0"
+	run history_entries "$hist"
+	assert_line "list --names"
+	refute_output --partial hunter2-in-url
+	refute_output --partial hunter3-as-word
+}
+
+@test "repl: --password-stdin typed at the terminal is not echoed" {
+	tmux_start
+	type_keys "encrypt-password --password-stdin"
+	keys Enter
+	wait_for "Password:"
+	type_keys "typed-secret-42"
+	keys Enter
+	wait_for "dbreg:v1:"
+	[[ $(pane) != *typed-secret-42* ]] || fail "the password was echoed: $(pane)"
+}
