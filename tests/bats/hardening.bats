@@ -32,7 +32,8 @@ teardown_file() {
 setup() {
 	require_sandbox
 	make_key
-	psql_admin <<<"DELETE FROM admin.database_connections;"
+	# What an earlier test left, even one that failed half-way.
+	psql_admin <<<"DELETE FROM admin.tenants; DELETE FROM admin.database_connections;"
 	ADMIN_PW=$(sandbox_admin_password)
 }
 
@@ -214,7 +215,8 @@ assert_spy_clean() {
 	fake noisy spy --password-stdin <<<"row-secret-3"
 	psql_super_on_registry() { _psql -X -qAt -v ON_ERROR_STOP=1 -d "${PGSANDBOX_SUPERUSER_URL%/*}/$DBREG_TEST_REGISTRY" "$@"; }
 	psql_super_on_registry <<-'EOF'
-		CREATE FUNCTION admin.noisy() RETURNS trigger LANGUAGE plpgsql AS
+		DROP TRIGGER IF EXISTS noisy ON admin.database_connections;
+		CREATE OR REPLACE FUNCTION admin.noisy() RETURNS trigger LANGUAGE plpgsql AS
 		$$ BEGIN RAISE NOTICE E'\x1b]0;pwned\x07 from the admin'; RETURN NEW; END $$;
 		CREATE TRIGGER noisy BEFORE UPDATE ON admin.database_connections
 		FOR EACH ROW EXECUTE FUNCTION admin.noisy();
