@@ -342,7 +342,7 @@ static int bad_value(struct dbreg_error *err, const struct setting *s, const cha
 	                  dbreg_printable(s->value, shown, sizeof(shown)));
 }
 
-static size_t list_len(const char *s)
+size_t dbreg_list_len(const char *s)
 {
 	size_t n = 1;
 
@@ -454,12 +454,12 @@ static int admin_plan(const char *url, struct admin_plan *plan, struct dbreg_err
 	plan->host = effective(opts, url, "host");
 	plan->hostaddr = effective(opts, url, "hostaddr");
 	plan->port = effective(opts, url, "port");
-	plan->nhosts = list_len(plan->host.value) > list_len(plan->hostaddr.value) ? list_len(plan->host.value)
-	                                                                          : list_len(plan->hostaddr.value);
+	plan->nhosts = dbreg_list_len(plan->host.value) > dbreg_list_len(plan->hostaddr.value) ? dbreg_list_len(plan->host.value)
+	                                                                          : dbreg_list_len(plan->hostaddr.value);
 	if (plan->nhosts == 0)
 		plan->nhosts = 1;
 	/* libpq would take a port it cannot parse for a connection failure. */
-	for (size_t i = 0; r == 0 && i < list_len(plan->port.value); i++) {
+	for (size_t i = 0; r == 0 && i < dbreg_list_len(plan->port.value); i++) {
 		char item[64], shown[96];
 
 		if (!dbreg_port_ok(dbreg_list_item(plan->port.value, i, item, sizeof(item))))
@@ -467,13 +467,13 @@ static int admin_plan(const char *url, struct admin_plan *plan, struct dbreg_err
 			                      : dbreg_fail(err, DBREG_ERR_CONFIG, "%s: port \"%s\" is not 1..65535",
 			                                   plan->port.from, dbreg_printable(item, shown, sizeof(shown)));
 	}
-	if (r == 0 && list_len(plan->port.value) > 1 && list_len(plan->port.value) != plan->nhosts)
+	if (r == 0 && dbreg_list_len(plan->port.value) > 1 && dbreg_list_len(plan->port.value) != plan->nhosts)
 		r = dbreg_fail(err, DBREG_ERR_CONFIG, "%s: could not match %zu port numbers to %zu hosts", plan->port.from,
-		               list_len(plan->port.value), plan->nhosts);
+		               dbreg_list_len(plan->port.value), plan->nhosts);
 	if (r == 0 && plan->host.value && plan->hostaddr.value &&
-	    list_len(plan->host.value) != list_len(plan->hostaddr.value))
+	    dbreg_list_len(plan->host.value) != dbreg_list_len(plan->hostaddr.value))
 		r = dbreg_fail(err, DBREG_ERR_CONFIG, "ADMIN_DATABASE_URL: could not match %zu host names to %zu hostaddr values",
-		               list_len(plan->host.value), list_len(plan->hostaddr.value));
+		               dbreg_list_len(plan->host.value), dbreg_list_len(plan->hostaddr.value));
 	/* One by one only where every host is named: an empty entry means libpq's
 	 * default, which an explicit keyword cannot say. */
 	plan->one_by_one = r == 0 && plan->nhosts > 1 && plan->timeout_s > 0;
@@ -601,7 +601,7 @@ static PGconn *attempt(const char *url, const struct admin_plan *plan, int i, lo
 		if (plan->hostaddr.value)
 			dbreg_params_add(&p, "hostaddr", dbreg_list_item(plan->hostaddr.value, (size_t)i, hostaddr,
 			                                                 sizeof(hostaddr)));
-		if (list_len(plan->port.value) > 1)
+		if (dbreg_list_len(plan->port.value) > 1)
 			dbreg_params_add(&p, "port", dbreg_list_item(plan->port.value, (size_t)i, port, sizeof(port)));
 	}
 	state[0] = '\0';
@@ -929,6 +929,24 @@ static void searched(struct dbreg_service *s, const char *path)
 	snprintf(s->searched + o, sizeof(s->searched) - o, "%s%s", o ? ", " : "", path);
 }
 
+const char *dbreg_user_file(const char *env, const char *name, char *buf, size_t size)
+{
+	const char *home = nonempty(getenv("HOME"));
+	struct passwd *pw;
+
+	buf[0] = '\0';
+	if (env && *env) {
+		snprintf(buf, size, "%s", env);
+		return buf;
+	}
+	/* libpq's own fallback when HOME is unset. */
+	if (!home && (pw = getpwuid(geteuid())))
+		home = pw->pw_dir;
+	if (home)
+		snprintf(buf, size, "%s/%s", home, name);
+	return buf;
+}
+
 int dbreg_service_find(const char *name, struct dbreg_service *s)
 {
 	char path[4096];
@@ -938,19 +956,7 @@ int dbreg_service_find(const char *name, struct dbreg_service *s)
 
 	memset(s, 0, sizeof(*s));
 	/* First the user's file: PGSERVICEFILE, else ~/.pg_service.conf. */
-	if (env) {
-		snprintf(path, sizeof(path), "%s", env);
-	} else {
-		const char *home = nonempty(getenv("HOME"));
-		struct passwd *pw;
-
-		if (!home && (pw = getpwuid(geteuid())))
-			home = pw->pw_dir;
-		if (home)
-			snprintf(path, sizeof(path), "%s/.pg_service.conf", home);
-		else
-			path[0] = '\0';
-	}
+	dbreg_user_file(env, ".pg_service.conf", path, sizeof(path));
 	if (path[0]) {
 		searched(s, path);
 		if (stat(path, &st) == 0) {

@@ -1,5 +1,4 @@
 /* health.c — health checks and statuses on top of the fan-out loop, and their write-back. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,58 +38,12 @@ static char *keep(struct dbreg_health_report *r, const char *s)
 	return copy;
 }
 
-static const char *result_error(const PGresult *res)
-{
-	const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-
-	return m ? m : res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : "no result";
-}
-
-/* A target's answer is untrusted: the value of the named column in the one
- * row, or NULL with why set when the answer does not have that shape. */
-static const char *answer(const PGresult *res, const char *column, char *why, size_t size)
-{
-	int col;
-
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		snprintf(why, size, "%s", result_error(res));
-		return NULL;
-	}
-	if (PQntuples(res) != 1) {
-		snprintf(why, size, "the server answered %d rows, not one", PQntuples(res));
-		return NULL;
-	}
-	col = column ? PQfnumber(res, column) : 0;
-	if (col < 0 || col >= PQnfields(res)) {
-		snprintf(why, size, "the server's answer has no column %s", column ? column : "at all");
-		return NULL;
-	}
-	if (PQgetisnull(res, 0, col)) {
-		snprintf(why, size, "the server answered NULL for %s", column ? column : "the check");
-		return NULL;
-	}
-	return PQgetvalue(res, 0, col);
-}
-
-static bool number(const char *text, long *ret)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < 0)
-		return false;
-	*ret = v;
-	return true;
-}
-
 /* The extended check's answer into h; false with why set when it is malformed. */
 static bool read_extended(struct dbreg_health_report *r, struct dbreg_health_result *h, const PGresult *x,
                           char *why, size_t size)
 {
-	const char *version = answer(x, "server_version", why, size);
-	const char *recovery = version ? answer(x, "in_recovery", why, size) : NULL;
+	const char *version = target_answer(x, "server_version", NULL, why, size);
+	const char *recovery = version ? target_answer(x, "in_recovery", NULL, why, size) : NULL;
 	char shown[128];
 
 	if (!version || !recovery)
@@ -110,14 +63,14 @@ static bool read_extended(struct dbreg_health_report *r, struct dbreg_health_res
 
 static bool read_deep(struct dbreg_health_result *h, const PGresult *d, char *why, size_t size)
 {
-	const char *backends = answer(d, "backends", why, size);
-	const char *max = backends ? answer(d, "max_connections", why, size) : NULL;
+	const char *backends = target_answer(d, "backends", NULL, why, size);
+	const char *max = backends ? target_answer(d, "max_connections", NULL, why, size) : NULL;
 	char s1[64], s2[64];
 	long b, m;
 
 	if (!backends || !max)
 		return false;
-	if (!number(backends, &b) || !number(max, &m)) {
+	if (!target_count(backends, &b) || !target_count(max, &m)) {
 		snprintf(why, size, "the server answered \"%s\" backends of \"%s\"", dbreg_printable(backends, s1, sizeof(s1)),
 		         dbreg_printable(max, s2, sizeof(s2)));
 		return false;
@@ -159,7 +112,7 @@ static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, 
 		break;
 	}
 	h->latency_ms = j->elapsed_ms;
-	ok = answer(j->results[0], NULL, why, sizeof(why));
+	ok = target_answer(j->results[0], NULL, NULL, why, sizeof(why));
 	if (!ok) {
 		h->status = DBREG_UNHEALTHY;
 		snprintf(msg, sizeof(msg), "the check query failed: %s", why);

@@ -48,6 +48,11 @@ void dbreg_conn_quiet(PGconn *conn);
 void dbreg_connect_error(PGconn *conn, char *buf, size_t size);
 /* The i-th entry of a comma-separated list into buf ("" when absent). */
 const char *dbreg_list_item(const char *s, size_t i, char *buf, size_t size);
+/* How many entries a comma-separated list has (0 for NULL). */
+size_t dbreg_list_len(const char *s);
+/* A user's libpq file: the variable's value env, else ~/name (HOME, else the
+ * password database), into buf; "" when there is no home. */
+const char *dbreg_user_file(const char *env, const char *name, char *buf, size_t size);
 /* A libpq port entry: empty (the default) or 1..65535. */
 bool dbreg_port_ok(const char *text);
 

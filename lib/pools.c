@@ -35,44 +35,36 @@ static const char server_sql[] =
 	" CASE WHEN pg_has_role(current_user, 'pg_monitor', 'MEMBER')"
 	"   THEN (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') END AS backends";
 
-/* A target's answer is untrusted: a count in the named column of its one row,
- * -1 for NULL; false when the shape or the value is not what we asked for. */
+/* A count in the named column of the one row, -1 for NULL where that may be. */
 static bool count_of(const PGresult *res, const char *column, bool nullable, long *ret)
 {
-	int col = PQfnumber(res, column);
-	const char *text;
-	char *end;
-	long v;
+	char why[64];
+	bool null = false;
+	const char *text = target_answer(res, column, nullable ? &null : NULL, why, sizeof(why));
 
-	if (col < 0 || PQntuples(res) != 1)
+	if (!text)
 		return false;
-	if (PQgetisnull(res, 0, col)) {
-		*ret = -1;
-		return nullable;
-	}
-	text = PQgetvalue(res, 0, col);
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < 0)
-		return false;
-	*ret = v;
-	return true;
-}
-
-static bool seconds_of(const PGresult *res, const char *column, double *ret)
-{
-	int col = PQfnumber(res, column);
-	const char *text;
-	char *end;
-	double v;
-
-	if (col < 0 || PQntuples(res) != 1)
-		return false;
-	if (PQgetisnull(res, 0, col)) {
+	if (null) {
 		*ret = -1;
 		return true;
 	}
-	text = PQgetvalue(res, 0, col);
+	return target_count(text, ret);
+}
+
+/* Seconds >= 0 in the named column, -1 for NULL. */
+static bool seconds_of(const PGresult *res, const char *column, double *ret)
+{
+	char why[64], *end;
+	bool null = false;
+	const char *text = target_answer(res, column, &null, why, sizeof(why));
+	double v;
+
+	if (!text)
+		return false;
+	if (null) {
+		*ret = -1;
+		return true;
+	}
 	errno = 0;
 	v = strtod(text, &end);
 	if (errno || end == text || *end || !isfinite(v) || v < 0)

@@ -1,5 +1,7 @@
 /* targets.c — the one way to reach a registered database: parameters, the password just in time, the login. */
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +62,53 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
 	dbreg_secret_free(pw);
 	fanout_job_add(j, "password", j->secret);
 	return 0;
+}
+
+/* ---- a target's answers ---- */
+
+const char *target_answer(const PGresult *res, const char *column, bool *ret_null, char *why, size_t size)
+{
+	const char *m;
+	int col;
+
+	if (ret_null)
+		*ret_null = false;
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		snprintf(why, size, "%s", m ? m : res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : "no result");
+		return NULL;
+	}
+	if (PQntuples(res) != 1) {
+		snprintf(why, size, "the server answered %d rows, not one", PQntuples(res));
+		return NULL;
+	}
+	col = column ? PQfnumber(res, column) : 0;
+	if (col < 0 || col >= PQnfields(res)) {
+		snprintf(why, size, "the server's answer has no column %s", column ? column : "at all");
+		return NULL;
+	}
+	if (PQgetisnull(res, 0, col)) {
+		if (ret_null) {
+			*ret_null = true;
+			return "";
+		}
+		snprintf(why, size, "the server answered NULL for %s", column ? column : "the check");
+		return NULL;
+	}
+	return PQgetvalue(res, 0, col);
+}
+
+bool target_count(const char *text, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 0)
+		return false;
+	*ret = v;
+	return true;
 }
 
 /* ---- registry rows as jobs ---- */

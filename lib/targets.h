@@ -22,6 +22,14 @@ void target_params(struct fanout_job *j, const struct target_spec *s, const char
 int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
                     bool have_keys, const char *key_error, struct dbreg_error *ret_err);
 
+/* A target's answer is untrusted.  The text of the named column (NULL: the
+ * first) in the one row of res; NULL with why set when res is not exactly
+ * that (an error, no row or several, no such column, NULL unless ret_null is
+ * given, which then says so and gets ""). */
+const char *target_answer(const PGresult *res, const char *column, bool *ret_null, char *why, size_t size);
+/* A whole number >= 0, all of text. */
+bool target_count(const char *text, long *ret);
+
 struct target_run {
 	struct dbreg_ctx *ctx;
 	PGresult *rows;

@@ -146,9 +146,9 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	struct fanout_job j = { .nparams = 0 };
 	struct target_spec t;
 	const char *name, *answer;
-	char *stored = NULL, shown[128];
+	char *stored = NULL, shown[128], why[300];
 	PGresult *res = NULL;
-	int rc, col;
+	int rc;
 
 	if (!c)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "no connection found to check the schema on");
@@ -182,12 +182,11 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	if (rc < 0)
 		return -1;
 	/* The target's answer is untrusted: exactly a boolean, or a clear error. */
-	col = PQfnumber(res, "present");
-	answer = col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : NULL;
+	answer = target_answer(res, "present", NULL, why, sizeof(why));
 	if (!answer || (strcmp(answer, "t") != 0 && strcmp(answer, "f") != 0)) {
 		PQclear(res);
-		return dbreg_fail(err, DBREG_ERR_FAILED, "connection '%s' gave a malformed answer to the schema check",
-		                  dbreg_printable(name, shown, sizeof(shown)));
+		return dbreg_fail(err, DBREG_ERR_FAILED, "connection '%s' gave a malformed answer to the schema check: %s",
+		                  dbreg_printable(name, shown, sizeof(shown)), answer ? "not a boolean" : why);
 	}
 	rc = answer[0] == 't';
 	PQclear(res);

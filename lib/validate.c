@@ -1,7 +1,6 @@
 /* validate.c — the findings of validate-config (SPEC §8): every check, and everything wrong a finding. */
 #include <errno.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,17 +133,6 @@ static void pick(struct setting *out, const char *from_url, const char *from_ser
 	}
 }
 
-static size_t list_count(const char *s)
-{
-	size_t n = 1;
-
-	if (!s)
-		return 0;
-	for (; *s; s++)
-		n += *s == ',';
-	return n;
-}
-
 /* A host that a connection reaches without crossing the network. */
 static bool host_is_local(const char *h)
 {
@@ -157,7 +145,7 @@ static bool host_is_local(const char *h)
 static void check_ports(struct run *r, const struct setting *port, size_t hosts)
 {
 	char buf[128], s1[80];
-	size_t n = list_count(port->value);
+	size_t n = dbreg_list_len(port->value);
 
 	for (size_t i = 0; i < n; i++)
 		if (!dbreg_port_ok(dbreg_list_item(port->value, i, buf, sizeof(buf))))
@@ -218,7 +206,7 @@ static void check_url(struct run *r)
 	pick(&hostaddr, f.hostaddr, svc.hostaddr, service_label, "PGHOSTADDR");
 	pick(&port, f.port, svc.port, service_label, "PGPORT");
 	pick(&sslmode, f.sslmode, svc.sslmode, service_label, "PGSSLMODE");
-	hosts = list_count(host.value) > list_count(hostaddr.value) ? list_count(host.value) : list_count(hostaddr.value);
+	hosts = dbreg_list_len(host.value) > dbreg_list_len(hostaddr.value) ? dbreg_list_len(host.value) : dbreg_list_len(hostaddr.value);
 	if (hosts == 0)
 		hosts = 1;
 	if (port.value)
@@ -283,18 +271,8 @@ static void check_passfile(struct run *r)
 	size_t cap = 0;
 	FILE *fp;
 
-	if (env) {
-		snprintf(path, sizeof(path), "%s", env);
-	} else {
-		const char *home = nonempty(getenv("HOME"));
-		struct passwd *pw;
-
-		if (!home && (pw = getpwuid(geteuid())))
-			home = pw->pw_dir;
-		if (!home)
-			return;
-		snprintf(path, sizeof(path), "%s/.pgpass", home);
-	}
+	if (!*dbreg_user_file(env, ".pgpass", path, sizeof(path)))
+		return;
 	fp = fopen(path, "re");
 	if (!fp)
 		return;
