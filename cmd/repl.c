@@ -485,7 +485,9 @@ static int run_interactive(void)
 			break;
 		}
 		status = run_line(line, &quit, &changed);
-#if HAVE_LIBEDIT
+#if !HAVE_LIBEDIT
+		(void)status;  /* no history to keep a line from */
+#else
 		/* A refused line may be a password typed in the wrong place: not kept. */
 		if (*line && strspn(line, " \t") != strlen(line) && status != EXIT_USAGE && !holds_secret(line))
 			add_history(line);

@@ -277,17 +277,21 @@ const char *dbreg_pgenv_get(const char *var)
  * Nothing quoted from such a string is ever shown. */
 static bool may_hold_password(const char *s)
 {
-	const char *u;
-	size_t n;
+	const char *u, *at;
 
 	if (!s || strcasestr(s, "password"))
 		return true;
-	/* libpq's own test for a URI, and its own reading of the user part. */
+	/* libpq's own test for a URI. */
 	if (strncmp(s, "postgresql://", 13) != 0 && strncmp(s, "postgres://", 11) != 0)
 		return false;
+	if (strchr(s, '%'))
+		return true;
+	/* A ':' anywhere before the last '@': libpq would take user:password@
+	 * only before the first '/', but a password with a '/' in it is still
+	 * the user's password. */
 	u = strstr(s, "://") + 3;
-	n = strcspn(u, "@/");
-	return (u[n] == '@' && memchr(u, ':', n)) || strchr(s, '%');
+	at = strrchr(u, '@');
+	return at && memchr(u, ':', (size_t)(at - u));
 }
 
 /* libpq's integer parsing (fe-connect.c, parse_int_param): white space around

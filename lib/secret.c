@@ -37,6 +37,28 @@ static int sodium_ready(struct dbreg_error *err)
 	return 0;
 }
 
+/* Only the variant's alphabet (and '=' where it pads): libsodium 1.0.18's
+ * decoder takes any byte from 0x80 up for the last letter of the alphabet, so
+ * that an altered stored text would decrypt, or a key that is no base64 parse. */
+static bool base64_text(const char *s, size_t len, int variant)
+{
+	bool urlsafe = variant == sodium_base64_VARIANT_URLSAFE || variant == sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+	bool padded = variant == sodium_base64_VARIANT_ORIGINAL || variant == sodium_base64_VARIANT_URLSAFE;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+			continue;
+		if (urlsafe ? (ch == '-' || ch == '_') : (ch == '+' || ch == '/'))
+			continue;
+		if (ch == '=' && padded)
+			continue;
+		return false;
+	}
+	return true;
+}
+
 _public_ void dbreg_secret_free(char *s)
 {
 	if (!s)
@@ -83,7 +105,8 @@ _public_ int dbreg_key_parse(const char *text, unsigned char key[DBREG_KEY_BYTES
 	    bin_len == DBREG_KEY_BYTES && end == text + len)
 		goto ok;
 	for (size_t i = 0; i < ELEMENTSOF(variants); i++)
-		if (sodium_base642bin(buf, sizeof(buf), text, len, NULL, &bin_len, &end, variants[i]) == 0 &&
+		if (base64_text(text, len, variants[i]) &&
+		    sodium_base642bin(buf, sizeof(buf), text, len, NULL, &bin_len, &end, variants[i]) == 0 &&
 		    bin_len == DBREG_KEY_BYTES && end == text + len)
 			goto ok;
 	sodium_memzero(buf, sizeof(buf));
@@ -450,7 +473,8 @@ _public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, c
 		                  "the stored password was encrypted with key %s, which is neither the current key nor in DB_ENCRYPTION_OLD_KEYS",
 		                  id);
 	b64 = stored + HEADER_LEN + 1;
-	if (sodium_base642bin(blob, sizeof(blob), b64, strlen(b64), NULL, &blen, &end,
+	if (!base64_text(b64, strlen(b64), sodium_base64_VARIANT_URLSAFE_NO_PADDING) ||
+	    sodium_base642bin(blob, sizeof(blob), b64, strlen(b64), NULL, &blen, &end,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) < 0 ||
 	    *end != '\0' || blen < NONCE_LEN + TAG_LEN)
 		return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is damaged (bad base64 or too short)");

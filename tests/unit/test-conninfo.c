@@ -35,6 +35,17 @@ static void test_parts(void)
 	ok(dbreg_url_parse("host=h bogus=1", &p, &err) < 0 && err.kind == DBREG_ERR_USAGE, "unknown keyword refused");
 	ok(dbreg_url_parse("postgresql://h1,h2/db", &p, &err) < 0, "multi-host refused for one registered connection");
 	ok(dbreg_url_parse("host='unterminated", &p, &err) < 0, "bad quoting refused");
+
+	/* libpq's parse errors quote the input: no part of a password survives. */
+	dbreg_error_clear(&err);
+	ok(dbreg_url_parse("host=x password=correct horse battery", &p, &err) < 0 && !strstr(err.message, "horse") &&
+	   !strstr(err.message, "battery") && !strstr(err.message, "correct"), "a password split at a space: no word of it");
+	dbreg_error_clear(&err);
+	ok(dbreg_url_parse("postgresql://u:pw/x?secretword=1@db", &p, &err) < 0 && !strstr(err.message, "secretword"),
+	   "a URI password with a '/' in it: not quoted");
+	dbreg_error_clear(&err);
+	ok(dbreg_url_parse("host=x bogus=1", &p, &err) < 0 && strstr(err.message, "\"bogus\""),
+	   "without a password, the keyword libpq refused is named");
 }
 
 static void test_names(void)
