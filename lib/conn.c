@@ -10,43 +10,63 @@
 
 #include "internal.h"
 
-
 enum value_kind { V_TEXT, V_INT, V_BOOL, V_NONE };
 
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* The one field table: each field's name (the column it is read from, by name),
+ * its type, how a spec takes it, and the expression that selects it as text.
+ * The stored password itself never leaves the server: only what it is. */
 static const struct field_def {
 	const char *name;
 	enum dbreg_type type;
 	enum value_kind input;     /* how dbreg_spec_set reads it; V_NONE: not writable */
 	int nullable;
 	long min, max;             /* for V_INT */
+	const char *select;
 } fields[DBREG_F__COUNT] = {
-	[DBREG_F_ID] = { "id", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
-	[DBREG_F_CONNECTION_NAME] = { "connection_name", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
-	[DBREG_F_CONNECTION_TYPE] = { "connection_type", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
-	[DBREG_F_REGION_ID] = { "region_id", DBREG_T_TEXT, V_TEXT, 1, 0, 0 },
-	[DBREG_F_HOST] = { "host", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
-	[DBREG_F_PORT] = { "port", DBREG_T_INT, V_INT, 0, 1, 65535 },
-	[DBREG_F_DATABASE_NAME] = { "database_name", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
-	[DBREG_F_USERNAME] = { "username", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
-	[DBREG_F_SSL_MODE] = { "ssl_mode", DBREG_T_TEXT, V_TEXT, 0, 0, 0 },
-	[DBREG_F_POOL_MIN_SIZE] = { "pool_min_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX },
-	[DBREG_F_POOL_MAX_SIZE] = { "pool_max_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX },
-	[DBREG_F_POOL_TIMEOUT_SECONDS] = { "pool_timeout_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX },
-	[DBREG_F_POOL_RECYCLE_SECONDS] = { "pool_recycle_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX },
-	[DBREG_F_POOL_PRE_PING] = { "pool_pre_ping", DBREG_T_BOOL, V_BOOL, 0, 0, 0 },
-	[DBREG_F_IS_ACTIVE] = { "is_active", DBREG_T_BOOL, V_BOOL, 0, 0, 0 },
-	[DBREG_F_IS_HEALTHY] = { "is_healthy", DBREG_T_BOOL, V_NONE, 0, 0, 0 },
-	[DBREG_F_LAST_HEALTH_CHECK] = { "last_health_check", DBREG_T_TIME, V_NONE, 0, 0, 0 },
-	[DBREG_F_CONSECUTIVE_FAILURES] = { "consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0 },
-	[DBREG_F_MAX_CONSECUTIVE_FAILURES] = { "max_consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0 },
-	[DBREG_F_METADATA] = { "metadata", DBREG_T_JSON, V_NONE, 0, 0, 0 },
-	[DBREG_F_TAGS] = { "tags", DBREG_T_JSON, V_NONE, 0, 0, 0 },
-	[DBREG_F_CREATED_AT] = { "created_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
-	[DBREG_F_UPDATED_AT] = { "updated_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
-	[DBREG_F_DELETED_AT] = { "deleted_at", DBREG_T_TIME, V_NONE, 0, 0, 0 },
-	[DBREG_F_HAS_PASSWORD] = { "has_password", DBREG_T_BOOL, V_NONE, 0, 0, 0 },
-	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0 },
+	[DBREG_F_ID] = { "id", DBREG_T_TEXT, V_NONE, 0, 0, 0, "id::text" },
+	[DBREG_F_CONNECTION_NAME] = { "connection_name", DBREG_T_TEXT, V_NONE, 0, 0, 0, "connection_name::text" },
+	[DBREG_F_CONNECTION_TYPE] = { "connection_type", DBREG_T_TEXT, V_TEXT, 0, 0, 0, "connection_type::text" },
+	[DBREG_F_REGION_ID] = { "region_id", DBREG_T_TEXT, V_TEXT, 1, 0, 0, "region_id::text" },
+	[DBREG_F_HOST] = { "host", DBREG_T_TEXT, V_TEXT, 0, 0, 0, "host::text" },
+	[DBREG_F_PORT] = { "port", DBREG_T_INT, V_INT, 0, 1, 65535, "port::text" },
+	[DBREG_F_DATABASE_NAME] = { "database_name", DBREG_T_TEXT, V_TEXT, 0, 0, 0, "database_name::text" },
+	[DBREG_F_USERNAME] = { "username", DBREG_T_TEXT, V_TEXT, 0, 0, 0, "username::text" },
+	[DBREG_F_SSL_MODE] = { "ssl_mode", DBREG_T_TEXT, V_TEXT, 0, 0, 0, "ssl_mode::text" },
+	[DBREG_F_POOL_MIN_SIZE] = { "pool_min_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX, "pool_min_size::text" },
+	[DBREG_F_POOL_MAX_SIZE] = { "pool_max_size", DBREG_T_INT, V_INT, 0, 0, INT_MAX, "pool_max_size::text" },
+	[DBREG_F_POOL_TIMEOUT_SECONDS] = { "pool_timeout_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX, "pool_timeout_seconds::text" },
+	[DBREG_F_POOL_RECYCLE_SECONDS] = { "pool_recycle_seconds", DBREG_T_INT, V_INT, 0, 1, INT_MAX, "pool_recycle_seconds::text" },
+	[DBREG_F_POOL_PRE_PING] = { "pool_pre_ping", DBREG_T_BOOL, V_BOOL, 0, 0, 0, "pool_pre_ping::text" },
+	[DBREG_F_IS_ACTIVE] = { "is_active", DBREG_T_BOOL, V_BOOL, 0, 0, 0, "is_active::text" },
+	[DBREG_F_IS_HEALTHY] = { "is_healthy", DBREG_T_BOOL, V_NONE, 0, 0, 0, "is_healthy::text" },
+	[DBREG_F_LAST_HEALTH_CHECK] = { "last_health_check", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("last_health_check") },
+	[DBREG_F_CONSECUTIVE_FAILURES] = { "consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0, "consecutive_failures::text" },
+	[DBREG_F_MAX_CONSECUTIVE_FAILURES] = { "max_consecutive_failures", DBREG_T_INT, V_NONE, 0, 0, 0, "max_consecutive_failures::text" },
+	[DBREG_F_METADATA] = { "metadata", DBREG_T_JSON, V_NONE, 0, 0, 0, "metadata::text" },
+	[DBREG_F_TAGS] = { "tags", DBREG_T_JSON, V_NONE, 0, 0, 0, "to_jsonb(tags)::text" },
+	[DBREG_F_CREATED_AT] = { "created_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("created_at") },
+	[DBREG_F_UPDATED_AT] = { "updated_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("updated_at") },
+	[DBREG_F_DELETED_AT] = { "deleted_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("deleted_at") },
+	[DBREG_F_HAS_PASSWORD] = { "has_password", DBREG_T_BOOL, V_NONE, 0, 0, 0, "(coalesce(encrypted_password, '') <> '')::text" },
+	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN encrypted_password ~ '^dbreg:v1:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END" },
+	[DBREG_F_PASSWORD_FORMAT] = { "password_format", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN coalesce(encrypted_password, '') = '' THEN NULL WHEN encrypted_password LIKE 'dbreg:v1:%' THEN 'dbreg' WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END" },
 };
+
+const char *dbreg_conn_select_list(void)
+{
+	static char list[4096];
+
+	if (!list[0]) {
+		size_t o = 0;
+
+		for (int f = 0; f < DBREG_F__COUNT; f++)
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s AS %s", f ? ", " : "", fields[f].select,
+			                      fields[f].name);
+	}
+	return list;
+}
 
 _public_ const char *dbreg_field_name(enum dbreg_field f)
 {
@@ -70,11 +90,13 @@ _public_ int dbreg_field_lookup(const char *name)
 struct dbreg_conn {
 	const PGresult *res;
 	int row;
+	const int *cols;
 };
 
 struct dbreg_conn_list {
 	PGresult *res;
 	size_t n;
+	int cols[DBREG_F__COUNT];   /* each field's column in res, found by name */
 	struct dbreg_conn rows[];
 };
 
@@ -83,29 +105,33 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 	size_t n = (size_t)PQntuples(res);
 	struct dbreg_conn_list *l;
 
-	if (PQnfields(res) != DBREG_F__COUNT) {
-		dbreg_fail(err, DBREG_ERR_INTERNAL, "unexpected result shape (%d columns)", PQnfields(res));
-		PQclear(res);
-		return NULL;
-	}
 	l = malloc(sizeof(*l) + n * sizeof(l->rows[0]));
 	if (!l) {
 		dbreg_fail_oom(err);
 		PQclear(res);
 		return NULL;
 	}
+	for (int f = 0; f < DBREG_F__COUNT; f++) {
+		l->cols[f] = PQfnumber(res, fields[f].name);
+		if (l->cols[f] < 0) {
+			dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
+			free(l);
+			PQclear(res);
+			return NULL;
+		}
+	}
 	l->res = res;
 	l->n = n;
 	for (size_t i = 0; i < n; i++)
-		l->rows[i] = (struct dbreg_conn){ res, (int)i };
+		l->rows[i] = (struct dbreg_conn){ res, (int)i, l->cols };
 	return l;
 }
 
 _public_ const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f)
 {
-	if ((unsigned)f >= DBREG_F__COUNT || PQgetisnull(c->res, c->row, (int)f))
+	if ((unsigned)f >= DBREG_F__COUNT || PQgetisnull(c->res, c->row, c->cols[f]))
 		return NULL;
-	return PQgetvalue(c->res, c->row, (int)f);
+	return PQgetvalue(c->res, c->row, c->cols[f]);
 }
 
 _public_ size_t dbreg_conn_list_count(const struct dbreg_conn_list *l)

@@ -145,6 +145,7 @@ enum dbreg_field {
 	DBREG_F_DELETED_AT,
 	DBREG_F_HAS_PASSWORD,
 	DBREG_F_KEY_ID,
+	DBREG_F_PASSWORD_FORMAT,   /* dbreg, fernet, unknown; NULL without a password */
 	DBREG_F__COUNT
 };
 

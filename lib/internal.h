@@ -67,6 +67,38 @@ int dbreg_keyring_add_list(struct dbreg_keyring *kr, const char *list, size_t *r
 /* Is any key variable set (so that failing to load it is an error, not "no key")? */
 bool dbreg_keys_configured(void);
 
+/* Fernet, the platform's password format (PLATFORM-REGISTRY.md, SPEC §3), with libcrypto. */
+#define DBREG_FERNET_KEY_BYTES 32
+/* The longest password whose token fits varchar(256): 112..127 bytes make 248
+ * characters, 128 make 268 (secret.c proves it at compile time). */
+#define DBREG_FERNET_PASSWORD_MAX 127
+/* The platform's Fernet key: PBKDF2-HMAC-SHA256(passphrase, salt
+ * "NeoMultiTenant2024" (18 bytes), 100000 iterations, 32 bytes). */
+int dbreg_fernet_derive(const char *passphrase, size_t len, unsigned char key[DBREG_FERNET_KEY_BYTES],
+                        struct dbreg_error *err);
+/* Is stored a Fernet token by the platform's rule (it starts with "gAAAAA")? */
+bool dbreg_is_fernet(const char *stored);
+/* Decrypts a Fernet token (no TTL: the platform has none), the HMAC checked
+ * before anything is decrypted.  *ret_password is NUL-terminated; release it
+ * with dbreg_secret_free.  A token that is none, altered or made with another
+ * key, bad padding, or a NUL in the password: DBREG_ERR_FAILED. */
+int dbreg_fernet_decrypt(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *token, char **ret_password,
+                         struct dbreg_error *err);
+/* Encrypts len bytes into a Fernet token (a fresh random IV, the time now);
+ * *ret_token is malloc'd.  Over DBREG_FERNET_PASSWORD_MAX bytes, or a NUL
+ * inside (it would not decrypt): DBREG_ERR_USAGE. */
+int dbreg_fernet_encrypt(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *password, size_t len,
+                         char **ret_token, struct dbreg_error *err);
+/* dbreg_fernet_encrypt with the timestamp and IV given: for known-answer
+ * tests only, since an IV used twice under one key gives plaintext away. */
+int dbreg_fernet_encrypt_at(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *password, size_t len,
+                            uint64_t timestamp, const unsigned char iv[16], char **ret_token,
+                            struct dbreg_error *err);
+/* The key from DB_FERNET_PASSPHRASE or DB_FERNET_PASSPHRASE_FILE (both set:
+ * DBREG_ERR_CONFIG; the file is read as a key file is, less exactly one
+ * trailing "\n" or "\r\n").  Neither set: 0 with *ret_have = 0. */
+int dbreg_fernet_key_from_env(unsigned char key[DBREG_FERNET_KEY_BYTES], int *ret_have, struct dbreg_error *err);
+
 
 /* ctx.c */
 /* Connects without looking at the registry schema (for init). */
@@ -111,18 +143,9 @@ const char *dbreg_spec_stored_password(const struct dbreg_spec *s);
 const char *dbreg_spec_test_password(const struct dbreg_spec *s);
 int dbreg_spec_writable(enum dbreg_field f);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
-/* The SELECT list that dbreg_conn_list_from_result reads, in the order of enum
- * dbreg_field; the stored password itself never leaves the server. */
-#define DBREG_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-#define DBREG_CONN_SELECT \
-	"id::text, connection_name, connection_type, region_id, host, port::text, database_name," \
-	" username, ssl_mode, pool_min_size::text, pool_max_size::text, pool_timeout_seconds::text," \
-	" pool_recycle_seconds::text, pool_pre_ping::text, is_active::text, is_healthy::text, " \
-	DBREG_TS("last_health_check") ", consecutive_failures::text, max_consecutive_failures::text," \
-	" metadata::text, to_jsonb(tags)::text, " DBREG_TS("created_at") ", " DBREG_TS("updated_at") ", " \
-	DBREG_TS("deleted_at") ", (encrypted_password IS NOT NULL)::text," \
-	" CASE WHEN encrypted_password ~ '^dbreg:v1:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END"
-
+/* "expr AS name, ..." for every field of the field table: the SELECT list
+ * (over admin.database_connections, unqualified) that dbreg_conn_list_from_result reads. */
+const char *dbreg_conn_select_list(void);
 
 /* ---- validate-config: what validate.c needs from the modules that own each thing ---- */
 /* conninfo.c: what validate-config needs to know of a connection string, read by libpq's parser. */
@@ -154,15 +177,12 @@ struct dbreg_schema_state {
 	int version;  /* 0 without the migration log */
 };
 int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, struct dbreg_error *err);
-enum validate_row_col {
-	VR_NAME, VR_HOST, VR_PORT, VR_DATABASE, VR_USER, VR_SSL_MODE, VR_PASSWORD, VR_POOL_MIN, VR_POOL_MAX,
-	VR_POOL_TIMEOUT, VR_POOL_RECYCLE, VR_DUPLICATES,
-};
-/* Every live row; VR_DUPLICATES names the other live rows with the same host,
- * port, database and user (joined by "', '"), "" when none. */
+/* Every live row: connection_name, host, port, database_name, username,
+ * ssl_mode, encrypted_password, pool_*; duplicates names the other live rows
+ * with the same host, port, database and user (joined by "', '"), "" when none. */
 PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err);
-enum validate_tenant_col { VT_SLUG, VT_SCHEMA, VT_STATUS, VT_CONN_ID, VT_CONN_NAME, VT_CONN_STATE };
-/* Live tenants; VT_CONN_STATE is missing, deleted, inactive or ok, NULL without a connection of their own. */
+/* Live tenants: slug, schema_name, status, database_connection_id, connection_name,
+ * conn_state (missing, deleted, inactive or ok; NULL without a connection of their own). */
 PGresult *dbreg_registry_validate_tenants(PGconn *conn, struct dbreg_error *err);
 /* The live connection NAME: is_active ('t'/'f') and connection_type; no row when there is none. */
 PGresult *dbreg_registry_validate_default(PGconn *conn, const char *name, struct dbreg_error *err);

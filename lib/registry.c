@@ -329,15 +329,15 @@ static char *names_json(const char *const *names)
 _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
                         struct dbreg_error *err)
 {
-	static const char sql[] =
-		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY
-		" WHERE ($1::text IS NULL OR connection_type = $1)"
-		"   AND ($2::text IS NULL OR region_id = $2)"
+	static const char where[] =
+		" WHERE ($1::text IS NULL OR connection_type::text = $1)"
+		"   AND ($2::text IS NULL OR region_id::text = $2)"
 		"   AND ($3::boolean IS NULL OR is_active = $3)"
 		"   AND ($4::boolean OR deleted_at IS NULL)"
 		"   AND ($5::jsonb IS NULL OR connection_name IN (SELECT jsonb_array_elements_text($5::jsonb)))"
 		" ORDER BY connection_name, deleted_at NULLS FIRST, created_at";
 	struct dbreg_filter none = { .active = -1 };
+	char sql[sizeof(where) + 4200];
 	const char *params[5];
 	char *names;
 	int r;
@@ -352,6 +352,7 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 	params[2] = filter->active < 0 ? NULL : filter->active ? "true" : "false";
 	params[3] = filter->include_deleted ? "true" : "false";
 	params[4] = names;
+	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY "%s", dbreg_conn_select_list(), where);
 	r = fetch(ctx, sql, 5, params, ret, err);
 	free(names);
 	return r;
@@ -360,11 +361,12 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_conn_list **ret,
                         struct dbreg_error *err)
 {
-	static const char sql[] =
-		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL";
 	struct dbreg_conn_list *l;
 	const char *params[1] = { name };
+	char sql[4400];
 
+	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL",
+	         dbreg_conn_select_list());
 	if (fetch(ctx, sql, 1, params, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
@@ -494,7 +496,7 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s",
 		     tags ? "EXCLUDED.tags" : "DEFAULT");
 	}
-	emit(&st, " RETURNING " DBREG_CONN_SELECT);
+	emit(&st, " RETURNING %s", dbreg_conn_select_list());
 	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
 	free(tags);
 	return r;
@@ -530,7 +532,8 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 		free(tags);
 		return dbreg_fail(err, DBREG_ERR_USAGE, "nothing to update: give at least one option to change");
 	}
-	emit(&st, " WHERE connection_name = $%d AND deleted_at IS NULL RETURNING " DBREG_CONN_SELECT, param(&st, name));
+	emit(&st, " WHERE connection_name = $%d AND deleted_at IS NULL RETURNING %s", param(&st, name),
+	     dbreg_conn_select_list());
 	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
 	free(tags);
 	return r;
@@ -628,8 +631,9 @@ PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct d
 
 	/* A canonical UUID is an id (compared as text, so a slug never meets a uuid cast). */
 	return dbreg_exec(ctx,
-	                  "SELECT id::text, slug, name, schema_name, status, deleted_at IS NOT NULL,"
-	                  " database_connection_id::text FROM admin.tenants"
+	                  "SELECT id::text AS id, slug::text AS slug, name::text AS name, schema_name::text AS schema_name,"
+	                  " status::text AS status, deleted_at IS NOT NULL AS deleted,"
+	                  " database_connection_id::text AS database_connection_id FROM admin.tenants"
 	                  " WHERE CASE WHEN $2::boolean THEN id::text = lower($1) ELSE slug = $1 END",
 	                  2, params, PGRES_TUPLES_OK, err);
 }
@@ -638,15 +642,15 @@ PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct d
 int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id, const char *default_name,
                                      struct dbreg_conn_list **ret, struct dbreg_error *err)
 {
-	static const char by_id[] =
-		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE id::text = $1 AND deleted_at IS NULL";
+	static const char by_id[] = " WHERE id::text = $1 AND deleted_at IS NULL";
 	static const char by_name[] =
-		"SELECT " DBREG_CONN_SELECT " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL"
-		" AND is_active AND connection_type = 'SHARED'";
+		" WHERE connection_name = $1 AND deleted_at IS NULL AND is_active AND connection_type::text = 'SHARED'";
 	const char *params[1] = { conn_id ? conn_id : default_name };
 	struct dbreg_conn_list *l;
+	char sql[4400];
 
-	if (fetch(ctx, conn_id ? by_id : by_name, 1, params, &l, err) < 0)
+	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY "%s", dbreg_conn_select_list(), conn_id ? by_id : by_name);
+	if (fetch(ctx, sql, 1, params, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
 		dbreg_conn_list_free(l);
@@ -730,12 +734,16 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		PQclear(res);
 	}
 	res = dbreg_exec(ctx,
-	                 "SELECT id::text, connection_name, connection_type, region_id, host, port::text, database_name,"
-	                 " username, ssl_mode, encrypted_password, is_active::text, pool_min_size::text,"
-	                 " pool_max_size::text, pool_timeout_seconds::text, pool_recycle_seconds::text"
+	                 "SELECT id::text AS id, connection_name::text AS connection_name,"
+	                 " connection_type::text AS connection_type, region_id::text AS region_id, host::text AS host,"
+	                 " port::text AS port, database_name::text AS database_name, username::text AS username,"
+	                 " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
+	                 " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
+	                 " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
+	                 " pool_recycle_seconds::text AS pool_recycle_seconds"
 	                 " FROM " REGISTRY " WHERE deleted_at IS NULL"
-	                 "   AND ($1::text IS NULL OR connection_type = $1)"
-	                 "   AND ($2::text IS NULL OR region_id = $2)"
+	                 "   AND ($1::text IS NULL OR connection_type::text = $1)"
+	                 "   AND ($2::text IS NULL OR region_id::text = $2)"
 	                 "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
 	                 "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
 	                 " ORDER BY connection_name",
@@ -802,14 +810,15 @@ int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, st
 
 PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
 {
-	/* Columns in the order of enum validate_row_col. */
 	PGresult *res = PQexec(conn,
-		"SELECT d.connection_name, d.host, d.port::text, d.database_name, d.username, d.ssl_mode,"
-		" d.encrypted_password, d.pool_min_size::text, d.pool_max_size::text,"
-		" d.pool_timeout_seconds::text, d.pool_recycle_seconds::text,"
+		"SELECT d.connection_name::text AS connection_name, d.host::text AS host, d.port::text AS port,"
+		" d.database_name::text AS database_name, d.username::text AS username, d.ssl_mode::text AS ssl_mode,"
+		" d.encrypted_password::text AS encrypted_password, d.pool_min_size::text AS pool_min_size,"
+		" d.pool_max_size::text AS pool_max_size, d.pool_timeout_seconds::text AS pool_timeout_seconds,"
+		" d.pool_recycle_seconds::text AS pool_recycle_seconds,"
 		/* The other names in the row's group, by one window rather than a query per row. */
 		" array_to_string(array_remove(array_agg(d.connection_name::text) OVER same, d.connection_name::text),"
-		"   ''', ''')"
+		"   ''', ''') AS duplicates"
 		" FROM " REGISTRY " d WHERE d.deleted_at IS NULL"
 		" WINDOW same AS (PARTITION BY lower(d.host), d.port, d.database_name, d.username ORDER BY d.connection_name"
 		"   ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
@@ -824,14 +833,15 @@ PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
 
 PGresult *dbreg_registry_validate_tenants(PGconn *conn, struct dbreg_error *err)
 {
-	/* Columns in the order of enum validate_tenant_col; the state is NULL for a
-	 * tenant without a connection of its own. */
+	/* conn_state is NULL for a tenant without a connection of its own. */
 	PGresult *res = PQexec(conn,
-		"SELECT t.slug, t.schema_name, t.status, t.database_connection_id::text, d.connection_name,"
+		"SELECT t.slug::text AS slug, t.schema_name::text AS schema_name, t.status::text AS status,"
+		" t.database_connection_id::text AS database_connection_id, d.connection_name::text AS connection_name,"
 		" CASE WHEN t.database_connection_id IS NULL THEN NULL WHEN d.id IS NULL THEN 'missing'"
 		"   WHEN d.deleted_at IS NOT NULL THEN 'deleted' WHEN NOT d.is_active THEN 'inactive' ELSE 'ok' END"
+		"   AS conn_state"
 		" FROM admin.tenants t LEFT JOIN " REGISTRY " d ON d.id = t.database_connection_id"
-		" WHERE t.deleted_at IS NULL AND t.status <> 'deleted' ORDER BY t.slug");
+		" WHERE t.deleted_at IS NULL AND t.status::text <> 'deleted' ORDER BY t.slug");
 
 	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the tenants", err) < 0) {
 		PQclear(res);
@@ -844,7 +854,8 @@ PGresult *dbreg_registry_validate_default(PGconn *conn, const char *name, struct
 {
 	const char *params[1] = { name };
 	PGresult *res = PQexecParams(conn,
-		"SELECT CASE WHEN is_active THEN 't' ELSE 'f' END, connection_type FROM " REGISTRY
+		"SELECT CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active, connection_type::text AS connection_type"
+		" FROM " REGISTRY
 		" WHERE connection_name = $1 AND deleted_at IS NULL",
 		1, NULL, params, NULL, NULL, 0);
 

@@ -14,7 +14,13 @@ struct dbreg_resolution {
 	struct dbreg_conn_list *conn;    /* found on demand */
 };
 
-enum { T_ID, T_SLUG, T_NAME, T_SCHEMA, T_STATUS, T_DELETED, T_CONN };
+/* The tenant row's columns (dbreg_registry_tenant), read by name. */
+static const char *tenant_value(const PGresult *res, const char *column)
+{
+	int col = PQfnumber(res, column);
+
+	return col < 0 || PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+}
 
 static const char *const context_names[] = {
 	[DBREG_CONTEXT_TENANT] = "tenant",
@@ -77,24 +83,28 @@ _public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_conte
 		dbreg_resolution_free(r);
 		return dbreg_fail(err, DBREG_ERR_FAILED, "no tenant '%s'", tenant);
 	}
-	status = PQgetvalue(res, 0, T_STATUS);
-	if (PQgetvalue(res, 0, T_DELETED)[0] == 't') {
-		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is deleted", PQgetvalue(res, 0, T_SLUG));
+	status = tenant_value(res, "status");
+	if (!status)
+		status = "without a status";
+	if (tenant_value(res, "deleted") && tenant_value(res, "deleted")[0] == 't') {
+		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is deleted", tenant_value(res, "slug"));
 		dbreg_resolution_free(r);
 		return -1;
 	}
 	if (strcmp(status, "active") != 0) {
-		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is %s, not active", PQgetvalue(res, 0, T_SLUG), status);
+		dbreg_fail(err, DBREG_ERR_FAILED, "tenant '%s' is %s, not active", tenant_value(res, "slug"), status);
 		dbreg_resolution_free(r);
 		return -1;
 	}
-	r->schema = PQgetvalue(res, 0, T_SCHEMA);
+	r->schema = tenant_value(res, "schema_name");
 	/* A registry dbreg did not create may lack the constraints: check anyway. */
-	if (dbreg_check_schema_name(r->schema, err) < 0) {
+	if (!r->schema || dbreg_check_schema_name(r->schema, err) < 0) {
+		if (!r->schema)
+			dbreg_fail(err, DBREG_ERR_FAILED, "no schema name");
 		if (err)
 			err->kind = DBREG_ERR_FAILED;
 		dbreg_error_prefix(err, "tenant '%s' has a stored schema name that breaks the rules: ",
-		                   PQgetvalue(res, 0, T_SLUG));
+		                   tenant_value(res, "slug"));
 		dbreg_resolution_free(r);
 		return -1;
 	}
@@ -112,14 +122,14 @@ _public_ enum dbreg_schema_context dbreg_resolution_context(const struct dbreg_r
 	return r->context;
 }
 
-static const char *tenant_field(const struct dbreg_resolution *r, int col)
+static const char *tenant_field(const struct dbreg_resolution *r, const char *column)
 {
-	return r->tenant ? PQgetvalue(r->tenant, 0, col) : NULL;
+	return r->tenant ? tenant_value(r->tenant, column) : NULL;
 }
 
-_public_ const char *dbreg_resolution_tenant_id(const struct dbreg_resolution *r) { return tenant_field(r, T_ID); }
-_public_ const char *dbreg_resolution_tenant_slug(const struct dbreg_resolution *r) { return tenant_field(r, T_SLUG); }
-_public_ const char *dbreg_resolution_tenant_name(const struct dbreg_resolution *r) { return tenant_field(r, T_NAME); }
+_public_ const char *dbreg_resolution_tenant_id(const struct dbreg_resolution *r) { return tenant_field(r, "id"); }
+_public_ const char *dbreg_resolution_tenant_slug(const struct dbreg_resolution *r) { return tenant_field(r, "slug"); }
+_public_ const char *dbreg_resolution_tenant_name(const struct dbreg_resolution *r) { return tenant_field(r, "name"); }
 
 _public_ int dbreg_resolution_find_connection(struct dbreg_ctx *ctx, struct dbreg_resolution *r,
                                               const char *default_name, struct dbreg_error *err)
@@ -130,7 +140,7 @@ _public_ int dbreg_resolution_find_connection(struct dbreg_ctx *ctx, struct dbre
 		return 0;
 	if (!r->tenant)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "only a tenant has a connection to find");
-	own = PQgetisnull(r->tenant, 0, T_CONN) ? NULL : PQgetvalue(r->tenant, 0, T_CONN);
+	own = tenant_value(r->tenant, "database_connection_id");
 	return dbreg_registry_tenant_connection(ctx, own, default_name ? default_name : "shared-primary", &r->conn, err);
 }
 

@@ -402,6 +402,21 @@ static long int_or(const char *text, long fallback)
 	return text && *text ? strtol(text, NULL, 10) : fallback;
 }
 
+/* A cell of a result, by column name ("" for NULL or a missing column, as libpq gives NULL). */
+static const char *cell(const PGresult *res, int row, const char *column)
+{
+	int col = PQfnumber(res, column);
+
+	return col < 0 ? "" : PQgetvalue(res, row, col);
+}
+
+static bool cell_null(const PGresult *res, int row, const char *column)
+{
+	int col = PQfnumber(res, column);
+
+	return col < 0 || PQgetisnull(res, row, col);
+}
+
 static void check_rows(struct run *r, PGconn *conn)
 {
 	struct dbreg_error e;
@@ -416,48 +431,48 @@ static void check_rows(struct run *r, PGconn *conn)
 	}
 	r->passwords = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *name = PQgetvalue(res, i, VR_NAME);
+		const char *name = cell(res, i, "connection_name");
 		const char *v;
 		long min, max;
 
 		dbreg_error_clear(&e);
 		if (dbreg_check_connection_name(name, &e) < 0)
 			add(r, ERROR, "conn-name", name, "%s", e.message);
-		v = PQgetvalue(res, i, VR_PORT);
-		if (!PQgetisnull(res, i, VR_PORT) && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
+		v = cell(res, i, "port");
+		if (!cell_null(res, i, "port") && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
 			add(r, ERROR, "conn-port", name, "port %s is not 1..65535", dbreg_printable(v, s1, sizeof(s1)));
-		v = PQgetvalue(res, i, VR_SSL_MODE);
-		if (!PQgetisnull(res, i, VR_SSL_MODE) && dbreg_sslmode_rank(v) < 0)
+		v = cell(res, i, "ssl_mode");
+		if (!cell_null(res, i, "ssl_mode") && dbreg_sslmode_rank(v) < 0)
 			add(r, ERROR, "conn-ssl-mode", name,
 			    "ssl_mode \"%s\" is not a libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full)",
 			    dbreg_printable(v, s1, sizeof(s1)));
-		min = int_or(PQgetvalue(res, i, VR_POOL_MIN), 0);
-		max = int_or(PQgetvalue(res, i, VR_POOL_MAX), LONG_MAX);
+		min = int_or(cell(res, i, "pool_min_size"), 0);
+		max = int_or(cell(res, i, "pool_max_size"), LONG_MAX);
 		if (min < 0)
 			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is below 0", min);
 		else if (min > max)
 			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is above pool_max_size %ld", min, max);
-		if (int_or(PQgetvalue(res, i, VR_POOL_TIMEOUT), 1) <= 0)
+		if (int_or(cell(res, i, "pool_timeout_seconds"), 1) <= 0)
 			add(r, ERROR, "conn-pool-timeout", name, "pool_timeout_seconds %s is not above 0",
-			    PQgetvalue(res, i, VR_POOL_TIMEOUT));
-		if (int_or(PQgetvalue(res, i, VR_POOL_RECYCLE), 1) <= 0)
+			    cell(res, i, "pool_timeout_seconds"));
+		if (int_or(cell(res, i, "pool_recycle_seconds"), 1) <= 0)
 			add(r, ERROR, "conn-pool-recycle", name, "pool_recycle_seconds %s is not above 0",
-			    PQgetvalue(res, i, VR_POOL_RECYCLE));
-		if (*PQgetvalue(res, i, VR_DUPLICATES))
+			    cell(res, i, "pool_recycle_seconds"));
+		if (*cell(res, i, "duplicates"))
 			add(r, WARNING, "conn-duplicate", name,
 			    "same host, port, database and user as '%s' (%s:%s/%s, user %s)",
-			    dbreg_printable(PQgetvalue(res, i, VR_DUPLICATES), s4, sizeof(s4)),
-			    dbreg_printable(PQgetvalue(res, i, VR_HOST), s1, sizeof(s1)), PQgetvalue(res, i, VR_PORT),
-			    dbreg_printable(PQgetvalue(res, i, VR_DATABASE), s2, sizeof(s2)),
-			    dbreg_printable(PQgetvalue(res, i, VR_USER), s3, sizeof(s3)));
-		if (!PQgetisnull(res, i, VR_PASSWORD)) {
+			    dbreg_printable(cell(res, i, "duplicates"), s4, sizeof(s4)),
+			    dbreg_printable(cell(res, i, "host"), s1, sizeof(s1)), cell(res, i, "port"),
+			    dbreg_printable(cell(res, i, "database_name"), s2, sizeof(s2)),
+			    dbreg_printable(cell(res, i, "username"), s3, sizeof(s3)));
+		if (!cell_null(res, i, "encrypted_password")) {
 			char *password = NULL;
 
 			r->passwords++;
 			if (!r->kr)
 				continue;
 			dbreg_error_clear(&e);
-			if (dbreg_decrypt(r->kr, PQgetvalue(res, i, VR_PASSWORD), &password, &e) < 0) {
+			if (dbreg_decrypt(r->kr, cell(res, i, "encrypted_password"), &password, &e) < 0) {
 				if (e.kind == DBREG_ERR_INTERNAL)
 					r->f->oom = true;
 				else
@@ -468,8 +483,9 @@ static void check_rows(struct run *r, PGconn *conn)
 	}
 	/* The stored texts leave with the result. */
 	for (int i = 0; i < PQntuples(res); i++)
-		if (!PQgetisnull(res, i, VR_PASSWORD))
-			sodium_memzero(PQgetvalue(res, i, VR_PASSWORD), strlen(PQgetvalue(res, i, VR_PASSWORD)));
+		if (!cell_null(res, i, "encrypted_password"))
+			sodium_memzero(PQgetvalue(res, i, PQfnumber(res, "encrypted_password")),
+			               strlen(cell(res, i, "encrypted_password")));
 	PQclear(res);
 }
 
@@ -487,8 +503,8 @@ static void check_tenants(struct run *r, PGconn *conn)
 		return;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *slug = PQgetvalue(res, i, VT_SLUG), *schema = PQgetvalue(res, i, VT_SCHEMA);
-		const char *state = PQgetvalue(res, i, VT_CONN_STATE), *cname = PQgetvalue(res, i, VT_CONN_NAME);
+		const char *slug = cell(res, i, "slug"), *schema = cell(res, i, "schema_name");
+		const char *state = cell(res, i, "conn_state"), *cname = cell(res, i, "connection_name");
 		bool slug_ok, schema_ok;
 
 		dbreg_printable(slug, s1, sizeof(s1));
@@ -505,7 +521,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 			add(r, WARNING, "tenant-schema-mismatch", NULL, "tenant '%s': schema_name '%s' is not the expected '%s'",
 			    s1, dbreg_printable(schema, s2, sizeof(s2)), expected);
 
-		if (PQgetisnull(res, i, VT_CONN_STATE)) {
+		if (cell_null(res, i, "conn_state")) {
 			size_t o = strlen(unowned);
 
 			if (n_unowned < MAX_NAMED)
@@ -513,7 +529,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 			n_unowned++;
 		} else if (strcmp(state, "missing") == 0) {
 			add(r, ERROR, "tenant-connection-missing", NULL,
-			    "tenant '%s' points at connection id %s, which does not exist", s1, PQgetvalue(res, i, VT_CONN_ID));
+			    "tenant '%s' points at connection id %s, which does not exist", s1, cell(res, i, "database_connection_id"));
 		} else if (strcmp(state, "deleted") == 0) {
 			add(r, ERROR, "tenant-connection-deleted", cname, "tenant '%s' points at connection '%s', which is deleted",
 			    s1, dbreg_printable(cname, s2, sizeof(s2)));
@@ -532,17 +548,17 @@ static void check_tenants(struct run *r, PGconn *conn)
 		read_failed(r, &e);
 		return;
 	}
-	if (PQntuples(dflt) == 0 || strcmp(PQgetvalue(dflt, 0, 0), "t") != 0 ||
-	    strcmp(PQgetvalue(dflt, 0, 1), "SHARED") != 0) {
+	if (PQntuples(dflt) == 0 || strcmp(cell(dflt, 0, "is_active"), "t") != 0 ||
+	    strcmp(cell(dflt, 0, "connection_type"), "SHARED") != 0) {
 		char why[160], more[48] = "";
 
 		if (PQntuples(dflt) == 0)
 			snprintf(why, sizeof(why), "'%s' is not registered", DEFAULT_CONNECTION);
-		else if (strcmp(PQgetvalue(dflt, 0, 0), "t") != 0)
+		else if (strcmp(cell(dflt, 0, "is_active"), "t") != 0)
 			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
 		else
 			snprintf(why, sizeof(why), "'%s' is of type %s, not SHARED", DEFAULT_CONNECTION,
-			         dbreg_printable(PQgetvalue(dflt, 0, 1), s1, sizeof(s1)));
+			         dbreg_printable(cell(dflt, 0, "connection_type"), s1, sizeof(s1)));
 		if (n_unowned > MAX_NAMED)
 			snprintf(more, sizeof(more), " and %ld more", n_unowned - MAX_NAMED);
 		add(r, ERROR, "tenant-no-default", PQntuples(dflt) ? DEFAULT_CONNECTION : NULL,

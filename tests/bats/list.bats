@@ -9,7 +9,7 @@ load helper
 KEYS=(id connection_name connection_type region_id host port database_name username ssl_mode
 	pool_min_size pool_max_size pool_timeout_seconds pool_recycle_seconds pool_pre_ping
 	is_active is_healthy last_health_check consecutive_failures max_consecutive_failures
-	metadata tags created_at updated_at deleted_at has_password key_id)
+	metadata tags created_at updated_at deleted_at has_password key_id password_format)
 
 LIST_PASSWORD=list-test-password-1
 
@@ -111,7 +111,8 @@ names() {
 		'.created_at | test($ts)' \
 		'.updated_at | test($ts)' \
 		'.deleted_at == null' \
-		'if .has_password then (.key_id | test("^[0-9a-f]{8}$")) else .key_id == null end'; do
+		'if .has_password then (.key_id | test("^[0-9a-f]{8}$")) else .key_id == null end' \
+		'if .has_password then .password_format == "dbreg" else .password_format == null end'; do
 		run jq --arg uuid "$UUID_RE" --arg ts "$TS_RE" "[.[] | $check] | all" <<<"$json"
 		[ "$output" = true ] || fail "not true for every row: $check"
 	done
@@ -151,10 +152,10 @@ names() {
 	local header
 	header=$(IFS=,; echo "${KEYS[*]}")
 	assert_line --index 0 "$header"
-	# Parsed as CSV: 26 fields a record, quoting intact.
+	# Parsed as CSV: 27 fields a record, quoting intact.
 	run python3 -c 'import csv, json, sys
 rows = list(csv.reader(sys.stdin))
-assert all(len(r) == 26 for r in rows), [len(r) for r in rows]
+assert all(len(r) == 27 for r in rows), [len(r) for r in rows]
 body = [dict(zip(rows[0], r)) for r in rows[1:]]
 print(len(body))
 for r in sorted(body, key=lambda r: r["connection_name"]):

@@ -9,7 +9,7 @@ load helper
 KEYS=(id connection_name connection_type region_id host port database_name username ssl_mode
 	pool_min_size pool_max_size pool_timeout_seconds pool_recycle_seconds pool_pre_ping
 	is_active is_healthy last_health_check consecutive_failures max_consecutive_failures
-	metadata tags created_at updated_at deleted_at has_password key_id)
+	metadata tags created_at updated_at deleted_at has_password key_id password_format)
 
 SHOW_PASSWORD=show-test-password-9
 
