@@ -1,13 +1,20 @@
-/* secret.c — keys, the keyring and the stored password format of SPEC §3 (libsodium). */
+/* secret.c — keys, the keyring and the stored password formats of SPEC §3: dbreg's
+ * (libsodium) and the platform's Fernet (libcrypto: libsodium has no AES-CBC or PBKDF2). */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -193,10 +200,32 @@ _public_ int dbreg_keyring_add_text(struct dbreg_keyring *kr, const char *text, 
 	return r;
 }
 
+/* Opens a file of secrets (var names it in messages, shown is its printable
+ * path): without blocking, and only a regular file that group and others can
+ * neither read nor write, checked before a byte is read: a FIFO must not hang us. */
+static int open_private_file(const char *var, const char *path, const char *shown, struct dbreg_error *err)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "%s %s: %s", var, shown, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "%s %s: not a regular file", var, shown);
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		close(fd);
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "%s %s is accessible by group or others (mode %04o); run 'chmod 600 %s'",
+		                  var, shown, (unsigned)(st.st_mode & 07777), shown);
+	}
+	return fd;
+}
+
 /* Reads a key file that only its owner may read: its one word, without the
- * white space around it (of any length), into locked memory.  Opened without
- * blocking and checked to be a regular file before a byte is read: a FIFO
- * must not hang us. */
+ * white space around it (of any length), into locked memory. */
 static int read_key_file(const char *path, char **ret, struct dbreg_error *err)
 {
 	enum { MAX = 1024 };
@@ -205,24 +234,13 @@ static int read_key_file(const char *path, char **ret, struct dbreg_error *err)
 	size_t len = 0;
 	size_t spaces = 0;   /* white space seen since the last word character, not yet kept */
 	bool nul = false, toolong = false;
-	struct stat st;
 	ssize_t n;
 	int fd;
 
 	dbreg_printable(path, shown, sizeof(shown));
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = open_private_file("DB_ENCRYPTION_KEY_FILE", path, shown, err);
 	if (fd < 0)
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: %s", shown, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_ENCRYPTION_KEY_FILE %s: not a regular file", shown);
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		close(fd);
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "DB_ENCRYPTION_KEY_FILE %s is accessible by group or others (mode %04o); run 'chmod 600 %s'",
-		                  shown, (unsigned)(st.st_mode & 07777), shown);
-	}
+		return -1;
 	buf = sodium_malloc(MAX + 1);
 	if (!buf) {
 		close(fd);
@@ -496,6 +514,328 @@ _public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, c
 	}
 	*ret_password = out;
 	return 0;
+}
+
+/* ---- Fernet: the platform's format (PLATFORM-REGISTRY.md) ---- */
+
+#define FERNET_SALT "NeoMultiTenant2024"
+#define FERNET_ITERATIONS 100000
+#define FERNET_VERSION 0x80
+#define FERNET_IV_LEN 16
+#define FERNET_BLOCK 16
+#define FERNET_KEY_HALF 16                          /* signing key, then encryption key */
+#define FERNET_MAC_LEN 32
+#define FERNET_HEAD_LEN (1 + 8 + FERNET_IV_LEN)    /* version, timestamp, IV */
+#define FERNET_MIN_LEN (FERNET_HEAD_LEN + FERNET_BLOCK + FERNET_MAC_LEN)
+/* The token of an n-byte password, in bytes and in characters: PKCS#7 always
+ * adds 1..16 bytes, and the base64 is padded. */
+#define FERNET_BIN_LEN(n) (FERNET_HEAD_LEN + ((n) / FERNET_BLOCK + 1) * FERNET_BLOCK + FERNET_MAC_LEN)
+#define FERNET_TEXT_LEN(n) ((FERNET_BIN_LEN(n) + 2) / 3 * 4)
+/* 0x80 and the top of a timestamp below 2^36, as the platform tells its tokens. */
+#define FERNET_PREFIX "gAAAAA"
+#define PASSPHRASE_MAX 1024
+
+_Static_assert(FERNET_TEXT_LEN(DBREG_FERNET_PASSWORD_MAX) <= DBREG_STORED_MAX,
+               "the longest Fernet password's token must fit varchar(256)");
+_Static_assert(FERNET_TEXT_LEN(DBREG_FERNET_PASSWORD_MAX + 1) > DBREG_STORED_MAX,
+               "DBREG_FERNET_PASSWORD_MAX must be the longest password that fits");
+
+/* libcrypto's error queue is per thread and shared with libpq's TLS: leave it empty. */
+static int crypto_failed(struct dbreg_error *err, const char *what)
+{
+	ERR_clear_error();
+	return dbreg_fail(err, DBREG_ERR_INTERNAL, "libcrypto failed (%s)", what);
+}
+
+int dbreg_fernet_derive(const char *passphrase, size_t len, unsigned char key[DBREG_FERNET_KEY_BYTES],
+                        struct dbreg_error *err)
+{
+	unsigned char out[DBREG_FERNET_KEY_BYTES];
+
+	if (len > INT_MAX)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "the passphrase is too long");
+	if (PKCS5_PBKDF2_HMAC(len ? passphrase : "", (int)len, (const unsigned char *)FERNET_SALT,
+	                      sizeof(FERNET_SALT) - 1, FERNET_ITERATIONS, EVP_sha256(), sizeof(out), out) != 1) {
+		sodium_memzero(out, sizeof(out));
+		return crypto_failed(err, "PBKDF2-HMAC-SHA256");
+	}
+	memcpy(key, out, sizeof(out));
+	sodium_memzero(out, sizeof(out));
+	return 0;
+}
+
+bool dbreg_is_fernet(const char *stored)
+{
+	return stored && strncmp(stored, FERNET_PREFIX, sizeof(FERNET_PREFIX) - 1) == 0;
+}
+
+static int fernet_mac(const unsigned char key[DBREG_FERNET_KEY_BYTES], const unsigned char *data, size_t n,
+                      unsigned char mac[FERNET_MAC_LEN], struct dbreg_error *err)
+{
+	size_t got = 0;
+
+	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, FERNET_KEY_HALF, data, n, mac, FERNET_MAC_LEN, &got) ||
+	    got != FERNET_MAC_LEN)
+		return crypto_failed(err, "HMAC-SHA256");
+	return 0;
+}
+
+/* AES-128-CBC over whole blocks with OpenSSL's padding off: PKCS#7 is added
+ * and checked here, where it can be seen to be strict.  out has room for n
+ * bytes and a block more (what EVP_CipherUpdate may write, by its manual). */
+static int fernet_cbc(int enc, const unsigned char key[DBREG_FERNET_KEY_BYTES], const unsigned char iv[FERNET_IV_LEN],
+                      const unsigned char *in, size_t n, unsigned char *out, struct dbreg_error *err)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int n1 = 0, n2 = 0;
+	bool ok;
+
+	if (!c)
+		return crypto_failed(err, "AES-128-CBC");
+	ok = n <= INT_MAX && n % FERNET_BLOCK == 0 &&
+	     EVP_CipherInit_ex(c, EVP_aes_128_cbc(), NULL, key + FERNET_KEY_HALF, iv, enc) == 1 &&
+	     EVP_CIPHER_CTX_set_padding(c, 0) == 1 &&
+	     EVP_CipherUpdate(c, out, &n1, in, (int)n) == 1 &&
+	     EVP_CipherFinal_ex(c, out + n1, &n2) == 1 &&
+	     (size_t)n1 + (size_t)n2 == n;
+	EVP_CIPHER_CTX_free(c);  /* cleanses the key schedule */
+	return ok ? 0 : crypto_failed(err, "AES-128-CBC");
+}
+
+int dbreg_fernet_encrypt_at(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *password, size_t len,
+                            uint64_t timestamp, const unsigned char iv[FERNET_IV_LEN], char **ret_token,
+                            struct dbreg_error *err)
+{
+	unsigned char plain[(DBREG_FERNET_PASSWORD_MAX / FERNET_BLOCK + 1) * FERNET_BLOCK];
+	unsigned char blob[FERNET_BIN_LEN(DBREG_FERNET_PASSWORD_MAX) + FERNET_BLOCK];
+	size_t padded, n, tlen;
+	unsigned char pad;
+	char *out;
+	int r = -1;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	if (len > DBREG_FERNET_PASSWORD_MAX)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "the password is %zu bytes; at most %d fit the registry as a Fernet token",
+		                  len, DBREG_FERNET_PASSWORD_MAX);
+	if (len && memchr(password, '\0', len))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "the password contains a NUL byte");
+	pad = (unsigned char)(FERNET_BLOCK - len % FERNET_BLOCK);
+	padded = len + pad;
+	if (len)
+		memcpy(plain, password, len);
+	memset(plain + len, pad, pad);
+	blob[0] = FERNET_VERSION;
+	for (int i = 0; i < 8; i++)
+		blob[1 + i] = (unsigned char)(timestamp >> (56 - 8 * i));
+	memcpy(blob + 9, iv, FERNET_IV_LEN);
+	n = FERNET_HEAD_LEN + padded + FERNET_MAC_LEN;
+	if (fernet_cbc(1, key, iv, plain, padded, blob + FERNET_HEAD_LEN, err) == 0 &&
+	    fernet_mac(key, blob, FERNET_HEAD_LEN + padded, blob + FERNET_HEAD_LEN + padded, err) == 0) {
+		tlen = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE);
+		out = malloc(tlen);
+		if (!out) {
+			dbreg_fail_oom(err);
+		} else {
+			sodium_bin2base64(out, tlen, blob, n, sodium_base64_VARIANT_URLSAFE);
+			*ret_token = out;
+			r = 0;
+		}
+	}
+	sodium_memzero(plain, sizeof(plain));
+	sodium_memzero(blob, sizeof(blob));
+	return r;
+}
+
+int dbreg_fernet_encrypt(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *password, size_t len,
+                         char **ret_token, struct dbreg_error *err)
+{
+	unsigned char iv[FERNET_IV_LEN];
+	time_t now;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	now = time(NULL);
+	if (now == (time_t)-1)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the clock cannot be read");
+	randombytes_buf(iv, sizeof(iv));
+	return dbreg_fernet_encrypt_at(key, password, len, (uint64_t)now, iv, ret_token, err);
+}
+
+/* Strictly PKCS#7: 1..16, and every padding byte the same.  Its answer is no
+ * oracle: only a token that passed the HMAC gets here. */
+static size_t pkcs7_unpadded(const unsigned char *p, size_t n)
+{
+	unsigned char pad = p[n - 1];
+
+	if (pad == 0 || pad > FERNET_BLOCK)
+		return SIZE_MAX;
+	for (size_t i = n - pad; i < n; i++)
+		if (p[i] != pad)
+			return SIZE_MAX;
+	return n - pad;
+}
+
+int dbreg_fernet_decrypt(const unsigned char key[DBREG_FERNET_KEY_BYTES], const char *token, char **ret_password,
+                         struct dbreg_error *err)
+{
+	unsigned char mac[FERNET_MAC_LEN];
+	unsigned char *blob;
+	char *out = NULL;
+	size_t tlen, cap, blen = 0, ctlen = 0, plen;
+	const char *end;
+	int r = -1;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	tlen = token ? strlen(token) : 0;
+	cap = tlen / 4 * 3 + 3;
+	blob = malloc(cap);
+	if (!blob)
+		return dbreg_fail_oom(err);
+	if (!token || !base64_text(token, tlen, sodium_base64_VARIANT_URLSAFE) ||
+	    sodium_base642bin(blob, cap, token, tlen, NULL, &blen, &end, sodium_base64_VARIANT_URLSAFE) < 0 ||
+	    end != token + tlen) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is not a Fernet token (bad base64)");
+		goto done;
+	}
+	if (blen < FERNET_MIN_LEN) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is not a Fernet token (too short)");
+		goto done;
+	}
+	if (blob[0] != FERNET_VERSION) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is not a Fernet token (version 0x%02x, not 0x80)",
+		           blob[0]);
+		goto done;
+	}
+	ctlen = blen - FERNET_HEAD_LEN - FERNET_MAC_LEN;
+	if (ctlen % FERNET_BLOCK != 0) {
+		dbreg_fail(err, DBREG_ERR_FAILED,
+		           "the stored password is not a Fernet token (its ciphertext is not whole blocks)");
+		goto done;
+	}
+	if (fernet_mac(key, blob, FERNET_HEAD_LEN + ctlen, mac, err) < 0)
+		goto done;
+	if (CRYPTO_memcmp(mac, blob + FERNET_HEAD_LEN + ctlen, FERNET_MAC_LEN) != 0) {
+		dbreg_fail(err, DBREG_ERR_FAILED,
+		           "the Fernet token does not decrypt with the passphrase: wrong passphrase or altered token");
+		goto done;
+	}
+	out = malloc(ctlen + FERNET_BLOCK);
+	if (!out) {
+		dbreg_fail_oom(err);
+		goto done;
+	}
+	if (fernet_cbc(0, key, blob + 9, blob + FERNET_HEAD_LEN, ctlen, (unsigned char *)out, err) < 0)
+		goto done;
+	plen = pkcs7_unpadded((unsigned char *)out, ctlen);
+	if (plen == SIZE_MAX) {
+		dbreg_fail(err, DBREG_ERR_FAILED,
+		           "the Fernet token has bad padding: signed with the passphrase, but not by Fernet");
+		goto done;
+	}
+	if (memchr(out, '\0', plen)) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "the stored password contains a NUL byte");
+		goto done;
+	}
+	/* dbreg_secret_free wipes up to the NUL: nothing of the padding is left after it. */
+	sodium_memzero(out + plen, ctlen + FERNET_BLOCK - plen);
+	*ret_password = out;
+	out = NULL;
+	r = 0;
+done:
+	if (out) {
+		sodium_memzero(out, ctlen + FERNET_BLOCK);
+		free(out);
+	}
+	sodium_memzero(blob, cap);
+	free(blob);
+	sodium_memzero(mac, sizeof(mac));
+	return r;
+}
+
+/* The passphrase file, read as a key file is (private, regular, no blocking)
+ * into locked memory: its bytes as they are, less exactly one trailing "\n"
+ * or "\r\n" (an editor's), since white space may be part of a passphrase. */
+static int read_passphrase_file(const char *path, char **ret, size_t *ret_len, struct dbreg_error *err)
+{
+	enum { CAP = PASSPHRASE_MAX + 3 };  /* the longest, "\r\n", and one byte to tell it is longer */
+	char *buf, shown[256];
+	const char *why = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	dbreg_printable(path, shown, sizeof(shown));
+	fd = open_private_file("DB_FERNET_PASSPHRASE_FILE", path, shown, err);
+	if (fd < 0)
+		return -1;
+	buf = sodium_malloc(CAP);
+	if (!buf) {
+		close(fd);
+		return dbreg_fail_oom(err);
+	}
+	while (len < CAP && (n = read(fd, buf + len, CAP - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			sodium_free(buf);
+			return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_FERNET_PASSPHRASE_FILE %s: %s", shown, strerror(errno));
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len >= 2 && buf[len - 2] == '\r' && buf[len - 1] == '\n')
+		len -= 2;
+	else if (len >= 1 && buf[len - 1] == '\n')
+		len--;
+	if (len > PASSPHRASE_MAX)
+		why = "the file is too long to hold one passphrase";
+	else if (len == 0)
+		why = "the file holds no passphrase";
+	else if (memchr(buf, '\0', len))
+		why = "the file holds a NUL byte; it must hold the passphrase alone";
+	if (why) {
+		sodium_free(buf);  /* wipes before it frees */
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "DB_FERNET_PASSPHRASE_FILE %s: %s", shown, why);
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int dbreg_fernet_key_from_env(unsigned char key[DBREG_FERNET_KEY_BYTES], int *ret_have, struct dbreg_error *err)
+{
+	const char *pass = getenv("DB_FERNET_PASSPHRASE");
+	const char *file = getenv("DB_FERNET_PASSPHRASE_FILE");
+	char *text;
+	size_t len;
+	int r;
+
+	if (pass && !*pass)
+		pass = NULL;
+	if (file && !*file)
+		file = NULL;
+	if (pass && file)
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "both DB_FERNET_PASSPHRASE and DB_FERNET_PASSPHRASE_FILE are set; set only one");
+	if (!pass && !file) {
+		*ret_have = 0;
+		return 0;
+	}
+	if (file) {
+		if (read_passphrase_file(file, &text, &len, err) < 0)
+			return -1;
+		r = dbreg_fernet_derive(text, len, key, err);
+		sodium_free(text);
+	} else {
+		r = dbreg_fernet_derive(pass, strlen(pass), key, err);
+	}
+	if (r == 0)
+		*ret_have = 1;
+	return r;
 }
 
 /* ---- validate-config ---- */
