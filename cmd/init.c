@@ -26,7 +26,10 @@ static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_error_clear(&err);
 	if (dbreg_init(ctx, &applied, &version, &err) < 0)
 		return fail(&err);
-	if (applied == 0)
+	if (dbreg_init_report(ctx)) {
+		out_fputs_safe(dbreg_init_report(ctx), stdout);
+		printf("\nregistry schema at version %d\n", version);
+	} else if (applied == 0)
 		printf("registry schema already at version %d; nothing to do\n", version);
 	else
 		printf("applied %d migration%s; registry schema at version %d\n", applied, applied == 1 ? "" : "s",

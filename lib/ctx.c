@@ -1,7 +1,11 @@
 /* ctx.c — the library context: the admin connection, the keyring, cancellation. */
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "config.h"
 #include "internal.h"
@@ -11,7 +15,10 @@ struct dbreg_ctx {
 	PGconn *conn;
 	PGcancel *cancel;        /* for the kept connection; used from a signal handler */
 	struct dbreg_keyring *keys;
-	int schema_version;
+	struct dbreg_profile profile;
+	char *init_report;       /* what the last init found, when it adopted a registry */
+	unsigned char *fernet_key;   /* sodium_malloc'd once derived */
+	int fernet_state;            /* 0 not tried, 1 have it, 2 none set */
 	volatile sig_atomic_t cancelled;
 };
 
@@ -48,6 +55,10 @@ _public_ void dbreg_ctx_free(struct dbreg_ctx *ctx)
 		return;
 	drop_conn(ctx);
 	dbreg_keyring_free(ctx->keys);
+	dbreg_profile_clear(&ctx->profile);
+	free(ctx->init_report);
+	if (ctx->fernet_key)
+		sodium_free(ctx->fernet_key);  /* wipes */
 	free(ctx->url);
 	free(ctx);
 }
@@ -69,9 +80,23 @@ static const char *admin_url(struct dbreg_ctx *ctx)
 	return ctx->url ? ctx->url : getenv("ADMIN_DATABASE_URL");
 }
 
+/* The profile of the registry conn holds, read into ctx once it passes. */
+static int take_profile(struct dbreg_ctx *ctx, PGconn *conn, struct dbreg_error *err)
+{
+	struct dbreg_profile profile;
+
+	if (dbreg_profile_read(conn, &profile, err) < 0 || dbreg_profile_check(&profile, PQdb(conn), err) < 0) {
+		dbreg_profile_clear(&profile);
+		return -1;
+	}
+	dbreg_profile_clear(&ctx->profile);
+	ctx->profile = profile;
+	return 0;
+}
+
 _public_ int dbreg_ctx_connect(struct dbreg_ctx *ctx, int *ret_reconnected, struct dbreg_error *err)
 {
-	int reconnected = 0, version;
+	int reconnected = 0;
 	PGconn *conn;
 
 	if (ctx->conn) {
@@ -84,7 +109,8 @@ _public_ int dbreg_ctx_connect(struct dbreg_ctx *ctx, int *ret_reconnected, stru
 				PQclear(res);
 				if (ret_reconnected)
 					*ret_reconnected = 0;
-				return 0;
+				/* Connected raw (init), or the shape changed since (init in the REPL). */
+				return ctx->profile.have_registry ? 0 : take_profile(ctx, ctx->conn, err);
 			}
 			PQclear(res);
 		}
@@ -93,13 +119,12 @@ _public_ int dbreg_ctx_connect(struct dbreg_ctx *ctx, int *ret_reconnected, stru
 	}
 	if (dbreg_connect_admin(admin_url(ctx), &conn, err) < 0)
 		return -1;
-	if (dbreg_registry_check_schema(conn, &version, err) < 0) {
+	if (take_profile(ctx, conn, err) < 0) {
 		PQfinish(conn);
 		return -1;
 	}
 	ctx->conn = conn;
 	ctx->cancel = PQgetCancel(conn);
-	ctx->schema_version = version;
 	if (ret_reconnected)
 		*ret_reconnected = reconnected;
 	return 0;
@@ -156,16 +181,55 @@ PGconn *dbreg_ctx_conn(struct dbreg_ctx *ctx)
 
 void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version)
 {
-	ctx->schema_version = version;
+	(void)version;
+	/* init changed the shape: the next connect reads it again. */
+	dbreg_profile_clear(&ctx->profile);
 }
 
 int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err)
 {
-	if (ctx->schema_version > dbreg_schema_version())
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg before writing",
-		                  ctx->schema_version, dbreg_schema_version());
-	return 0;
+	return dbreg_profile_writable(&ctx->profile, err);
+}
+
+void dbreg_ctx_set_init_report(struct dbreg_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(ctx->init_report);
+	ctx->init_report = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&ctx->init_report, fmt, ap) < 0)
+		ctx->init_report = NULL;
+	va_end(ap);
+}
+
+int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err)
+{
+	int have = 0;
+
+	if (ctx->fernet_state == 0) {
+		if (sodium_init() < 0)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "libsodium failed to initialise");
+		ctx->fernet_key = sodium_malloc(DBREG_FERNET_KEY_BYTES);
+		if (!ctx->fernet_key)
+			return dbreg_fail_oom(err);
+		/* PBKDF2 with 100,000 rounds: once per context, not once per row. */
+		if (dbreg_fernet_key_from_env(ctx->fernet_key, &have, err) < 0)
+			return -1;
+		ctx->fernet_state = have ? 1 : 2;
+	}
+	*ret_key = ctx->fernet_state == 1 ? ctx->fernet_key : NULL;
+	return ctx->fernet_state == 1;
+}
+
+_public_ const char *dbreg_init_report(struct dbreg_ctx *ctx)
+{
+	return ctx ? ctx->init_report : NULL;
+}
+
+const struct dbreg_profile *dbreg_ctx_profile(struct dbreg_ctx *ctx)
+{
+	return &ctx->profile;
 }
 
 _public_ int dbreg_ctx_load_keys(struct dbreg_ctx *ctx, struct dbreg_error *err)

@@ -253,6 +253,10 @@ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size);
 int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct dbreg_error *err);
 /* The schema version this library writes. */
 int dbreg_schema_version(void);
+/* After dbreg_init adopted a registry dbreg did not create: what it found
+ * ("adopted existing registry: connection_type enum ..., passwords: 5 fernet");
+ * NULL otherwise.  Owned by the context. */
+const char *dbreg_init_report(struct dbreg_ctx *ctx);
 
 /* ---- health ---- */
 enum dbreg_health_level {

@@ -194,6 +194,11 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	struct timespec ts;
 	size_t n;
 
+	/* A registry dbreg may not write: say so before checking anything. */
+	if (!o->no_update && dbreg_ctx_check_writable(ctx, err) < 0) {
+		dbreg_error_prefix(err, "the results cannot be written back (use --no-update): ");
+		return -1;
+	}
 	rows = dbreg_registry_targets(ctx, &filter, err);
 	if (!rows)
 		return -1;

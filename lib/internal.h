@@ -98,6 +98,11 @@ int dbreg_fernet_encrypt_at(const unsigned char key[DBREG_FERNET_KEY_BYTES], con
  * DBREG_ERR_CONFIG; the file is read as a key file is, less exactly one
  * trailing "\n" or "\r\n").  Neither set: 0 with *ret_have = 0. */
 int dbreg_fernet_key_from_env(unsigned char key[DBREG_FERNET_KEY_BYTES], int *ret_have, struct dbreg_error *err);
+/* Any stored password by its format: dbreg:v1 with the keyring, a Fernet token
+ * with fernet_key; NULL kr or fernet_key: none loaded (DBREG_ERR_CONFIG naming
+ * the variable); any other text is in no known format (DBREG_ERR_FAILED). */
+int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key, const char *stored,
+                         char **ret_password, struct dbreg_error *err);
 
 
 /* ctx.c */
@@ -114,8 +119,36 @@ PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
 volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx);
 void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version);
 
+/* profile.c: the registry's shape, read from the catalog once per connection. */
+struct dbreg_profile {
+	bool have_registry;     /* admin.database_connections exists */
+	bool have_log;          /* dbreg's bookkeeping (created or adopted by dbreg) */
+	bool have_tenants;
+	bool type_is_enum;      /* connection_type is an enum (type_labels its labels) */
+	bool names_unique_all;  /* connection names unique over all rows, deleted ones too */
+	int version;            /* dbreg's schema version, 0 without the log */
+	char *type_labels;      /* "primary, replica, ..." or NULL */
+	char *type_name;        /* connection_type's type, as format_type names it */
+	char password_format[8];  /* what register/update write: "dbreg" or "fernet" */
+	char *region_table;     /* region_id references this table (quoted), which has a code; or NULL */
+	char *missing_columns;  /* SPEC §1 columns the table lacks, or NULL */
+};
+int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error *err);
+void dbreg_profile_clear(struct dbreg_profile *p);
+/* Can commands read it (DBREG_ERR_CONFIG naming what is wrong otherwise)? */
+int dbreg_profile_check(const struct dbreg_profile *p, const char *dbname, struct dbreg_error *err);
+/* Can commands write it: created or adopted by dbreg, not newer than this dbreg. */
+int dbreg_profile_writable(const struct dbreg_profile *p, struct dbreg_error *err);
+void dbreg_profile_describe(const struct dbreg_profile *p, char *buf, size_t size);
+/* ctx.c: the key of DB_FERNET_PASSPHRASE(_FILE), derived once (locked memory):
+ * 1 and *ret_key, 0 when neither is set, -1 when one is set but unusable. */
+int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err);
+/* ctx.c: what init found (dbreg_init_report). */
+void dbreg_ctx_set_init_report(struct dbreg_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
+/* ctx.c: the connected registry's profile. */
+const struct dbreg_profile *dbreg_ctx_profile(struct dbreg_ctx *ctx);
+
 /* registry.c */
-int dbreg_registry_check_schema(PGconn *conn, int *ret_version, struct dbreg_error *err);
 /* Turns a constraint violation into a message naming the field and the
  * allowed values, read from the database. */
 int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,

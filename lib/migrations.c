@@ -92,8 +92,19 @@ static const char m2[] =
 	");\n"
 	"CREATE INDEX IF NOT EXISTS tenants_connection_idx ON admin.tenants (database_connection_id);\n";
 
+/* dbreg's own settings; a registry dbreg creates stores passwords in dbreg's format
+ * (one it adopts, in Fernet: registry.c's adoption writes that row itself). */
+static const char m3[] =
+	"CREATE TABLE IF NOT EXISTS admin.dbreg_settings (\n"
+	"  name text PRIMARY KEY,\n"
+	"  value text NOT NULL\n"
+	");\n"
+	"INSERT INTO admin.dbreg_settings (name, value) VALUES ('password_format', 'dbreg')\n"
+	"  ON CONFLICT (name) DO NOTHING;\n";
+
 const struct dbreg_migration dbreg_migrations[] = {
 	{ 1, "database_connections registry", m1 },
 	{ 2, "tenants", m2 },
+	{ 3, "dbreg settings", m3 },
 };
 const int dbreg_migration_count = (int)ELEMENTSOF(dbreg_migrations);

@@ -12,49 +12,12 @@
 /* pg_advisory_xact_lock key for init: "dbreg" in ASCII. */
 #define INIT_LOCK "111542261362791"
 
-_public_ int dbreg_schema_version(void)
-{
-	return dbreg_migrations[dbreg_migration_count - 1].version;
-}
-
 static int check_conn_result(PGresult *res, ExecStatusType expect, const char *what, struct dbreg_error *err)
 {
 	if (PQresultStatus(res) == expect)
 		return 0;
 	dbreg_fail_result(err, res, what);
 	return -1;
-}
-
-int dbreg_registry_check_schema(PGconn *conn, int *ret_version, struct dbreg_error *err)
-{
-	PGresult *res;
-	int version = 0, have_table, have_log;
-
-	res = PQexec(conn, "SELECT to_regclass('" REGISTRY "') IS NOT NULL,"
-	                   " to_regclass('admin.dbreg_schema_migrations') IS NOT NULL");
-	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema", err) < 0) {
-		PQclear(res);
-		return -1;
-	}
-	have_table = PQgetvalue(res, 0, 0)[0] == 't';
-	have_log = PQgetvalue(res, 0, 1)[0] == 't';
-	PQclear(res);
-	if (!have_table || !have_log)
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "database \"%s\" has no dbreg registry schema; run 'dbreg init'", PQdb(conn));
-	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
-	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema version", err) < 0) {
-		PQclear(res);
-		return -1;
-	}
-	version = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (version < dbreg_schema_version())
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'",
-		                  version, dbreg_schema_version());
-	*ret_version = version;
-	return 0;
 }
 
 /* ---- init ---- */
@@ -70,11 +33,63 @@ static int run(PGconn *conn, const char *sql, struct dbreg_error *err, const cha
 	return r;
 }
 
+/* dbreg's own bookkeeping beside an existing registry: every migration counted as
+ * done (the registry is already there), passwords kept in the platform's Fernet,
+ * and not one existing object touched.  Says what it found in the context. */
+static int adopt(struct dbreg_ctx *ctx, PGconn *conn, const struct dbreg_profile *p, struct dbreg_error *err)
+{
+	char found[1200], counts[256] = "";
+	PGresult *res;
+
+	if (p->missing_columns)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "admin.database_connections lacks the registry's columns %s; not adopted",
+		                  p->missing_columns);
+	if (run(conn, "CREATE TABLE admin.dbreg_schema_migrations ("
+	              " version integer PRIMARY KEY, description text NOT NULL,"
+	              " applied_at timestamptz NOT NULL DEFAULT now())",
+	        err, "cannot create the migrations table") < 0 ||
+	    run(conn, "CREATE TABLE admin.dbreg_settings (name text PRIMARY KEY, value text NOT NULL)", err,
+	        "cannot create the settings table") < 0 ||
+	    run(conn, "INSERT INTO admin.dbreg_settings (name, value) VALUES ('password_format', 'fernet')", err,
+	        "cannot record the password format") < 0)
+		return -1;
+	for (int i = 0; i < dbreg_migration_count; i++) {
+		char v[16], d[160];
+		const char *params[2] = { v, d };
+
+		snprintf(v, sizeof(v), "%d", dbreg_migrations[i].version);
+		snprintf(d, sizeof(d), "%s (adopted)", dbreg_migrations[i].description);
+		res = PQexecParams(conn, "INSERT INTO admin.dbreg_schema_migrations (version, description) VALUES ($1, $2)",
+		                   2, NULL, params, NULL, NULL, 0);
+		if (check_conn_result(res, PGRES_COMMAND_OK, "cannot record the adoption", err) < 0) {
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
+	/* The stored passwords, by format, in rows (live and deleted). */
+	res = PQexec(conn,
+	             "SELECT coalesce(string_agg(n || ' ' || f, ', ' ORDER BY f), 'none') AS counts FROM ("
+	             " SELECT count(*)::text AS n, CASE WHEN encrypted_password LIKE 'dbreg:v1:%' THEN 'dbreg'"
+	             "   WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END AS f"
+	             " FROM " REGISTRY " WHERE coalesce(encrypted_password, '') <> '' GROUP BY 2) AS byformat");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQfnumber(res, "counts") == 0)
+		snprintf(counts, sizeof(counts), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (run(conn, "COMMIT", err, "cannot commit the adoption") < 0)
+		return -1;
+	dbreg_profile_describe(p, found, sizeof(found));
+	dbreg_ctx_set_init_report(ctx, "adopted existing registry: %s, passwords: %s", found, counts);
+	dbreg_ctx_set_schema_version(ctx, dbreg_schema_version());
+	return 0;
+}
+
 _public_ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct dbreg_error *err)
 {
+	struct dbreg_profile found;
 	PGconn *conn;
 	PGresult *res;
-	int version, applied = 0;
+	int version, applied = 0, r;
 
 	if (dbreg_ctx_connect_raw(ctx, err) < 0)
 		return -1;
@@ -82,8 +97,24 @@ _public_ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_versio
 	/* Two inits at once: the second waits for the lock, then finds nothing to do. */
 	if (run(conn, "BEGIN", err, "cannot start the transaction") < 0 ||
 	    run(conn, "SELECT pg_advisory_xact_lock(" INIT_LOCK ")", err, "cannot take the init lock") < 0 ||
-	    run(conn, "SET LOCAL client_min_messages = warning", err, "cannot set up the session") < 0 ||
-	    run(conn, "CREATE SCHEMA IF NOT EXISTS admin", err, "cannot create schema admin") < 0 ||
+	    run(conn, "SET LOCAL client_min_messages = warning", err, "cannot set up the session") < 0)
+		goto fail;
+	if (dbreg_profile_read(conn, &found, err) < 0)
+		goto fail;
+	if (found.have_registry && !found.have_log) {
+		/* A registry dbreg did not create: adopt it, changing nothing of it. */
+		r = adopt(ctx, conn, &found, err);
+		dbreg_profile_clear(&found);
+		if (r < 0)
+			goto fail;
+		if (ret_applied)
+			*ret_applied = 0;
+		if (ret_version)
+			*ret_version = dbreg_schema_version();
+		return 0;
+	}
+	dbreg_profile_clear(&found);
+	if (run(conn, "CREATE SCHEMA IF NOT EXISTS admin", err, "cannot create schema admin") < 0 ||
 	    run(conn, "CREATE TABLE IF NOT EXISTS admin.dbreg_schema_migrations ("
 	              " version integer PRIMARY KEY, description text NOT NULL,"
 	              " applied_at timestamptz NOT NULL DEFAULT now())",

@@ -849,3 +849,21 @@ void dbreg_key_text_free(char *text)
 	if (text)
 		sodium_free(text);  /* wipes before it frees */
 }
+
+int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key, const char *stored,
+                         char **ret_password, struct dbreg_error *err)
+{
+	if (dbreg_is_fernet(stored)) {
+		if (!fernet_key)
+			return dbreg_fail(err, DBREG_ERR_CONFIG,
+			                  "Fernet token; set DB_FERNET_PASSPHRASE (or DB_FERNET_PASSPHRASE_FILE) to read it");
+		return dbreg_fernet_decrypt(fernet_key, stored, ret_password, err);
+	}
+	if (strncmp(stored, "dbreg:", 6) == 0) {
+		if (!kr || kr->n == 0)
+			return dbreg_fail(err, DBREG_ERR_CONFIG, "no encryption key: set DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE");
+		return dbreg_decrypt(kr, stored, ret_password, err);
+	}
+	/* Never used as a password, never shown. */
+	return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is in no known format");
+}

@@ -28,21 +28,51 @@ void target_params(struct fanout_job *j, const struct target_spec *s, const char
 		fanout_job_add(j, "options", options);
 }
 
+int target_keys(struct dbreg_ctx *ctx, bool *ret_have_keys, char *key_error, size_t size, struct dbreg_error *err)
+{
+	struct dbreg_error kerr;
+	const unsigned char *fkey;
+
+	dbreg_error_clear(&kerr);
+	*ret_have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
+	key_error[0] = '\0';
+	if (!*ret_have_keys && dbreg_keys_configured()) {
+		if (err)
+			*err = kerr;
+		return -1;
+	}
+	if (!*ret_have_keys) {
+		const char *why = kerr.message;
+
+		if (strncmp(why, "no encryption key: ", 19) == 0)
+			why += 19;
+		snprintf(key_error, size, "%s", why);
+	}
+	return dbreg_ctx_fernet_key(ctx, &fkey, err) < 0 ? -1 : 0;
+}
+
 int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
                     bool have_keys, const char *key_error, struct dbreg_error *ret_err)
 {
+	const unsigned char *fkey = NULL;
 	struct dbreg_error err;
 	char shown[128];
 	char *pw = NULL;
 	size_t len;
 
-	if (!stored)
+	/* An empty stored value is no password, as the platform writes it. */
+	if (!stored || !*stored)
 		return 0;
-	if (!have_keys) {
+	if (!have_keys && !dbreg_is_fernet(stored) && strncmp(stored, "dbreg:", 6) == 0) {
 		snprintf(j->error, sizeof(j->error), "no key: %s", key_error);
+		if (ret_err)
+			dbreg_fail(ret_err, DBREG_ERR_CONFIG, "connection '%s': no encryption key: %s",
+			           dbreg_printable(name, shown, sizeof(shown)), key_error);
 		return -1;
 	}
-	if (dbreg_decrypt(dbreg_ctx_keyring(ctx), stored, &pw, &err) < 0) {
+	dbreg_error_clear(&err);
+	if (dbreg_ctx_fernet_key(ctx, &fkey, &err) < 0 ||
+	    dbreg_stored_decrypt(have_keys ? dbreg_ctx_keyring(ctx) : NULL, fkey, stored, &pw, &err) < 0) {
 		snprintf(j->error, sizeof(j->error), "connection '%s': %s", dbreg_printable(name, shown, sizeof(shown)),
 		         err.message);
 		if (ret_err)
@@ -127,7 +157,7 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 		{ &t->c_pool_min, "pool_min_size" }, { &t->c_pool_max, "pool_max_size" },
 		{ &t->c_pool_timeout, "pool_timeout_seconds" }, { &t->c_pool_recycle, "pool_recycle_seconds" },
 	};
-	struct dbreg_error kerr;
+	bool have_keys;
 
 	memset(t, 0, sizeof(*t));
 	t->ctx = ctx;
@@ -137,22 +167,9 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 		if (*cols[i].col < 0)
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have no column %s", cols[i].name);
 	}
-	dbreg_error_clear(&kerr);
-	t->have_keys = dbreg_ctx_load_keys(ctx, &kerr) == 0;
-	/* No key at all only leaves rows with a password unchecked; a key that is
-	 * set but unusable is a configuration error. */
-	if (!t->have_keys && dbreg_keys_configured()) {
-		if (err)
-			*err = kerr;
+	if (target_keys(ctx, &have_keys, t->key_error, sizeof(t->key_error), err) < 0)
 		return -1;
-	}
-	if (!t->have_keys) {
-		const char *why = kerr.message;
-
-		if (strncmp(why, "no encryption key: ", 19) == 0)
-			why += 19;
-		snprintf(t->key_error, sizeof(t->key_error), "%s", why);
-	}
+	t->have_keys = have_keys;
 	/* The server ends a query that outlives the check; the loop ends everything else. */
 	snprintf(t->options, sizeof(t->options), "-c statement_timeout=%d", timeout_ms);
 	return 0;
@@ -330,18 +347,13 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 		     : c >= 0 && !PQgetisnull(res, 0, c) ? PQgetvalue(res, 0, c) : NULL;
 	}
 	t = (struct target_spec){ .name = name, .host = v[0], .port = v[1], .dbname = v[2], .user = v[3], .sslmode = v[4] };
-	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && pwcol >= 0 && !PQgetisnull(res, 0, pwcol)) {
-		struct dbreg_error kerr;
+	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && pwcol >= 0 && !PQgetisnull(res, 0, pwcol) &&
+	    *PQgetvalue(res, 0, pwcol)) {
+		char key_error[256];
+		bool have_keys;
 
-		dbreg_error_clear(&kerr);
-		if (dbreg_ctx_load_keys(ctx, &kerr) < 0) {
-			PQclear(res);
-			if (err)
-				*err = kerr;
-			dbreg_error_prefix(err, "connection '%s': ", dbreg_printable(name, shown, sizeof(shown)));
-			return -1;
-		}
-		if (target_password(&j, ctx, name, PQgetvalue(res, 0, pwcol), true, "", err) < 0) {
+		if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0 ||
+		    target_password(&j, ctx, name, PQgetvalue(res, 0, pwcol), have_keys, key_error, err) < 0) {
 			PQclear(res);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;

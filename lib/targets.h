@@ -21,6 +21,10 @@ void target_params(struct fanout_job *j, const struct target_spec *s, const char
  * undecryptable. */
 int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
                     bool have_keys, const char *key_error, struct dbreg_error *ret_err);
+/* The keys target_password may need: the keyring, and the Fernet key when a
+ * passphrase is set.  A key or passphrase that is set but unusable fails
+ * (DBREG_ERR_CONFIG); none at all leaves the rows that need it unchecked. */
+int target_keys(struct dbreg_ctx *ctx, bool *ret_have_keys, char *key_error, size_t size, struct dbreg_error *err);
 
 /* A target's answer is untrusted.  The text of the named column (NULL: the
  * first) in the one row of res; NULL with why set when res is not exactly

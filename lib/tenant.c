@@ -173,22 +173,24 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	};
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
-	if (stored) {
-		rc = dbreg_ctx_load_keys(ctx, err);
+	if (stored && *stored) {
+		char key_error[256];
+		bool have_keys;
+
+		rc = target_keys(ctx, &have_keys, key_error, sizeof(key_error), err);
 		if (rc == 0)
-			rc = target_password(&j, ctx, name, stored, true, "", err);
-		else
-			dbreg_error_prefix(err, "connection '%s': ", dbreg_printable(name, shown, sizeof(shown)));
-		free(stored);
+			rc = target_password(&j, ctx, name, stored, have_keys, key_error, err);
 		if (rc < 0) {
+			free(stored);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;
 		}
 	}
-	rc = target_query_one(&t, stored ? j.secret : NULL, timeout_s * 1000,
+	rc = target_query_one(&t, stored && *stored ? j.secret : NULL, timeout_s * 1000,
 	                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS present", r->schema, &res,
 	                      err);
 	sodium_memzero(j.secret, sizeof(j.secret));
+	free(stored);
 	if (rc < 0)
 		return -1;
 	/* The target's answer is untrusted: exactly a boolean, or a clear error. */

@@ -192,7 +192,7 @@ schema_version() {
 	assert_output t
 }
 
-@test "init: completes a registry whose table exists but whose migrations log does not" {
+@test "init: adopts a registry whose table exists but whose migrations log does not, reading it before" {
 	# An existing production registry: the table is there, dbreg has never run.
 	psql_admin -c "CREATE SCHEMA admin"
 	psql_admin -c "CREATE TABLE admin.database_connections (
@@ -211,12 +211,20 @@ schema_version() {
 		deleted_at timestamptz)"
 	psql_admin -c "INSERT INTO admin.database_connections (connection_name, host, database_name, username)
 		VALUES ('legacy', 'h', 'd', 'u')"
-	run --separate-stderr "$DBREG" list
+	# Read as it is; written only once dbreg has adopted it.
+	run --separate-stderr "$DBREG" list --names
+	assert_success
+	assert_output legacy
+	run --separate-stderr "$DBREG" register other --host h --database d --user u --no-password
 	assert_failure 78
-	[[ $stderr == *"dbreg init"* ]] || fail "stderr: $stderr"
+	[[ $stderr == *"run 'dbreg init'"* ]] || fail "stderr: $stderr"
 	run --separate-stderr "$DBREG" init
 	assert_success
-	assert_output --regexp "^applied [0-9]+ migrations?; registry schema at version $(schema_version)\$"
+	assert_line --index 0 "adopted existing registry: connection_type text, passwords: none"
+	assert_line --index 1 "registry schema at version $(schema_version)"
+	run --separate-stderr "$DBREG" init
+	assert_success
+	assert_output "registry schema already at version $(schema_version); nothing to do"
 	run --separate-stderr "$DBREG" list --names
 	assert_success
 	assert_output legacy
