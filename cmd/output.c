@@ -244,7 +244,8 @@ json_t *out_conn_json(const struct dbreg_conn *c)
 	json_t *o = json_object();
 
 	for (int f = 0; f < DBREG_F__COUNT; f++)
-		json_object_set_new(o, dbreg_field_name(f), out_json_typed(dbreg_field_type(f), dbreg_conn_get(c, f)));
+		if (dbreg_conn_has(c, f))
+			json_object_set_new(o, dbreg_field_name(f), out_json_typed(dbreg_field_type(f), dbreg_conn_get(c, f)));
 	return o;
 }
 
@@ -286,6 +287,7 @@ static const char *human(const struct dbreg_conn *c, enum dbreg_field f)
 
 	if (f == DBREG_F_IS_ACTIVE && dbreg_conn_get(c, DBREG_F_DELETED_AT))
 		return "deleted";
+
 	if (v && dbreg_field_type(f) == DBREG_T_BOOL)
 		return strcmp(v, "true") == 0 ? "yes" : "no";
 	return v;
@@ -296,6 +298,8 @@ static void print_show(FILE *f, const struct dbreg_conn *c)
 	for (int i = 0; i < DBREG_F__COUNT; i++) {
 		const char *v = human(c, i);
 
+		if (!dbreg_conn_has(c, i))
+			continue;
 		fprintf(f, "%s%-25s%s ", color(C_BOLD), dbreg_field_name(i), color(C_RESET));
 		out_fputs_safe(v ? v : "-", f);
 		fputc('\n', f);
@@ -319,11 +323,18 @@ void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l
 		out_json_print(f, j);
 		json_decref(j);
 	} else if (fmt == OUT_CSV) {
-		for (int i = 0; i < DBREG_F__COUNT; i++)
-			out_csv_cell(f, dbreg_field_name(i), i + 1 == DBREG_F__COUNT);
+		int last = DBREG_F__COUNT - 1;
+
+		/* The keys of the JSON records: region_code only where the registry has it. */
+		while (last > 0 && !dbreg_conn_list_has(l, last))
+			last--;
+		for (int i = 0; i <= last; i++)
+			if (dbreg_conn_list_has(l, i))
+				out_csv_cell(f, dbreg_field_name(i), i == last);
 		for (size_t r = 0; r < n; r++)
-			for (int i = 0; i < DBREG_F__COUNT; i++)
-				out_csv_cell(f, dbreg_conn_get(dbreg_conn_list_at(l, r), i), i + 1 == DBREG_F__COUNT);
+			for (int i = 0; i <= last; i++)
+				if (dbreg_conn_list_has(l, i))
+					out_csv_cell(f, dbreg_conn_get(dbreg_conn_list_at(l, r), i), i == last);
 	} else if (one) {
 		print_show(f, dbreg_conn_list_at(l, 0));
 	} else {
@@ -335,6 +346,10 @@ void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l
 
 			for (size_t i = 0; i < ELEMENTSOF(list_columns); i++)
 				cells[i] = human(c, list_columns[i]);
+			/* Operators speak of a region by its code. */
+			for (size_t i = 0; i < ELEMENTSOF(list_columns); i++)
+				if (list_columns[i] == DBREG_F_REGION_ID && dbreg_conn_has(c, DBREG_F_REGION_CODE))
+					cells[i] = dbreg_conn_get(c, DBREG_F_REGION_CODE);
 			out_table_add(t, cells);
 		}
 		out_table_print(f, t);

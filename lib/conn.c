@@ -51,21 +51,35 @@ static const struct field_def {
 	[DBREG_F_DELETED_AT] = { "deleted_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("deleted_at") },
 	[DBREG_F_HAS_PASSWORD] = { "has_password", DBREG_T_BOOL, V_NONE, 0, 0, 0, "(coalesce(encrypted_password, '') <> '')::text" },
 	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN encrypted_password ~ '^dbreg:v1:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END" },
+	[DBREG_F_REGION_CODE] = { "region_code", DBREG_T_TEXT, V_NONE, 0, 0, 0, NULL },
 	[DBREG_F_PASSWORD_FORMAT] = { "password_format", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN coalesce(encrypted_password, '') = '' THEN NULL WHEN encrypted_password LIKE 'dbreg:v1:%' THEN 'dbreg' WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END" },
 };
 
-const char *dbreg_conn_select_list(void)
+const char *dbreg_conn_select_list(const struct dbreg_profile *p, char *buf, size_t size)
 {
-	static char list[4096];
+	size_t o = 0;
 
-	if (!list[0]) {
-		size_t o = 0;
-
-		for (int f = 0; f < DBREG_F__COUNT; f++)
-			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s AS %s", f ? ", " : "", fields[f].select,
-			                      fields[f].name);
+	buf[0] = '\0';
+	for (int f = 0; f < DBREG_F__COUNT && o < size; f++) {
+		if (f == DBREG_F_REGION_CODE) {
+			/* Where region_id is a reference, operators speak of its code. */
+			if (p && p->region_table)
+				o += (size_t)snprintf(buf + o, size - o, ", (SELECT r.code::text FROM %s r WHERE r.id = d.region_id)"
+				                      " AS region_code", p->region_table);
+			continue;
+		}
+		o += (size_t)snprintf(buf + o, size - o, "%s%s AS %s", f ? ", " : "", fields[f].select, fields[f].name);
 	}
-	return list;
+	return buf;
+}
+
+const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, size_t size)
+{
+	if (p && p->region_table)
+		snprintf(buf, size, "(SELECT r.code::text FROM %s r WHERE r.id = d.region_id)", p->region_table);
+	else
+		snprintf(buf, size, "d.region_id::text");
+	return buf;
 }
 
 _public_ const char *dbreg_field_name(enum dbreg_field f)
@@ -113,7 +127,7 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 	}
 	for (int f = 0; f < DBREG_F__COUNT; f++) {
 		l->cols[f] = PQfnumber(res, fields[f].name);
-		if (l->cols[f] < 0) {
+		if (l->cols[f] < 0 && f != DBREG_F_REGION_CODE) {
 			dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
 			free(l);
 			PQclear(res);
@@ -129,9 +143,19 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 
 _public_ const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f)
 {
-	if ((unsigned)f >= DBREG_F__COUNT || PQgetisnull(c->res, c->row, c->cols[f]))
+	if ((unsigned)f >= DBREG_F__COUNT || c->cols[f] < 0 || PQgetisnull(c->res, c->row, c->cols[f]))
 		return NULL;
 	return PQgetvalue(c->res, c->row, c->cols[f]);
+}
+
+_public_ int dbreg_conn_list_has(const struct dbreg_conn_list *l, enum dbreg_field f)
+{
+	return l && (unsigned)f < DBREG_F__COUNT && l->cols[f] >= 0;
+}
+
+_public_ int dbreg_conn_has(const struct dbreg_conn *c, enum dbreg_field f)
+{
+	return (unsigned)f < DBREG_F__COUNT && c->cols[f] >= 0;
 }
 
 _public_ size_t dbreg_conn_list_count(const struct dbreg_conn_list *l)

@@ -146,6 +146,7 @@ enum dbreg_field {
 	DBREG_F_HAS_PASSWORD,
 	DBREG_F_KEY_ID,
 	DBREG_F_PASSWORD_FORMAT,   /* dbreg, fernet, unknown; NULL without a password */
+	DBREG_F_REGION_CODE,       /* only where region_id references a table of regions (dbreg_conn_has) */
 	DBREG_F__COUNT
 };
 
@@ -166,8 +167,13 @@ int dbreg_field_lookup(const char *name);
 struct dbreg_conn;
 /* The field's value as text; NULL for SQL NULL. */
 const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f);
+/* Does the record carry field f at all (region_code only where the registry has regions)? */
+int dbreg_conn_has(const struct dbreg_conn *c, enum dbreg_field f);
+
 
 struct dbreg_conn_list;
+/* Do the list's records carry field f (region_code only where the registry has regions)? */
+int dbreg_conn_list_has(const struct dbreg_conn_list *l, enum dbreg_field f);
 size_t dbreg_conn_list_count(const struct dbreg_conn_list *l);
 const struct dbreg_conn *dbreg_conn_list_at(const struct dbreg_conn_list *l, size_t i);
 void dbreg_conn_list_free(struct dbreg_conn_list *l);

@@ -176,9 +176,13 @@ const char *dbreg_spec_stored_password(const struct dbreg_spec *s);
 const char *dbreg_spec_test_password(const struct dbreg_spec *s);
 int dbreg_spec_writable(enum dbreg_field f);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
-/* "expr AS name, ..." for every field of the field table: the SELECT list
- * (over admin.database_connections, unqualified) that dbreg_conn_list_from_result reads. */
-const char *dbreg_conn_select_list(void);
+/* "expr AS name, ..." for every field of the field table, region_code where the
+ * profile has regions: the SELECT list (over admin.database_connections AS d)
+ * that dbreg_conn_list_from_result reads.  Into buf, which it returns. */
+struct dbreg_profile;
+const char *dbreg_conn_select_list(const struct dbreg_profile *p, char *buf, size_t size);
+/* The region code of row d as an SQL expression: through the regions table, or region_id itself. */
+const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, size_t size);
 
 /* ---- validate-config: what validate.c needs from the modules that own each thing ---- */
 /* conninfo.c: what validate-config needs to know of a connection string, read by libpq's parser. */

@@ -327,6 +327,14 @@ int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct db
 }
 
 /* ---- reading ---- */
+
+/* The connection records' SELECT list for this registry (one per process: the lib is single-threaded). */
+static const char *select_list(struct dbreg_ctx *ctx)
+{
+	static char buf[4600];
+
+	return dbreg_conn_select_list(dbreg_ctx_profile(ctx), buf, sizeof(buf));
+}
 static int fetch(struct dbreg_ctx *ctx, const char *sql, int n, const char *const *params,
                  struct dbreg_conn_list **ret, struct dbreg_error *err)
 {
@@ -362,13 +370,13 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 {
 	static const char where[] =
 		" WHERE ($1::text IS NULL OR connection_type::text = $1)"
-		"   AND ($2::text IS NULL OR region_id::text = $2)"
+		"   AND ($2::text IS NULL OR %s = $2)"
 		"   AND ($3::boolean IS NULL OR is_active = $3)"
 		"   AND ($4::boolean OR deleted_at IS NULL)"
 		"   AND ($5::jsonb IS NULL OR connection_name IN (SELECT jsonb_array_elements_text($5::jsonb)))"
 		" ORDER BY connection_name, deleted_at NULLS FIRST, created_at";
 	struct dbreg_filter none = { .active = -1 };
-	char sql[sizeof(where) + 4200];
+	char sql[sizeof(where) + 5200];
 	const char *params[5];
 	char *names;
 	int r;
@@ -383,7 +391,12 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 	params[2] = filter->active < 0 ? NULL : filter->active ? "true" : "false";
 	params[3] = filter->include_deleted ? "true" : "false";
 	params[4] = names;
-	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY "%s", dbreg_conn_select_list(), where);
+	{
+		char region[300], cond[sizeof(where) + 300];
+
+		snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
+		snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), cond);
+	}
 	r = fetch(ctx, sql, 5, params, ret, err);
 	free(names);
 	return r;
@@ -394,10 +407,10 @@ _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_co
 {
 	struct dbreg_conn_list *l;
 	const char *params[1] = { name };
-	char sql[4400];
+	char sql[5200];
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL",
-	         dbreg_conn_select_list());
+	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d WHERE connection_name = $1 AND deleted_at IS NULL",
+	         select_list(ctx));
 	if (fetch(ctx, sql, 1, params, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
@@ -527,7 +540,7 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s",
 		     tags ? "EXCLUDED.tags" : "DEFAULT");
 	}
-	emit(&st, " RETURNING %s", dbreg_conn_select_list());
+	emit(&st, " RETURNING %s", select_list(ctx));
 	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
 	free(tags);
 	return r;
@@ -544,7 +557,7 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	if (dbreg_spec_check(s, 0, err) < 0)
 		return -1;
 	tags = dbreg_spec_tags_json(s);
-	emit(&st, "UPDATE " REGISTRY " SET ");
+	emit(&st, "UPDATE " REGISTRY " d SET ");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
 			emit(&st, "%s%s = ", sep, dbreg_field_name(f));
@@ -564,7 +577,7 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 		return dbreg_fail(err, DBREG_ERR_USAGE, "nothing to update: give at least one option to change");
 	}
 	emit(&st, " WHERE connection_name = $%d AND deleted_at IS NULL RETURNING %s", param(&st, name),
-	     dbreg_conn_select_list());
+	     select_list(ctx));
 	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
 	free(tags);
 	return r;
@@ -678,9 +691,9 @@ int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id,
 		" WHERE connection_name = $1 AND deleted_at IS NULL AND is_active AND connection_type::text = 'SHARED'";
 	const char *params[1] = { conn_id ? conn_id : default_name };
 	struct dbreg_conn_list *l;
-	char sql[4400];
+	char sql[5200];
 
-	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY "%s", dbreg_conn_select_list(), conn_id ? by_id : by_name);
+	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), conn_id ? by_id : by_name);
 	if (fetch(ctx, sql, 1, params, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
@@ -764,21 +777,28 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		}
 		PQclear(res);
 	}
-	res = dbreg_exec(ctx,
-	                 "SELECT id::text AS id, connection_name::text AS connection_name,"
-	                 " connection_type::text AS connection_type, region_id::text AS region_id, host::text AS host,"
-	                 " port::text AS port, database_name::text AS database_name, username::text AS username,"
-	                 " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
-	                 " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
-	                 " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
-	                 " pool_recycle_seconds::text AS pool_recycle_seconds"
-	                 " FROM " REGISTRY " WHERE deleted_at IS NULL"
-	                 "   AND ($1::text IS NULL OR connection_type::text = $1)"
-	                 "   AND ($2::text IS NULL OR region_id::text = $2)"
-	                 "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
-	                 "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
-	                 " ORDER BY connection_name",
-	                 3, params, PGRES_TUPLES_OK, err);
+	{
+		char region[300], sql[2400];
+
+		/* The region as operators name it: its code, where region_id is a reference. */
+		dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region));
+		snprintf(sql, sizeof(sql),
+		         "SELECT id::text AS id, connection_name::text AS connection_name,"
+		         " connection_type::text AS connection_type, %s AS region_id, host::text AS host,"
+		         " port::text AS port, database_name::text AS database_name, username::text AS username,"
+		         " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
+		         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
+		         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
+		         " pool_recycle_seconds::text AS pool_recycle_seconds"
+		         " FROM " REGISTRY " d WHERE deleted_at IS NULL"
+		         "   AND ($1::text IS NULL OR connection_type::text = $1)"
+		         "   AND ($2::text IS NULL OR %s = $2)"
+		         "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
+		         "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
+		         " ORDER BY connection_name",
+		         region, region);
+		res = dbreg_exec(ctx, sql, 3, params, PGRES_TUPLES_OK, err);
+	}
 	free(names);
 	return res;
 }

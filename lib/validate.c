@@ -465,14 +465,23 @@ static void check_rows(struct run *r, PGconn *conn)
 			    dbreg_printable(cell(res, i, "host"), s1, sizeof(s1)), cell(res, i, "port"),
 			    dbreg_printable(cell(res, i, "database_name"), s2, sizeof(s2)),
 			    dbreg_printable(cell(res, i, "username"), s3, sizeof(s3)));
-		if (!cell_null(res, i, "encrypted_password")) {
+		if (*cell(res, i, "encrypted_password")) {
+			const char *stored = cell(res, i, "encrypted_password");
+			const unsigned char *fkey = NULL;
+			bool fernet = dbreg_is_fernet(stored), ours = strncmp(stored, "dbreg:", 6) == 0;
 			char *password = NULL;
 
-			r->passwords++;
-			if (!r->kr)
+			/* Only dbreg's own format needs DB_ENCRYPTION_KEY. */
+			if (ours)
+				r->passwords++;
+			if (ours && !r->kr)
 				continue;
+			if (fernet && (!r->ctx || dbreg_ctx_fernet_key(r->ctx, &fkey, &e) <= 0)) {
+				dbreg_error_clear(&e);
+				continue;  /* no passphrase: nothing to check it with */
+			}
 			dbreg_error_clear(&e);
-			if (dbreg_decrypt(r->kr, cell(res, i, "encrypted_password"), &password, &e) < 0) {
+			if (dbreg_stored_decrypt(r->kr, fkey, stored, &password, &e) < 0) {
 				if (e.kind == DBREG_ERR_INTERNAL)
 					r->f->oom = true;
 				else
@@ -590,9 +599,14 @@ static void check_admin(struct run *r)
 		PQfinish(conn);
 		return;
 	}
-	if (!st.have_registry || !st.have_log)
-		add(r, ERROR, "schema-missing", NULL, "database \"%s\" has no dbreg registry schema%s; run 'dbreg init'",
-		    PQdb(conn), st.have_registry ? " (admin.database_connections exists, but no migration log)" : "");
+	if (!st.have_registry)
+		add(r, ERROR, "schema-missing", NULL, "database \"%s\" has no dbreg registry schema; run 'dbreg init'",
+		    PQdb(conn));
+	else if (!st.have_log)
+		/* The platform's own registry: read as it is, written once adopted. */
+		add(r, WARNING, "schema-unadopted", NULL,
+		    "database \"%s\" has a registry dbreg did not create: it is read as it is; run 'dbreg init' to adopt it"
+		    " before writing", PQdb(conn));
 	else if (st.version < want)
 		add(r, ERROR, "schema-old", NULL,
 		    "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'", st.version, want);
