@@ -1,0 +1,170 @@
+#!/usr/bin/env bats
+# The platform's own registry (PLATFORM-REGISTRY.md; tests/fixtures): enum types, region
+# ids, Fernet passwords, names unique over all rows.  Every reading command works on it as
+# it is; writing needs 'dbreg init', which adopts it without changing one upstream object.
+
+load helper
+load platform
+
+setup_file() { platform_registry; }
+teardown_file() { drop_registry; }
+
+setup() {
+	require_sandbox
+	unset DB_ENCRYPTION_KEY DB_ENCRYPTION_KEY_FILE DB_ENCRYPTION_OLD_KEYS
+	ADMIN_PW=$(sandbox_admin_password)
+}
+
+# jq_of NAME FILTER: FILTER on the JSON record of NAME in $output (list -o json, or health's results).
+jq_of() {
+	jq -r --arg n "$1" "(if type == \"array\" then .[] else .results[] end) | select(.connection_name == \$n) | $2" \
+		<<<"$output"
+}
+
+@test "platform: list reads it as it is: enum types, region codes, Fernet passwords, no password for ''" {
+	run --separate-stderr "$DBREG" list -o json
+	assert_success
+	assert_equal "$(jq -r '[.[].connection_name] | join(" ")' <<<"$output")" \
+		"neofast-analytics-eu neofast-dev-us-primary neofast-shared-us-primary neofast-shared-us-replica"
+	assert_equal "$(jq_of neofast-shared-us-replica '.connection_type')" replica
+	assert_equal "$(jq_of neofast-analytics-eu '.region_code')" eu-west-1
+	[[ $(jq_of neofast-analytics-eu '.region_id') =~ $UUID_RE ]] || fail "region_id is not the uuid"
+	assert_equal "$(jq_of neofast-shared-us-primary '[.has_password, .password_format, .key_id] | @json')" \
+		'[true,"fernet",null]'
+	assert_equal "$(jq_of neofast-dev-us-primary '[.has_password, .password_format] | @json')" '[false,null]'
+	[[ $output != *gAAAAA* ]] || fail "a stored token in the output"
+	run --separate-stderr "$DBREG" list
+	assert_success
+	assert_line --regexp '^neofast-analytics-eu +analytics +eu-west-1 '
+	run --separate-stderr "$DBREG" list -o csv
+	assert_success
+	[[ ${lines[0]} == *,region_code ]] || fail "no region_code column: ${lines[0]}"
+	run --separate-stderr "$DBREG" list --region eu-west-1 --names
+	assert_output neofast-analytics-eu
+	run --separate-stderr "$DBREG" list --type replica --names
+	assert_output neofast-shared-us-replica
+	run --separate-stderr "$DBREG" list --all --names
+	assert_line old-backup-db
+}
+
+@test "platform: show names the region by code and never prints the token" {
+	run --separate-stderr "$DBREG" show neofast-shared-us-primary
+	assert_success
+	assert_line --regexp '^region_code +us-east-1$'
+	assert_line --regexp '^password_format +fernet$'
+	assert_line --regexp '^connection_type +primary$'
+	[[ $output != *gAAAAA* ]] || fail "the stored token was printed"
+}
+
+@test "platform: health --no-update logs in with the Fernet passwords; Prometheus labels carry the code" {
+	run --separate-stderr "$DBREG" health --no-update -o json
+	assert_success
+	assert_equal "$(jq -r '.summary | [.healthy, .unhealthy, .unknown] | @json' <<<"$output")" '[4,0,0]'
+	assert_no_secret "$ADMIN_PW"
+	run --separate-stderr "$DBREG" health --no-update -o prometheus
+	assert_success
+	assert_output --partial 'dbreg_up{connection="neofast-analytics-eu",type="analytics",region="eu-west-1"} 1'
+	run --separate-stderr "$DBREG" health --no-update --region eu-west-1 --type analytics -o nagios
+	assert_success
+	assert_output --regexp '^DBREG OK - 1 checked'
+}
+
+@test "platform: without the passphrase a Fernet row is UNKNOWN saying so; a wrong one names the connection" {
+	local pass=$DB_FERNET_PASSPHRASE
+	unset DB_FERNET_PASSPHRASE
+	run --separate-stderr "$DBREG" health --no-update -o json
+	assert_failure 3
+	assert_equal "$(jq_of neofast-shared-us-primary .status)" UNKNOWN
+	[[ $(jq_of neofast-shared-us-primary .error) == *"Fernet token; set DB_FERNET_PASSPHRASE"* ]] ||
+		fail "$(jq_of neofast-shared-us-primary .error)"
+	# The row without a password is still checked (the password file logs it in).
+	assert_equal "$(jq_of neofast-dev-us-primary .status)" HEALTHY
+	DB_FERNET_PASSPHRASE=not-the-passphrase run --separate-stderr "$DBREG" health --no-update -o json
+	assert_failure 3
+	[[ $(jq_of neofast-analytics-eu .error) == "connection 'neofast-analytics-eu': "*"wrong passphrase or altered token"* ]] ||
+		fail "$(jq_of neofast-analytics-eu .error)"
+	assert_no_secret "$pass"
+	# The file form, private only.
+	local file=$BATS_TEST_TMPDIR/passphrase
+	printf '%s\n' "$pass" >"$file"
+	chmod 600 "$file"
+	DB_FERNET_PASSPHRASE_FILE=$file run --separate-stderr "$DBREG" health --no-update -o json
+	assert_success
+	chmod 640 "$file"
+	DB_FERNET_PASSPHRASE_FILE=$file run --separate-stderr "$DBREG" health --no-update
+	assert_failure 3
+	[[ $stderr == *"chmod 600"* ]] || fail "$stderr"
+}
+
+@test "platform: a stored value in no known format is never used nor shown" {
+	psql_admin <<<"UPDATE admin.database_connections SET encrypted_password = 'plain-text-secret'
+		WHERE connection_name = 'neofast-shared-us-replica'"
+	run --separate-stderr "$DBREG" health --no-update -o json
+	assert_failure 3
+	assert_equal "$(jq_of neofast-shared-us-replica .status)" UNKNOWN
+	[[ $(jq_of neofast-shared-us-replica .error) == *"in no known format"* ]] || fail "$(jq_of neofast-shared-us-replica .error)"
+	assert_no_secret plain-text-secret
+	run --separate-stderr "$DBREG" list -o json
+	assert_equal "$(jq_of neofast-shared-us-replica .password_format)" unknown
+	assert_no_secret plain-text-secret
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_failure 1
+	assert_equal "$(jq -r '.findings[] | select(.code == "conn-password") | .connection_name' <<<"$output")" \
+		neofast-shared-us-replica
+	assert_no_secret plain-text-secret
+	fernet_token encrypt <<<"$ADMIN_PW" >"$BATS_TEST_TMPDIR/token"
+	psql_admin -v tok="$(cat "$BATS_TEST_TMPDIR/token")" <<<"UPDATE admin.database_connections
+		SET encrypted_password = :'tok' WHERE connection_name = 'neofast-shared-us-replica'"
+}
+
+@test "platform: pool-stats, resolve-schema and validate-config read it" {
+	run --separate-stderr "$DBREG" pool-stats -o json
+	assert_success
+	assert_equal "$(jq '.connections | length' <<<"$output")" 4
+	run --separate-stderr "$DBREG" resolve-schema acme -o json
+	assert_success
+	assert_equal "$(jq -r '[.schema, .connection.connection_name] | @json' <<<"$output")" \
+		'["tenant_acme","neofast-shared-us-primary"]'
+	run --separate-stderr "$DBREG" resolve-schema globex
+	assert_failure 1
+	[[ $stderr == *"is suspended, not active"* ]] || fail "$stderr"
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_success
+	assert_equal "$(jq -r '[.findings[] | select(.severity == "error")] | length' <<<"$output")" 0
+	assert_equal "$(jq -r '.findings[] | select(.code == "schema-unadopted") | .severity' <<<"$output")" warning
+}
+
+@test "platform: before init nothing writes: register, update, deregister are 78; health without --no-update 3" {
+	run --separate-stderr "$DBREG" register newone --host h --database d --user u --no-password --type primary
+	assert_failure 78
+	[[ $stderr == *"run 'dbreg init'"* ]] || fail "$stderr"
+	run --separate-stderr "$DBREG" update neofast-shared-us-primary --pool-max 60
+	assert_failure 78
+	run --separate-stderr "$DBREG" deregister neofast-analytics-eu
+	assert_failure 78
+	run --separate-stderr "$DBREG" health
+	assert_failure 3
+	[[ $stderr == *"run 'dbreg init'"* ]] || fail "$stderr"
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections WHERE last_health_check > now() - interval '1 hour'")" 0
+}
+
+@test "platform: init adopts it, changing no upstream object; a second init has nothing to do; then health writes back" {
+	local before after
+	before=$(platform_schema_dump)
+	rows_before=$(psql_admin <<<"SELECT md5(string_agg(t::text, '|' ORDER BY connection_name)) FROM admin.database_connections t")
+	run --separate-stderr "$DBREG" init
+	assert_success
+	assert_line --index 0 "adopted existing registry: connection_type enum admin.connection_type (primary, replica, analytics, backup), region_id → admin.regions.code, names unique over all rows, passwords: 4 fernet"
+	after=$(platform_schema_dump)
+	[ "$before" = "$after" ] || fail "init changed the platform's objects: $(diff <(echo "$before") <(echo "$after") | head -20)"
+	assert_equal "$(psql_admin <<<"SELECT md5(string_agg(t::text, '|' ORDER BY connection_name)) FROM admin.database_connections t")" \
+		"$rows_before"
+	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" fernet
+	run --separate-stderr "$DBREG" init
+	assert_success
+	assert_output --regexp '^registry schema already at version [0-9]+; nothing to do$'
+	run --separate-stderr "$DBREG" health -o json
+	assert_success
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections
+		WHERE deleted_at IS NULL AND last_health_check > now() - interval '1 hour'")" 4
+}
