@@ -59,14 +59,14 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 	}
 	if (r)
 		goto out;
-	/* The key before the prompt, the registry before the password: fail before anyone types. */
-	if ((o.pw == PW_PROMPT || o.pw == PW_STDIN) && dbreg_ctx_load_keys(ctx, &err) < 0) {
-		r = fail(&err);
-		goto out;
-	}
+	/* The registry, then the key its format needs, then the prompt: fail before anyone types. */
 	r = connect_registry(ctx);
 	if (r)
 		goto out;
+	if ((o.pw == PW_PROMPT || o.pw == PW_STDIN) && dbreg_ctx_load_write_keys(ctx, &err) < 0) {
+		r = fail(&err);
+		goto out;
+	}
 	r = conn_opts_apply_password(v->name, ctx, &o);
 	if (r)
 		goto out;
@@ -96,6 +96,8 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 		out_conn_list(stdout, OUT_TABLE, row, true);
 	} else if (update) {
 		printf("updated %s\n", name);
+	} else if (dbreg_register_revived(ctx)) {
+		printf("revived %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
 	} else {
 		printf("registered %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
 	}

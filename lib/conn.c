@@ -82,6 +82,24 @@ const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, siz
 	return buf;
 }
 
+/* The documented defaults (SPEC §11), written explicitly so that a registry's
+ * own defaults (the platform's sslmode 'require') never differ from what
+ * --test checked. */
+const char *dbreg_field_default(enum dbreg_field f)
+{
+	switch (f) {
+	case DBREG_F_PORT: return "5432";
+	case DBREG_F_SSL_MODE: return "prefer";
+	case DBREG_F_POOL_MIN_SIZE: return "5";
+	case DBREG_F_POOL_MAX_SIZE: return "20";
+	case DBREG_F_POOL_TIMEOUT_SECONDS: return "30";
+	case DBREG_F_POOL_RECYCLE_SECONDS: return "3600";
+	case DBREG_F_POOL_PRE_PING: return "true";
+	case DBREG_F_IS_ACTIVE: return "true";
+	default: return NULL;
+	}
+}
+
 _public_ const char *dbreg_field_name(enum dbreg_field f)
 {
 	return (unsigned)f < DBREG_F__COUNT ? fields[f].name : NULL;
@@ -361,10 +379,17 @@ _public_ int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx
 		                  "the password is %zu bytes; at most %d bytes fit the registry", len, DBREG_PASSWORD_MAX);
 	if (memchr(password, '\0', len))
 		return dbreg_fail(err, DBREG_ERR_USAGE, "the password contains a NUL byte");
-	if (dbreg_ctx_load_keys(ctx, err) < 0)
+	if (strcmp(dbreg_ctx_profile(ctx)->password_format, "fernet") == 0) {
+		/* The registry's readers (the platform's services) read Fernet alone. */
+		const unsigned char *key;
+
+		if (dbreg_ctx_load_write_keys(ctx, err) < 0 || dbreg_ctx_fernet_key(ctx, &key, err) <= 0 ||
+		    dbreg_fernet_encrypt(key, password, len, &stored, err) < 0)
+			return -1;
+	} else if (dbreg_ctx_load_keys(ctx, err) < 0 ||
+	           dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, &stored, err) < 0) {
 		return -1;
-	if (dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, &stored, err) < 0)
-		return -1;
+	}
 	drop_test_password(s);
 	/* Kept, in locked memory, only for a --test login; wiped on free. */
 	s->test_password = sodium_malloc(len + 1);

@@ -1,5 +1,6 @@
 /* ctx.c — the library context: the admin connection, the keyring, cancellation. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct dbreg_ctx {
 	char *init_report;       /* what the last init found, when it adopted a registry */
 	unsigned char *fernet_key;   /* sodium_malloc'd once derived */
 	int fernet_state;            /* 0 not tried, 1 have it, 2 none set */
+	bool revived;                /* the last register revived a deleted row */
 	volatile sig_atomic_t cancelled;
 };
 
@@ -220,6 +222,31 @@ int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, s
 	}
 	*ret_key = ctx->fernet_state == 1 ? ctx->fernet_key : NULL;
 	return ctx->fernet_state == 1;
+}
+
+_public_ int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	const unsigned char *key;
+	int r;
+
+	if (strcmp(ctx->profile.password_format, "fernet") != 0)
+		return dbreg_ctx_load_keys(ctx, err);
+	r = dbreg_ctx_fernet_key(ctx, &key, err);
+	if (r == 0)
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "this registry keeps passwords as Fernet tokens (the platform's format): set"
+		                  " DB_FERNET_PASSPHRASE or DB_FERNET_PASSPHRASE_FILE");
+	return r < 0 ? -1 : 0;
+}
+
+void dbreg_ctx_set_revived(struct dbreg_ctx *ctx, bool revived)
+{
+	ctx->revived = revived;
+}
+
+_public_ int dbreg_register_revived(struct dbreg_ctx *ctx)
+{
+	return ctx && ctx->revived;
 }
 
 _public_ const char *dbreg_init_report(struct dbreg_ctx *ctx)

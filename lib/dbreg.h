@@ -66,6 +66,10 @@ void dbreg_ctx_reset_cancel(struct dbreg_ctx *ctx);
 /* Loads the keyring from the environment (DB_ENCRYPTION_KEY[_FILE],
  * DB_ENCRYPTION_OLD_KEYS).  DBREG_ERR_CONFIG when missing or malformed. */
 int dbreg_ctx_load_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
+/* After dbreg_ctx_connect: loads what writing a password into this registry
+ * needs, the keyring or (a registry in the platform's Fernet format) the key
+ * of DB_FERNET_PASSPHRASE; DBREG_ERR_CONFIG naming the variable otherwise. */
+int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
 
 /* ---- secrets ---- */
 #define DBREG_KEY_BYTES 32
@@ -234,6 +238,9 @@ enum dbreg_write_flags {
 /* Registers spec as NAME; *ret_row (optional) receives the row as written. */
 int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s,
                    unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
+/* Did the last dbreg_register revive a deleted row of that name (registries
+ * whose names are unique over all rows) rather than add one? */
+int dbreg_register_revived(struct dbreg_ctx *ctx);
 /* Changes only the fields set in spec. */
 int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s,
                  unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);

@@ -143,6 +143,10 @@ void dbreg_profile_describe(const struct dbreg_profile *p, char *buf, size_t siz
 /* ctx.c: the key of DB_FERNET_PASSPHRASE(_FILE), derived once (locked memory):
  * 1 and *ret_key, 0 when neither is set, -1 when one is set but unusable. */
 int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err);
+/* ctx.c: what writing a password into this registry needs: the keyring, or
+ * (a Fernet registry) the passphrase; fails naming the variable. */
+int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
+void dbreg_ctx_set_revived(struct dbreg_ctx *ctx, bool revived);
 /* ctx.c: what init found (dbreg_init_report). */
 void dbreg_ctx_set_init_report(struct dbreg_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
 /* ctx.c: the connected registry's profile. */
@@ -170,6 +174,7 @@ int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char *
 char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
 
 /* conn.c */
+const char *dbreg_field_default(enum dbreg_field f);
 const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */
 const char *dbreg_spec_stored_password(const struct dbreg_spec *s);

@@ -423,6 +423,9 @@ _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_co
 
 /* ---- writing ---- */
 
+/* write_rows' own flag beside DBREG_WRITE_*: the statement is register's INSERT. */
+#define WRITE_INSERT 0x1000u
+
 /* A statement under construction: SQL text from fixed identifiers, values as parameters. */
 struct stmt {
 	char sql[8192];
@@ -483,7 +486,21 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 		PQclear(PQexec(conn, "ROLLBACK"));
 	if (PQntuples(res) == 0) {
 		PQclear(res);
+		if (flags & WRITE_INSERT) {
+			/* ON CONFLICT ... WHERE: the live row kept its place. */
+			dbreg_fail(err, DBREG_ERR_FAILED,
+			           "connection '%s' is already registered; use --replace to rewrite it, or 'dbreg update'", name);
+			if (err)
+				strcpy(err->sqlstate, "23505");
+			return -1;
+		}
 		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+	}
+	if (flags & WRITE_INSERT) {
+		int col = PQfnumber(res, "rewritten");
+
+		dbreg_ctx_set_revived(ctx, col >= 0 && PQgetvalue(res, 0, col)[0] == 't' &&
+		                          !(flags & DBREG_WRITE_REPLACE));
 	}
 	l = dbreg_conn_list_from_result(res, err);
 	if (!l)
@@ -495,10 +512,83 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 	return 0;
 }
 
-/* The value expression for a field: a parameter, typed so the server can infer it. */
-static void emit_value(struct stmt *st, const struct dbreg_spec *s, enum dbreg_field f)
+/* The value expression for a field: a parameter the server casts to the
+ * column's type; a region code goes through the regions table (checked
+ * before: see check_region). */
+static void emit_value(struct stmt *st, struct dbreg_ctx *ctx, const char *value, enum dbreg_field f)
 {
-	emit(st, "$%d", param(st, dbreg_spec_value(s, f)));
+	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
+
+	if (f == DBREG_F_REGION_ID && p->region_table && value)
+		emit(st, "(SELECT r.id FROM %s r WHERE r.code = $%d)", p->region_table, param(st, value));
+	else
+		emit(st, "$%d", param(st, value));
+}
+
+/* A region code the regions table does not have is refused, naming those it has. */
+static int check_region(struct dbreg_ctx *ctx, const struct dbreg_spec *s, struct dbreg_error *err)
+{
+	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
+	const char *code = dbreg_spec_value(s, DBREG_F_REGION_ID);
+	const char *params[1] = { code };
+	char sql[600], shown[128];
+	PGresult *res;
+	int col;
+
+	if (!p->region_table || !dbreg_spec_is_set(s, DBREG_F_REGION_ID) || !code)
+		return 0;
+	snprintf(sql, sizeof(sql),
+	         "SELECT EXISTS (SELECT 1 FROM %s WHERE code = $1) AS known,"
+	         " (SELECT string_agg(code::text, ', ' ORDER BY code) FROM %s) AS codes",
+	         p->region_table, p->region_table);
+	res = dbreg_exec(ctx, sql, 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	col = PQfnumber(res, "known");
+	if (PQntuples(res) == 1 && col >= 0 && PQgetvalue(res, 0, col)[0] == 't') {
+		PQclear(res);
+		return 0;
+	}
+	col = PQfnumber(res, "codes");
+	dbreg_fail(err, DBREG_ERR_FAILED, "--region: no region '%s'; known regions: %s",
+	           dbreg_printable(code, shown, sizeof(shown)),
+	           PQntuples(res) == 1 && col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : "none");
+	PQclear(res);
+	return -1;
+}
+
+/* Where the type has no SHARED label (and so no default dbreg knows), --type is required. */
+static int check_type(struct dbreg_ctx *ctx, const struct dbreg_spec *s, struct dbreg_error *err)
+{
+	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
+	char labels[520];
+
+	if (dbreg_spec_is_set(s, DBREG_F_CONNECTION_TYPE) || !p->type_is_enum)
+		return 0;
+	snprintf(labels, sizeof(labels), ", %s, ", p->type_labels ? p->type_labels : "");
+	if (strstr(labels, ", SHARED, "))
+		return 0;
+	return dbreg_fail(err, DBREG_ERR_USAGE, "--type is required in this registry: one of %s",
+	                  p->type_labels ? p->type_labels : "its labels");
+}
+
+/* The stored password to write: on a Fernet registry no password is '', as the platform writes it. */
+static const char *stored_value(struct dbreg_ctx *ctx, const struct dbreg_spec *s)
+{
+	const char *v = dbreg_spec_stored_password(s);
+
+	return v || strcmp(dbreg_ctx_profile(ctx)->password_format, "fernet") != 0 ? v : "";
+}
+
+/* "col = EXCLUDED.col, ..." for every field register writes (DEFAULT for the rest). */
+static void emit_rewrite(struct stmt *st, const struct dbreg_spec *s, const char *tags)
+{
+	for (int f = 0; f < DBREG_F__COUNT; f++)
+		if (dbreg_spec_writable(f))
+			emit(st, "%s = %s%s, ", dbreg_field_name(f),
+			     dbreg_spec_is_set(s, f) || dbreg_field_default(f) ? "EXCLUDED." : "DEFAULT",
+			     dbreg_spec_is_set(s, f) || dbreg_field_default(f) ? dbreg_field_name(f) : "");
+	emit(st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s", tags ? "EXCLUDED.tags" : "DEFAULT");
 }
 
 _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
@@ -508,12 +598,15 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	char *tags;
 	int r;
 
-	if (dbreg_check_connection_name(name, err) < 0 || dbreg_spec_check(s, 1, err) < 0)
+	if (dbreg_check_connection_name(name, err) < 0 || dbreg_spec_check(s, 1, err) < 0 ||
+	    check_type(ctx, s, err) < 0 || check_region(ctx, s, err) < 0)
 		return -1;
 	tags = dbreg_spec_tags_json(s);
+	/* Every field with a documented default is written: the registry's own
+	 * defaults may differ (the platform's sslmode 'require'). */
 	emit(&st, "INSERT INTO " REGISTRY " AS d (connection_name");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
-		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f))
+		if (dbreg_spec_writable(f) && (dbreg_spec_is_set(s, f) || dbreg_field_default(f)))
 			emit(&st, ", %s", dbreg_field_name(f));
 	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
 		emit(&st, ", encrypted_password");
@@ -521,27 +614,34 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", tags");
 	emit(&st, ") VALUES ($%d", param(&st, name));
 	for (int f = 0; f < DBREG_F__COUNT; f++)
-		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
+		if (dbreg_spec_writable(f) && (dbreg_spec_is_set(s, f) || dbreg_field_default(f))) {
 			emit(&st, ", ");
-			emit_value(&st, s, f);
+			emit_value(&st, ctx, dbreg_spec_is_set(s, f) ? dbreg_spec_value(s, f) : dbreg_field_default(f), f);
 		}
 	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
-		emit(&st, ", $%d", param(&st, dbreg_spec_stored_password(s)));
+		emit(&st, ", $%d", param(&st, stored_value(ctx, s)));
 	if (tags)
 		emit(&st, ", ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", param(&st, tags));
 	emit(&st, ")");
-	if (flags & DBREG_WRITE_REPLACE) {
+	if (dbreg_ctx_profile(ctx)->names_unique_all) {
+		/* Names unique over all rows (the platform's): a name whose only row is
+		 * deleted revives that row in place (same id), rewritten from these
+		 * options with fresh health; a live one only with --replace. */
+		emit(&st, " ON CONFLICT (connection_name) DO UPDATE SET ");
+		emit_rewrite(&st, s, tags);
+		emit(&st, ", deleted_at = NULL, is_healthy = true, consecutive_failures = 0, last_health_check = NULL,"
+		          " metadata = DEFAULT");
+		if (!(flags & DBREG_WRITE_REPLACE))
+			emit(&st, " WHERE d.deleted_at IS NOT NULL");
+	} else if (flags & DBREG_WRITE_REPLACE) {
 		/* Rewrite the live row in place (same id) from these options alone. */
 		emit(&st, " ON CONFLICT (connection_name) WHERE deleted_at IS NULL DO UPDATE SET ");
-		for (int f = 0; f < DBREG_F__COUNT; f++)
-			if (dbreg_spec_writable(f))
-				emit(&st, "%s = %s%s, ", dbreg_field_name(f), dbreg_spec_is_set(s, f) ? "EXCLUDED." : "DEFAULT",
-				     dbreg_spec_is_set(s, f) ? dbreg_field_name(f) : "");
-		emit(&st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s",
-		     tags ? "EXCLUDED.tags" : "DEFAULT");
+		emit_rewrite(&st, s, tags);
 	}
-	emit(&st, " RETURNING %s", select_list(ctx));
-	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
+	/* Which it was, for the caller's message. */
+	emit(&st, " RETURNING (d.xmax <> 0)::text AS rewritten, ");
+	emit(&st, "%s", select_list(ctx));
+	r = write_rows(ctx, &st, s, name, flags | WRITE_INSERT, ret_row, err);
 	free(tags);
 	return r;
 }
@@ -554,18 +654,18 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	char *tags;
 	int r;
 
-	if (dbreg_spec_check(s, 0, err) < 0)
+	if (dbreg_spec_check(s, 0, err) < 0 || check_region(ctx, s, err) < 0)
 		return -1;
 	tags = dbreg_spec_tags_json(s);
 	emit(&st, "UPDATE " REGISTRY " d SET ");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
 			emit(&st, "%s%s = ", sep, dbreg_field_name(f));
-			emit_value(&st, s, f);
+			emit_value(&st, ctx, dbreg_spec_value(s, f), f);
 			sep = ", ";
 		}
 	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD)) {
-		emit(&st, "%sencrypted_password = $%d", sep, param(&st, dbreg_spec_stored_password(s)));
+		emit(&st, "%sencrypted_password = $%d", sep, param(&st, stored_value(ctx, s)));
 		sep = ", ";
 	}
 	if (tags) {

@@ -384,7 +384,9 @@ _public_ int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_err
 		r = dbreg_keyring_add_text(kr, key, err);
 		if (r < 0)
 			dbreg_fail(err, DBREG_ERR_CONFIG,
-			           "DB_ENCRYPTION_KEY: the key is not 32 bytes as 64 hex digits or base64; " KEY_HINT);
+			           "DB_ENCRYPTION_KEY: the key is not 32 bytes as 64 hex digits or base64; " KEY_HINT
+			           " (the platform's Fernet passphrase, which it keeps under this name too, goes in"
+			           " DB_FERNET_PASSPHRASE)");
 	}
 	if (r == 0 && old && *old)
 		r = dbreg_keyring_add_list(kr, old, NULL, 0, NULL, err);

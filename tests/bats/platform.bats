@@ -168,3 +168,86 @@ jq_of() {
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections
 		WHERE deleted_at IS NULL AND last_health_check > now() - interval '1 hour'")" 4
 }
+
+@test "platform: the platform's passphrase in DB_ENCRYPTION_KEY is refused, pointing at DB_FERNET_PASSPHRASE" {
+	DB_ENCRYPTION_KEY=$DB_FERNET_PASSPHRASE run --separate-stderr "$DBREG" health --no-update
+	assert_failure 3
+	[[ $stderr == *"DB_ENCRYPTION_KEY: the key is not 32 bytes"*"DB_FERNET_PASSPHRASE"* ]] || fail "$stderr"
+	assert_no_secret "$DB_FERNET_PASSPHRASE"
+}
+
+# ---- after init: writing ---------------------------------------------------------------
+
+adopted() {
+	[ "$(psql_admin <<<"SELECT to_regclass('admin.dbreg_settings') IS NOT NULL")" = t ] || "$DBREG" init >/dev/null
+}
+
+@test "platform: register writes a Fernet token the platform reads, the region by code, every default explicitly" {
+	adopted
+	run --separate-stderr "$DBREG" register tenant-db-us --host 127.0.0.1 --port "$PGSANDBOX_PORT" \
+		--database "$DBREG_TEST_REGISTRY" --user "$DBREG_ADMIN_ROLE" --type primary --region us-east-1 \
+		--password-stdin --test <<<"$ADMIN_PW"
+	assert_success
+	assert_output --regexp "^registered tenant-db-us \(id [0-9a-f-]{36}\)$"
+	local stored
+	stored=$(registry_field tenant-db-us encrypted_password)
+	[[ $stored == gAAAAA* ]] || fail "not a Fernet token: ${stored:0:12}..."
+	assert_equal "$(fernet_token decrypt <<<"$stored")" "$ADMIN_PW"
+	assert_equal "$(registry_field tenant-db-us "(SELECT code FROM admin.regions r WHERE r.id = region_id)")" us-east-1
+	# The platform's default sslmode is 'require'; dbreg tested 'prefer' and wrote it.
+	assert_equal "$(registry_field tenant-db-us ssl_mode)" prefer
+	run --separate-stderr "$DBREG" show tenant-db-us -o json
+	assert_equal "$(jq -r '[.region_code, .password_format, .connection_type] | @json' <<<"$output")" \
+		'["us-east-1","fernet","primary"]'
+}
+
+@test "platform: --type is required where the registry has no SHARED; an unknown region names the known ones" {
+	adopted
+	run --separate-stderr "$DBREG" register no-type --host h --database d --user u --no-password
+	assert_failure 2
+	assert_equal "$stderr" "dbreg: error: --type is required in this registry: one of primary, replica, analytics, backup"
+	run --separate-stderr "$DBREG" register no-region --host h --database d --user u --no-password \
+		--type replica --region mars-1
+	assert_failure 1
+	assert_equal "$stderr" "dbreg: error: --region: no region 'mars-1'; known regions: eu-west-1, us-east-1"
+	run --separate-stderr "$DBREG" register bad-type --host h --database d --user u --no-password --type SHARED --region us-east-1
+	assert_failure 1
+	[[ $stderr == *"primary, replica, analytics, backup"* ]] || fail "$stderr"
+	assert_equal "$(registry_count "connection_name IN ('no-type', 'no-region', 'bad-type')")" 0
+}
+
+@test "platform: --no-password stores '' as the platform does; over 127 bytes is refused (a Fernet token would not fit)" {
+	adopted
+	"$DBREG" register nopw-db --host h --database d --user u --type backup --region eu-west-1 --no-password
+	assert_equal "$(registry_field nopw-db "encrypted_password = ''")" t
+	run --separate-stderr "$DBREG" register long-pw --host h --database d --user u --type backup --region eu-west-1 \
+		--password-stdin <<<"$(head -c 128 /dev/zero | tr '\0' x)"
+	assert_failure 2
+	[[ $stderr == *"at most 127"* ]] || fail "$stderr"
+	unset DB_FERNET_PASSPHRASE
+	run --separate-stderr "$DBREG" update nopw-db --password-stdin <<<"pw"
+	assert_failure 78
+	[[ $stderr == *"DB_FERNET_PASSPHRASE"* ]] || fail "$stderr"
+}
+
+@test "platform: registering a name whose only row is deleted revives it in place; a live name needs --replace" {
+	adopted
+	local id
+	id=$(psql_admin <<<"SELECT id FROM admin.database_connections WHERE connection_name = 'old-backup-db'")
+	run --separate-stderr "$DBREG" register old-backup-db --host 127.0.0.1 --port "$PGSANDBOX_PORT" \
+		--database "$DBREG_TEST_REGISTRY" --user "$DBREG_ADMIN_ROLE" --type backup --region us-east-1 --no-password
+	assert_success
+	assert_output "revived old-backup-db (id $id)"
+	assert_equal "$(registry_field old-backup-db "id::text || ' ' || is_active || ' ' || consecutive_failures || ' ' || (last_health_check IS NULL)")" \
+		"$id true 0 true"
+	run --separate-stderr "$DBREG" register neofast-shared-us-replica --host h --database d --user u --type replica \
+		--region us-east-1 --no-password
+	assert_failure 1
+	[[ $stderr == *"already registered; use --replace"* ]] || fail "$stderr"
+	id=$(registry_field neofast-shared-us-replica id)
+	run --separate-stderr "$DBREG" register neofast-shared-us-replica --host 127.0.0.1 --port "$PGSANDBOX_PORT" \
+		--database "$DBREG_TEST_REGISTRY" --user "$DBREG_ADMIN_ROLE" --type replica --region us-east-1 \
+		--password-stdin --replace <<<"$ADMIN_PW"
+	assert_success
+	assert_equal "$(registry_field neofast-shared-us-replica id)" "$id"
+}
