@@ -717,6 +717,56 @@ static int tenants_of(struct dbreg_ctx *ctx, const char *name, bool all, long *r
 	return 0;
 }
 
+/* Any other table whose rows reference the row(s) purge would delete refuses
+ * it, whatever its ON DELETE says: a purge never cascades silently (the
+ * platform's migration history) nor fails half-way. */
+static int referenced_elsewhere(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	char found[900] = "", shown[128];
+	size_t o = 0;
+	PGresult *fks;
+	int r = 0;
+
+	fks = dbreg_exec(ctx,
+	                 "SELECT format('%I.%I', n.nspname, c.relname) AS tbl, quote_ident(a.attname) AS col"
+	                 " FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+	                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	                 " JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]"
+	                 " WHERE k.contype = 'f' AND k.confrelid = '" REGISTRY "'::regclass AND cardinality(k.conkey) = 1"
+	                 "   AND NOT (c.oid = to_regclass('admin.tenants') AND a.attname = 'database_connection_id')"
+	                 " ORDER BY 1, 2",
+	                 0, NULL, PGRES_TUPLES_OK, err);
+	if (!fks)
+		return -1;
+	for (int i = 0; i < PQntuples(fks) && r == 0; i++) {
+		const char *tbl = PQgetvalue(fks, i, PQfnumber(fks, "tbl")), *col = PQgetvalue(fks, i, PQfnumber(fks, "col"));
+		char sql[800];
+		PGresult *n;
+
+		/* Both identifiers come quoted from the server's own catalog. */
+		snprintf(sql, sizeof(sql),
+		         "SELECT count(*)::text AS n FROM %s WHERE %s IN (SELECT id FROM " REGISTRY
+		         " WHERE connection_name = $1 AND (deleted_at IS NULL OR NOT EXISTS"
+		         " (SELECT 1 FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL)))",
+		         tbl, col);
+		n = dbreg_exec(ctx, sql, 1, params, PGRES_TUPLES_OK, err);
+		if (!n) {
+			r = -1;
+			break;
+		}
+		if (PQntuples(n) == 1 && strcmp(PQgetvalue(n, 0, 0), "0") != 0 && o < sizeof(found))
+			o += (size_t)snprintf(found + o, sizeof(found) - o, "%s%s (%s row%s)", o ? ", " : "", tbl,
+			                      PQgetvalue(n, 0, 0), strcmp(PQgetvalue(n, 0, 0), "1") == 0 ? "" : "s");
+		PQclear(n);
+	}
+	PQclear(fks);
+	if (r == 0 && found[0])
+		r = dbreg_fail(err, DBREG_ERR_FAILED, "connection '%s' is still referenced by %s; purge refused",
+		               dbreg_printable(name, shown, sizeof(shown)), found);
+	return r;
+}
+
 _public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge, long *ret_tenants,
                               struct dbreg_error *err)
 {
@@ -732,6 +782,8 @@ _public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge
 		return dbreg_fail(err, DBREG_ERR_FAILED,
 		                  "connection '%s' is still used by %ld tenant%s (%s); move them first", name, tenants,
 		                  tenants == 1 ? "" : "s", slugs);
+	if (purge && referenced_elsewhere(ctx, name, err) < 0)
+		return -1;
 	if (purge)
 		/* The live row; or, when only deleted ones remain, those. */
 		res = dbreg_exec(ctx,

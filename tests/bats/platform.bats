@@ -251,3 +251,22 @@ adopted() {
 	assert_success
 	assert_equal "$(registry_field neofast-shared-us-replica id)" "$id"
 }
+
+@test "platform: deregister --purge is refused while any table references the row, whatever its ON DELETE" {
+	adopted
+	psql_admin <<<"DELETE FROM admin.tenants"
+	local before
+	before=$(psql_admin <<<"SELECT count(*) FROM admin.migration_rollbacks")
+	run --separate-stderr "$DBREG" deregister neofast-shared-us-primary --purge
+	assert_failure 1
+	[[ $stderr == *"still referenced by admin.migration_batch_details (1 row), admin.migration_rollbacks (1 row); purge refused"* ]] ||
+		fail "$stderr"
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.migration_rollbacks")" "$before"
+	assert_equal "$(registry_count "connection_name = 'neofast-shared-us-primary'")" 1
+	# A soft delete is fine.
+	run --separate-stderr "$DBREG" deregister neofast-shared-us-primary
+	assert_success
+	run --separate-stderr "$DBREG" deregister neofast-analytics-eu --purge
+	assert_success
+	assert_equal "$(registry_count "connection_name = 'neofast-analytics-eu'")" 0
+}
