@@ -739,14 +739,15 @@ int dbreg_sslmode_rank(const char *mode)
 
 /* libpq quotes what it could not parse, sometimes the whole URI with its
  * password, and a quote inside the input makes the quoting ambiguous.  From a
- * string that may hold a password nothing quoted is kept but libpq's own
- * one-character ones ("=", "]"), and the message ends at the first other
- * quoted part; elsewhere a quoted part is kept when it looks like a keyword. */
+ * string that may hold a password only libpq's own words before the first
+ * quote are kept (and its "=" of 'missing "=" after'), then "(hidden)";
+ * elsewhere a quoted part is kept when it looks like a keyword. */
 static void scrub_libpq_message(const char *msg, const char *input, char *out, size_t size)
 {
 	static const char keyword_chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.=";
 	static const char hidden[] = "\"(hidden)\"";
+	static const char missing[] = "missing \"=\" after ";
 	bool strict = may_hold_password(input);
 	size_t o = 0;
 
@@ -762,13 +763,19 @@ static void scrub_libpq_message(const char *msg, const char *input, char *out, s
 			}
 			continue;
 		}
+		if (strict && p == msg && strncmp(p, missing, sizeof(missing) - 1) == 0) {
+			for (const char *q = missing; *q && o + 1 < size; q++)
+				out[o++] = *q;
+			p += sizeof(missing) - 2;
+			continue;
+		}
 		if (*p != '"') {
 			out[o++] = *p;
 			continue;
 		}
 		close = strchr(p + 1, '"');
 		n = close ? (size_t)(close - p - 1) : strlen(p + 1);
-		keep = close && (n == 1 || (!strict && n > 0 && n <= 64 && strspn(p + 1, keyword_chars) == n));
+		keep = !strict && close && (n == 1 || (n > 0 && n <= 64 && strspn(p + 1, keyword_chars) == n));
 		if (keep) {
 			for (const char *q = p; q <= close && o + 1 < size; q++)
 				out[o++] = *q;
