@@ -412,7 +412,7 @@ static int admin_plan(const char *url, struct admin_plan *plan, struct dbreg_err
 		if (!libpq_int(s.value, &v)) {
 			char shown[96];
 
-			r = s.hidden ? dbreg_fail(err, DBREG_ERR_CONFIG, "%s: invalid integer value for connection option \"%s\"",
+			r = s.hidden ? dbreg_fail(err, DBREG_ERR_CONFIG, "%s: invalid integer value for connection option %s",
 			                          s.from, int_options[i])
 			             : dbreg_fail(err, DBREG_ERR_CONFIG,
 			                          "%s: invalid integer value \"%s\" for connection option \"%s\"", s.from,
