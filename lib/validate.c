@@ -402,18 +402,15 @@ static long int_or(const char *text, long fallback)
 	return text && *text ? strtol(text, NULL, 10) : fallback;
 }
 
-/* A cell of a result, by column name ("" for NULL or a missing column, as libpq gives NULL). */
-static const char *cell(const PGresult *res, int row, const char *column)
+/* A cell of a result by the column's index from PQfnumber, found once per
+ * result ("" for NULL or a missing column, as libpq gives NULL). */
+static const char *cell(const PGresult *res, int row, int col)
 {
-	int col = PQfnumber(res, column);
-
 	return col < 0 ? "" : PQgetvalue(res, row, col);
 }
 
-static bool cell_null(const PGresult *res, int row, const char *column)
+static bool cell_null(const PGresult *res, int row, int col)
 {
-	int col = PQfnumber(res, column);
-
 	return col < 0 || PQgetisnull(res, row, col);
 }
 
@@ -422,6 +419,8 @@ static void check_rows(struct run *r, PGconn *conn)
 	struct dbreg_error e;
 	PGresult *res;
 	char s1[160], s2[160], s3[160], s4[256];
+	int c_connection_name, c_host, c_port, c_database_name, c_username, c_ssl_mode, c_encrypted_password,
+		c_pool_min_size, c_pool_max_size, c_pool_timeout_seconds, c_pool_recycle_seconds, c_duplicates;
 
 	dbreg_error_clear(&e);
 	res = dbreg_registry_validate_rows(conn, &e);
@@ -430,43 +429,55 @@ static void check_rows(struct run *r, PGconn *conn)
 		return;
 	}
 	r->passwords = 0;
+	c_connection_name = PQfnumber(res, "connection_name");
+	c_host = PQfnumber(res, "host");
+	c_port = PQfnumber(res, "port");
+	c_database_name = PQfnumber(res, "database_name");
+	c_username = PQfnumber(res, "username");
+	c_ssl_mode = PQfnumber(res, "ssl_mode");
+	c_encrypted_password = PQfnumber(res, "encrypted_password");
+	c_pool_min_size = PQfnumber(res, "pool_min_size");
+	c_pool_max_size = PQfnumber(res, "pool_max_size");
+	c_pool_timeout_seconds = PQfnumber(res, "pool_timeout_seconds");
+	c_pool_recycle_seconds = PQfnumber(res, "pool_recycle_seconds");
+	c_duplicates = PQfnumber(res, "duplicates");
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *name = cell(res, i, "connection_name");
+		const char *name = cell(res, i, c_connection_name);
 		const char *v;
 		long min, max;
 
 		dbreg_error_clear(&e);
 		if (dbreg_check_connection_name(name, &e) < 0)
 			add(r, ERROR, "conn-name", name, "%s", e.message);
-		v = cell(res, i, "port");
-		if (!cell_null(res, i, "port") && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
+		v = cell(res, i, c_port);
+		if (!cell_null(res, i, c_port) && (int_or(v, 0) < 1 || int_or(v, 0) > 65535))
 			add(r, ERROR, "conn-port", name, "port %s is not 1..65535", dbreg_printable(v, s1, sizeof(s1)));
-		v = cell(res, i, "ssl_mode");
-		if (!cell_null(res, i, "ssl_mode") && dbreg_sslmode_rank(v) < 0)
+		v = cell(res, i, c_ssl_mode);
+		if (!cell_null(res, i, c_ssl_mode) && dbreg_sslmode_rank(v) < 0)
 			add(r, ERROR, "conn-ssl-mode", name,
 			    "ssl_mode \"%s\" is not a libpq sslmode (disable, allow, prefer, require, verify-ca, verify-full)",
 			    dbreg_printable(v, s1, sizeof(s1)));
-		min = int_or(cell(res, i, "pool_min_size"), 0);
-		max = int_or(cell(res, i, "pool_max_size"), LONG_MAX);
+		min = int_or(cell(res, i, c_pool_min_size), 0);
+		max = int_or(cell(res, i, c_pool_max_size), LONG_MAX);
 		if (min < 0)
 			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is below 0", min);
 		else if (min > max)
 			add(r, ERROR, "conn-pool-bounds", name, "pool_min_size %ld is above pool_max_size %ld", min, max);
-		if (int_or(cell(res, i, "pool_timeout_seconds"), 1) <= 0)
+		if (int_or(cell(res, i, c_pool_timeout_seconds), 1) <= 0)
 			add(r, ERROR, "conn-pool-timeout", name, "pool_timeout_seconds %s is not above 0",
-			    cell(res, i, "pool_timeout_seconds"));
-		if (int_or(cell(res, i, "pool_recycle_seconds"), 1) <= 0)
+			    cell(res, i, c_pool_timeout_seconds));
+		if (int_or(cell(res, i, c_pool_recycle_seconds), 1) <= 0)
 			add(r, ERROR, "conn-pool-recycle", name, "pool_recycle_seconds %s is not above 0",
-			    cell(res, i, "pool_recycle_seconds"));
-		if (*cell(res, i, "duplicates"))
+			    cell(res, i, c_pool_recycle_seconds));
+		if (*cell(res, i, c_duplicates))
 			add(r, WARNING, "conn-duplicate", name,
 			    "same host, port, database and user as '%s' (%s:%s/%s, user %s)",
-			    dbreg_printable(cell(res, i, "duplicates"), s4, sizeof(s4)),
-			    dbreg_printable(cell(res, i, "host"), s1, sizeof(s1)), cell(res, i, "port"),
-			    dbreg_printable(cell(res, i, "database_name"), s2, sizeof(s2)),
-			    dbreg_printable(cell(res, i, "username"), s3, sizeof(s3)));
-		if (*cell(res, i, "encrypted_password")) {
-			const char *stored = cell(res, i, "encrypted_password");
+			    dbreg_printable(cell(res, i, c_duplicates), s4, sizeof(s4)),
+			    dbreg_printable(cell(res, i, c_host), s1, sizeof(s1)), cell(res, i, c_port),
+			    dbreg_printable(cell(res, i, c_database_name), s2, sizeof(s2)),
+			    dbreg_printable(cell(res, i, c_username), s3, sizeof(s3)));
+		if (*cell(res, i, c_encrypted_password)) {
+			const char *stored = cell(res, i, c_encrypted_password);
 			const unsigned char *fkey = NULL;
 			bool fernet = dbreg_is_fernet(stored), ours = strncmp(stored, "dbreg:", 6) == 0;
 			char *password = NULL;
@@ -492,9 +503,8 @@ static void check_rows(struct run *r, PGconn *conn)
 	}
 	/* The stored texts leave with the result. */
 	for (int i = 0; i < PQntuples(res); i++)
-		if (!cell_null(res, i, "encrypted_password"))
-			sodium_memzero(PQgetvalue(res, i, PQfnumber(res, "encrypted_password")),
-			               strlen(cell(res, i, "encrypted_password")));
+		if (!cell_null(res, i, c_encrypted_password))
+			sodium_memzero(PQgetvalue(res, i, c_encrypted_password), strlen(cell(res, i, c_encrypted_password)));
 	PQclear(res);
 }
 
@@ -504,6 +514,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 	PGresult *res, *dflt;
 	char s1[160], s2[160], expected[128], unowned[512] = "";
 	long n_unowned = 0;
+	int c_slug, c_schema_name, c_conn_state, c_connection_name, c_database_connection_id;
 
 	dbreg_error_clear(&e);
 	res = dbreg_registry_validate_tenants(conn, &e);
@@ -511,9 +522,14 @@ static void check_tenants(struct run *r, PGconn *conn)
 		read_failed(r, &e);
 		return;
 	}
+	c_slug = PQfnumber(res, "slug");
+	c_schema_name = PQfnumber(res, "schema_name");
+	c_conn_state = PQfnumber(res, "conn_state");
+	c_connection_name = PQfnumber(res, "connection_name");
+	c_database_connection_id = PQfnumber(res, "database_connection_id");
 	for (int i = 0; i < PQntuples(res); i++) {
-		const char *slug = cell(res, i, "slug"), *schema = cell(res, i, "schema_name");
-		const char *state = cell(res, i, "conn_state"), *cname = cell(res, i, "connection_name");
+		const char *slug = cell(res, i, c_slug), *schema = cell(res, i, c_schema_name);
+		const char *state = cell(res, i, c_conn_state), *cname = cell(res, i, c_connection_name);
 		bool slug_ok, schema_ok;
 
 		dbreg_printable(slug, s1, sizeof(s1));
@@ -530,7 +546,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 			add(r, WARNING, "tenant-schema-mismatch", NULL, "tenant '%s': schema_name '%s' is not the expected '%s'",
 			    s1, dbreg_printable(schema, s2, sizeof(s2)), expected);
 
-		if (cell_null(res, i, "conn_state")) {
+		if (cell_null(res, i, c_conn_state)) {
 			size_t o = strlen(unowned);
 
 			if (n_unowned < MAX_NAMED)
@@ -538,7 +554,7 @@ static void check_tenants(struct run *r, PGconn *conn)
 			n_unowned++;
 		} else if (strcmp(state, "missing") == 0) {
 			add(r, ERROR, "tenant-connection-missing", NULL,
-			    "tenant '%s' points at connection id %s, which does not exist", s1, cell(res, i, "database_connection_id"));
+			    "tenant '%s' points at connection id %s, which does not exist", s1, cell(res, i, c_database_connection_id));
 		} else if (strcmp(state, "deleted") == 0) {
 			add(r, ERROR, "tenant-connection-deleted", cname, "tenant '%s' points at connection '%s', which is deleted",
 			    s1, dbreg_printable(cname, s2, sizeof(s2)));
@@ -557,17 +573,17 @@ static void check_tenants(struct run *r, PGconn *conn)
 		read_failed(r, &e);
 		return;
 	}
-	if (PQntuples(dflt) == 0 || strcmp(cell(dflt, 0, "is_active"), "t") != 0 ||
-	    strcmp(cell(dflt, 0, "connection_type"), "SHARED") != 0) {
+	if (PQntuples(dflt) == 0 || strcmp(cell(dflt, 0, PQfnumber(dflt, "is_active")), "t") != 0 ||
+	    strcmp(cell(dflt, 0, PQfnumber(dflt, "connection_type")), "SHARED") != 0) {
 		char why[160], more[48] = "";
 
 		if (PQntuples(dflt) == 0)
 			snprintf(why, sizeof(why), "'%s' is not registered", DEFAULT_CONNECTION);
-		else if (strcmp(cell(dflt, 0, "is_active"), "t") != 0)
+		else if (strcmp(cell(dflt, 0, PQfnumber(dflt, "is_active")), "t") != 0)
 			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
 		else
 			snprintf(why, sizeof(why), "'%s' is of type %s, not SHARED", DEFAULT_CONNECTION,
-			         dbreg_printable(cell(dflt, 0, "connection_type"), s1, sizeof(s1)));
+			         dbreg_printable(cell(dflt, 0, PQfnumber(dflt, "connection_type")), s1, sizeof(s1)));
 		if (n_unowned > MAX_NAMED)
 			snprintf(more, sizeof(more), " and %ld more", n_unowned - MAX_NAMED);
 		add(r, ERROR, "tenant-no-default", PQntuples(dflt) ? DEFAULT_CONNECTION : NULL,
