@@ -181,10 +181,9 @@ PGconn *dbreg_ctx_conn(struct dbreg_ctx *ctx)
 	return ctx->conn;
 }
 
-void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version)
+/* init changed the shape: the next connect reads it again. */
+void dbreg_ctx_forget_profile(struct dbreg_ctx *ctx)
 {
-	(void)version;
-	/* init changed the shape: the next connect reads it again. */
 	dbreg_profile_clear(&ctx->profile);
 }
 

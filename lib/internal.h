@@ -117,7 +117,8 @@ PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
 #include <signal.h>
 volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx);
-void dbreg_ctx_set_schema_version(struct dbreg_ctx *ctx, int version);
+/* After init: the next connect reads the registry's profile again. */
+void dbreg_ctx_forget_profile(struct dbreg_ctx *ctx);
 
 /* profile.c: the registry's shape, read from the catalog once per connection. */
 struct dbreg_profile {
@@ -143,9 +144,6 @@ void dbreg_profile_describe(const struct dbreg_profile *p, char *buf, size_t siz
 /* ctx.c: the key of DB_FERNET_PASSPHRASE(_FILE), derived once (locked memory):
  * 1 and *ret_key, 0 when neither is set, -1 when one is set but unusable. */
 int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err);
-/* ctx.c: what writing a password into this registry needs: the keyring, or
- * (a Fernet registry) the passphrase; fails naming the variable. */
-int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
 void dbreg_ctx_set_revived(struct dbreg_ctx *ctx, bool revived);
 /* ctx.c: what init found (dbreg_init_report). */
 void dbreg_ctx_set_init_report(struct dbreg_ctx *ctx, const char *fmt, ...) _printf_(2, 3);

@@ -80,7 +80,7 @@ static int adopt(struct dbreg_ctx *ctx, PGconn *conn, const struct dbreg_profile
 		return -1;
 	dbreg_profile_describe(p, found, sizeof(found));
 	dbreg_ctx_set_init_report(ctx, "adopted existing registry: %s, passwords: %s", found, counts);
-	dbreg_ctx_set_schema_version(ctx, dbreg_schema_version());
+	dbreg_ctx_forget_profile(ctx);
 	return 0;
 }
 
@@ -157,7 +157,7 @@ _public_ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_versio
 	}
 	if (run(conn, "COMMIT", err, "cannot commit the migrations") < 0)
 		goto fail;
-	dbreg_ctx_set_schema_version(ctx, version);
+	dbreg_ctx_forget_profile(ctx);
 	if (ret_applied)
 		*ret_applied = applied;
 	if (ret_version)
