@@ -254,9 +254,10 @@ void dbreg_pgenv_take(void)
 	for (PQconninfoOption *o = opts; o && o->keyword; o++)
 		if (o->envvar)
 			take_env(o->keyword, o->envvar);
+	if (!opts)
+		for (size_t i = 0; i < ELEMENTSOF(fallback_env); i++)
+			take_env(fallback_env[i][0], fallback_env[i][1]);
 	PQconninfoFree(opts);
-	for (size_t i = 0; i < ELEMENTSOF(fallback_env); i++)
-		take_env(fallback_env[i][0], fallback_env[i][1]);
 }
 
 const char *dbreg_pgenv_get(const char *var)
