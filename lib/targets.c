@@ -94,6 +94,17 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
 	return 0;
 }
 
+int target_password_one(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
+                        struct dbreg_error *err)
+{
+	char key_error[256];
+	bool have_keys;
+
+	if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0)
+		return -1;
+	return target_password(j, ctx, name, stored, have_keys, key_error, err);
+}
+
 /* ---- a target's answers ---- */
 
 const char *target_answer(const PGresult *res, const char *column, bool *ret_null, char *why, size_t size)
@@ -349,11 +360,7 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 	t = (struct target_spec){ .name = name, .host = v[0], .port = v[1], .dbname = v[2], .user = v[3], .sslmode = v[4] };
 	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && pwcol >= 0 && !PQgetisnull(res, 0, pwcol) &&
 	    *PQgetvalue(res, 0, pwcol)) {
-		char key_error[256];
-		bool have_keys;
-
-		if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0 ||
-		    target_password(&j, ctx, name, PQgetvalue(res, 0, pwcol), have_keys, key_error, err) < 0) {
+		if (target_password_one(&j, ctx, name, PQgetvalue(res, 0, pwcol), err) < 0) {
 			PQclear(res);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;

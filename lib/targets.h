@@ -25,6 +25,9 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
  * passphrase is set.  A key or passphrase that is set but unusable fails
  * (DBREG_ERR_CONFIG); none at all leaves the rows that need it unchecked. */
 int target_keys(struct dbreg_ctx *ctx, bool *ret_have_keys, char *key_error, size_t size, struct dbreg_error *err);
+/* target_keys, then target_password: one login's password outside a run of many. */
+int target_password_one(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
+                        struct dbreg_error *err);
 
 /* A target's answer is untrusted.  The text of the named column (NULL: the
  * first) in the one row of res; NULL with why set when res is not exactly

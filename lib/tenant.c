@@ -174,13 +174,7 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
 	if (stored && *stored) {
-		char key_error[256];
-		bool have_keys;
-
-		rc = target_keys(ctx, &have_keys, key_error, sizeof(key_error), err);
-		if (rc == 0)
-			rc = target_password(&j, ctx, name, stored, have_keys, key_error, err);
-		if (rc < 0) {
+		if (target_password_one(&j, ctx, name, stored, err) < 0) {
 			free(stored);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;
