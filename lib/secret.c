@@ -350,21 +350,29 @@ int dbreg_keyring_add_list(struct dbreg_keyring *kr, const char *list, size_t *r
 	return r;
 }
 
+/* A secret given as a variable or as a file named by another, never both; an
+ * empty variable counts as unset.  Both NULL when neither is set. */
+static int env_one_of(const char *var, const char *file_var, const char **ret_value, const char **ret_file,
+                      struct dbreg_error *err)
+{
+	const char *value = getenv(var), *file = getenv(file_var);
+
+	*ret_value = value && *value ? value : NULL;
+	*ret_file = file && *file ? file : NULL;
+	if (*ret_value && *ret_file)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "both %s and %s are set; set only one", var, file_var);
+	return 0;
+}
+
 _public_ int dbreg_keyring_from_env(struct dbreg_keyring **ret, struct dbreg_error *err)
 {
-	const char *key = getenv("DB_ENCRYPTION_KEY");
-	const char *file = getenv("DB_ENCRYPTION_KEY_FILE");
+	const char *key, *file;
 	const char *old = getenv("DB_ENCRYPTION_OLD_KEYS");
 	struct dbreg_keyring *kr = NULL;
 	int r;
 
-	if (key && !*key)
-		key = NULL;
-	if (file && !*file)
-		file = NULL;
-	if (key && file)
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "both DB_ENCRYPTION_KEY and DB_ENCRYPTION_KEY_FILE are set; set only one");
+	if (env_one_of("DB_ENCRYPTION_KEY", "DB_ENCRYPTION_KEY_FILE", &key, &file, err) < 0)
+		return -1;
 	if (!key && !file)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "no encryption key: set DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE (" KEY_HINT ")");
@@ -810,19 +818,13 @@ static int read_passphrase_file(const char *path, char **ret, size_t *ret_len, s
 
 int dbreg_fernet_key_from_env(unsigned char key[DBREG_FERNET_KEY_BYTES], int *ret_have, struct dbreg_error *err)
 {
-	const char *pass = getenv("DB_FERNET_PASSPHRASE");
-	const char *file = getenv("DB_FERNET_PASSPHRASE_FILE");
-	char *text;
-	size_t len;
+	const char *pass, *file;
+	char *text = NULL;
+	size_t len = 0;
 	int r;
 
-	if (pass && !*pass)
-		pass = NULL;
-	if (file && !*file)
-		file = NULL;
-	if (pass && file)
-		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "both DB_FERNET_PASSPHRASE and DB_FERNET_PASSPHRASE_FILE are set; set only one");
+	if (env_one_of("DB_FERNET_PASSPHRASE", "DB_FERNET_PASSPHRASE_FILE", &pass, &file, err) < 0)
+		return -1;
 	if (!pass && !file) {
 		*ret_have = 0;
 		return 0;
