@@ -63,7 +63,7 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
 	/* An empty stored value is no password, as the platform writes it. */
 	if (!stored || !*stored)
 		return 0;
-	if (!have_keys && !dbreg_is_fernet(stored) && strncmp(stored, "dbreg:", 6) == 0) {
+	if (!have_keys && strncmp(stored, "dbreg:", 6) == 0) {
 		snprintf(j->error, sizeof(j->error), "no key: %s", key_error);
 		if (ret_err)
 			dbreg_fail(ret_err, DBREG_ERR_CONFIG, "connection '%s': no encryption key: %s",
