@@ -93,7 +93,7 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (dbreg_check_connection_name(default_conn, &err) < 0)
 		return usage_error("resolve-schema", "--default-connection: %s", err.message);
 	if (context == DBREG_CONTEXT_TENANT) {
-		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug(tenant, &err) < 0)
+		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug_lookup(tenant, &err) < 0)
 			return usage_error("resolve-schema", "%s", err.message);
 		rc = connect_registry(ctx);
 		if (rc)

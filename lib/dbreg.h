@@ -257,6 +257,9 @@ int dbreg_check_connection_name(const char *name, struct dbreg_error *err);
 int dbreg_check_schema_name(const char *name, struct dbreg_error *err);
 /* Tenant slugs: ^[a-z0-9][a-z0-9-]*[a-z0-9]$, 4-54 characters, no --, not reserved. */
 int dbreg_check_slug(const char *slug, struct dbreg_error *err);
+/* What a tenant is looked up by: any stored slug of ^[a-z0-9][a-z0-9-]*[a-z0-9]$,
+ * 2-63 characters (the stricter rules above are for what dbreg writes). */
+int dbreg_check_slug_lookup(const char *slug, struct dbreg_error *err);
 /* The schema a slug is expected to have: tenant_ + slug with - turned into _. */
 int dbreg_schema_for_slug(const char *slug, char *buf, size_t size);
 

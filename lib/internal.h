@@ -23,6 +23,10 @@ const char *dbreg_printable(const char *s, char *buf, size_t size);
 /* Puts "<prefix>" before the message already in err. */
 void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...) _printf_(2, 3);
 
+/* names.c: a stored schema name dbreg will use (the pattern and length alone;
+ * dbreg_check_schema_name's other rules are validate-config warnings for stored rows). */
+int dbreg_check_stored_schema(const char *name, struct dbreg_error *err);
+
 /* conninfo.c: the one module that parses and builds connection strings. */
 struct dbreg_params {
 	const char *keys[64];

@@ -67,6 +67,22 @@ static const struct rule slug_rules[] = {
 	{ NULL, 0, NULL, 0, NULL, NULL },
 };
 
+/* What a stored row must be for dbreg to use it: the pattern alone (the platform's CHECKs),
+ * the stricter rules above being dbreg's for what it writes (validate-config warns of the rest). */
+static const struct rule slug_lookup_rules[] = {
+	{ "length", R_MIN_LEN, NULL, 2, NULL, "must be at least 2 characters" },
+	{ "length", R_MAX_LEN, NULL, 63, NULL, "must be at most 63 characters" },
+	{ "pattern", R_PATTERN, (const char *)&slug_chars, 0, NULL, "must match ^[a-z0-9][a-z0-9-]*[a-z0-9]$" },
+	{ NULL, 0, NULL, 0, NULL, NULL },
+};
+
+static const struct rule stored_schema_rules[] = {
+	{ "length", R_MIN_LEN, NULL, 1, NULL, "must not be empty" },
+	{ "length", R_MAX_LEN, NULL, 63, NULL, "must be at most 63 bytes" },
+	{ "pattern", R_PATTERN, (const char *)&schema_chars, 0, NULL, "must match ^[a-z][a-z0-9_]*$" },
+	{ NULL, 0, NULL, 0, NULL, NULL },
+};
+
 static bool pattern_ok(const struct charsets *c, const char *s, size_t n)
 {
 	const char *last = c->last ? c->last : c->middle;
@@ -125,6 +141,16 @@ _public_ int dbreg_check_schema_name(const char *name, struct dbreg_error *err)
 _public_ int dbreg_check_slug(const char *slug, struct dbreg_error *err)
 {
 	return check_rules(slug_rules, "tenant slug", slug, DBREG_ERR_USAGE, err);
+}
+
+_public_ int dbreg_check_slug_lookup(const char *slug, struct dbreg_error *err)
+{
+	return check_rules(slug_lookup_rules, "tenant slug", slug, DBREG_ERR_USAGE, err);
+}
+
+int dbreg_check_stored_schema(const char *name, struct dbreg_error *err)
+{
+	return check_rules(stored_schema_rules, "schema name", name, DBREG_ERR_USAGE, err);
 }
 
 _public_ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size)

@@ -834,13 +834,14 @@ PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct d
 	                  2, params, PGRES_TUPLES_OK, err);
 }
 
-/* The connection a tenant uses: its own (by id), else the active SHARED one by name. */
+/* The connection a tenant uses: its own (by id), else the active one by name, of any type
+ * (the platform's shared databases are of type primary). */
 int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id, const char *default_name,
                                      struct dbreg_conn_list **ret, struct dbreg_error *err)
 {
 	static const char by_id[] = " WHERE id::text = $1 AND deleted_at IS NULL";
 	static const char by_name[] =
-		" WHERE connection_name = $1 AND deleted_at IS NULL AND is_active AND connection_type::text = 'SHARED'";
+		" WHERE connection_name = $1 AND deleted_at IS NULL AND is_active";
 	const char *params[1] = { conn_id ? conn_id : default_name };
 	struct dbreg_conn_list *l;
 	char sql[5200];
@@ -854,7 +855,7 @@ int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id,
 			return dbreg_fail(err, DBREG_ERR_FAILED, "the tenant's connection %s is not registered (or deleted)",
 			                  conn_id);
 		return dbreg_fail(err, DBREG_ERR_FAILED,
-		                  "the tenant has no connection of its own and there is no active SHARED connection '%s'"
+		                  "the tenant has no connection of its own and there is no active connection '%s'"
 		                  " (see --default-connection)", default_name);
 	}
 	*ret = l;
@@ -1057,8 +1058,7 @@ PGresult *dbreg_registry_validate_default(PGconn *conn, const char *name, struct
 {
 	const char *params[1] = { name };
 	PGresult *res = PQexecParams(conn,
-		"SELECT CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active, connection_type::text AS connection_type"
-		" FROM " REGISTRY
+		"SELECT CASE WHEN is_active THEN 't' ELSE 'f' END AS is_active FROM " REGISTRY
 		" WHERE connection_name = $1 AND deleted_at IS NULL",
 		1, NULL, params, NULL, NULL, 0);
 

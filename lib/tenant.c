@@ -61,7 +61,7 @@ _public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_conte
 	if (context == DBREG_CONTEXT_TENANT) {
 		if (!tenant || !*tenant)
 			return dbreg_fail(err, DBREG_ERR_USAGE, "a TENANT (id or slug) is required in the tenant context");
-		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug(tenant, err) < 0)
+		if (!dbreg_is_canonical_uuid(tenant) && dbreg_check_slug_lookup(tenant, err) < 0)
 			return -1;
 	}
 	r = calloc(1, sizeof(*r));
@@ -98,7 +98,7 @@ _public_ int dbreg_resolve_schema(struct dbreg_ctx *ctx, enum dbreg_schema_conte
 	}
 	r->schema = tenant_value(res, "schema_name");
 	/* A registry dbreg did not create may lack the constraints: check anyway. */
-	if (!r->schema || dbreg_check_schema_name(r->schema, err) < 0) {
+	if (!r->schema || dbreg_check_stored_schema(r->schema, err) < 0) {
 		if (!r->schema)
 			dbreg_fail(err, DBREG_ERR_FAILED, "no schema name");
 		if (err)

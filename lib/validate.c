@@ -508,6 +508,24 @@ static void check_rows(struct run *r, PGconn *conn)
 	PQclear(res);
 }
 
+/* A stored value against the rules dbreg needs (an error) and those it writes by (a
+ * warning); true when dbreg can use it. */
+static bool rule_finding(struct run *r, const char *code, const char *tenant, const char *value,
+                         int (*needed)(const char *, struct dbreg_error *),
+                         int (*written)(const char *, struct dbreg_error *))
+{
+	struct dbreg_error e;
+
+	dbreg_error_clear(&e);
+	if (needed(value, &e) < 0) {
+		add(r, ERROR, code, NULL, "tenant '%s': %s", tenant, e.message);
+		return false;
+	}
+	if (written(value, &e) < 0)
+		add(r, WARNING, code, NULL, "tenant '%s': %s", tenant, e.message);
+	return true;
+}
+
 static void check_tenants(struct run *r, PGconn *conn)
 {
 	struct dbreg_error e;
@@ -533,14 +551,11 @@ static void check_tenants(struct run *r, PGconn *conn)
 		bool slug_ok, schema_ok;
 
 		dbreg_printable(slug, s1, sizeof(s1));
-		dbreg_error_clear(&e);
-		slug_ok = dbreg_check_slug(slug, &e) == 0;
-		if (!slug_ok)
-			add(r, ERROR, "tenant-slug", NULL, "tenant '%s': %s", s1, e.message);
-		dbreg_error_clear(&e);
-		schema_ok = dbreg_check_schema_name(schema, &e) == 0;
-		if (!schema_ok)
-			add(r, ERROR, "tenant-schema-name", NULL, "tenant '%s': %s", s1, e.message);
+		/* What resolve-schema cannot use is an error; what only breaks the rules dbreg
+		 * writes by (a registry dbreg did not fill) is a warning. */
+		slug_ok = rule_finding(r, "tenant-slug", s1, slug, dbreg_check_slug_lookup, dbreg_check_slug);
+		schema_ok = rule_finding(r, "tenant-schema-name", s1, schema, dbreg_check_stored_schema,
+		                         dbreg_check_schema_name);
 		if (slug_ok && schema_ok && dbreg_schema_for_slug(slug, expected, sizeof(expected)) == 0 &&
 		    strcmp(schema, expected) != 0)
 			add(r, WARNING, "tenant-schema-mismatch", NULL, "tenant '%s': schema_name '%s' is not the expected '%s'",
@@ -573,21 +588,17 @@ static void check_tenants(struct run *r, PGconn *conn)
 		read_failed(r, &e);
 		return;
 	}
-	if (PQntuples(dflt) == 0 || strcmp(cell(dflt, 0, PQfnumber(dflt, "is_active")), "t") != 0 ||
-	    strcmp(cell(dflt, 0, PQfnumber(dflt, "connection_type")), "SHARED") != 0) {
+	if (PQntuples(dflt) == 0 || strcmp(cell(dflt, 0, PQfnumber(dflt, "is_active")), "t") != 0) {
 		char why[160], more[48] = "";
 
 		if (PQntuples(dflt) == 0)
 			snprintf(why, sizeof(why), "'%s' is not registered", DEFAULT_CONNECTION);
-		else if (strcmp(cell(dflt, 0, PQfnumber(dflt, "is_active")), "t") != 0)
-			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
 		else
-			snprintf(why, sizeof(why), "'%s' is of type %s, not SHARED", DEFAULT_CONNECTION,
-			         dbreg_printable(cell(dflt, 0, PQfnumber(dflt, "connection_type")), s1, sizeof(s1)));
+			snprintf(why, sizeof(why), "'%s' is inactive", DEFAULT_CONNECTION);
 		if (n_unowned > MAX_NAMED)
 			snprintf(more, sizeof(more), " and %ld more", n_unowned - MAX_NAMED);
 		add(r, ERROR, "tenant-no-default", PQntuples(dflt) ? DEFAULT_CONNECTION : NULL,
-		    "%ld tenant%s without a connection of %s own (%s%s) need the active SHARED connection '%s', but %s",
+		    "%ld tenant%s without a connection of %s own (%s%s) need the active connection '%s', but %s",
 		    n_unowned, n_unowned == 1 ? "" : "s", n_unowned == 1 ? "its" : "their", unowned, more,
 		    DEFAULT_CONNECTION, why);
 	}

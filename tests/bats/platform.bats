@@ -134,6 +134,58 @@ jq_of() {
 	assert_equal "$(jq -r '.findings[] | select(.code == "schema-unadopted") | .severity' <<<"$output")" warning
 }
 
+# platform_tenant SLUG SCHEMA [CONNECTION-NAME]: an active tenant as the platform stores one.
+platform_tenant() {
+	psql_admin -v slug="$1" -v schema="$2" -v conn="${3-}" <<-'EOF'
+		INSERT INTO admin.tenants (organization_id, slug, name, schema_name, database_connection_id,
+			external_auth_provider, external_auth_realm, external_user_id, status)
+		SELECT id, :'slug', :'slug', :'schema',
+			(SELECT id FROM admin.database_connections WHERE connection_name = :'conn'),
+			'keycloak', 'tenant-' || :'slug', gen_random_uuid()::text, 'active'
+		FROM admin.organizations WHERE slug = 'neofast';
+	EOF
+}
+
+@test "platform: resolve-schema finds stored slugs outside dbreg's rules; validate-config warns of them" {
+	platform_tenant ab tenant_ab neofast-shared-us-primary
+	platform_tenant shared tenant_shared neofast-shared-us-primary
+	platform_tenant acme--corp tenant_acme__corp neofast-shared-us-primary
+	platform_tenant no-conn-corp tenant_no_conn_corp
+	local slug
+	for slug in ab shared acme--corp; do
+		run --separate-stderr "$DBREG" resolve-schema "$slug" -o json
+		[ "$status" -eq 0 ] || fail "$slug: exit $status: $stderr"
+		assert_equal "$(jq -r .connection.connection_name <<<"$output")" neofast-shared-us-primary
+	done
+	run --separate-stderr "$DBREG" resolve-schema acme--corp
+	assert_output tenant_acme__corp
+	# No connection of its own: the default is shared-primary, which the platform does not have.
+	run --separate-stderr "$DBREG" resolve-schema no-conn-corp -o json
+	assert_failure 1
+	assert_output ""
+	[[ $stderr == *"'shared-primary'"*--default-connection* ]] || fail "$stderr"
+	# Any active connection of any type can be the default (the platform's is a primary).
+	run --separate-stderr "$DBREG" resolve-schema no-conn-corp -o json --default-connection neofast-shared-us-primary
+	assert_success
+	assert_equal "$(jq -r '[.schema, .connection.connection_name, .connection.connection_type] | @json' <<<"$output")" \
+		'["tenant_no_conn_corp","neofast-shared-us-primary","primary"]'
+	run --separate-stderr "$DBREG" resolve-schema no-conn-corp -o json --default-connection neofast-analytics-eu
+	assert_success
+	# Inactive or deleted: not a default.
+	run --separate-stderr "$DBREG" resolve-schema no-conn-corp --default-connection old-backup-db -o json
+	assert_failure 1
+	[[ $stderr == *"'old-backup-db'"* ]] || fail "$stderr"
+	# dbreg's own rules are warnings for what is stored, not errors.
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_equal "$(jq -r '[.findings[] | select(.code == "tenant-slug") | .severity] | unique | @json' <<<"$output")" \
+		'["warning"]'
+	assert_equal "$(jq -r '[.findings[] | select(.code == "tenant-slug")] | length' <<<"$output")" 3
+	[[ $output == *"rule reserved-slug"* && $output == *"rule double-hyphen"* && $output == *"rule length"* ]] ||
+		fail "$output"
+	assert_equal "$(jq -r '.findings[] | select(.code == "tenant-no-default") | .severity' <<<"$output")" error
+	psql_admin <<<"DELETE FROM admin.tenants WHERE slug IN ('ab', 'shared', 'acme--corp', 'no-conn-corp')"
+}
+
 @test "platform: before init nothing writes: register, update, deregister are 78; health without --no-update 3" {
 	run --separate-stderr "$DBREG" register newone --host h --database d --user u --no-password --type primary
 	assert_failure 78

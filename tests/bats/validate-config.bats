@@ -558,17 +558,27 @@ loosen_registry() {
 	assert_success
 }
 
-@test "validate-config: tenant-schema-name for a schema name that breaks the schema rules" {
+@test "validate-config: tenant-schema-name: an unusable stored schema is an error, one that only breaks dbreg's rules a warning" {
 	reg orders-db
 	loosen_registry
 	tenant acme-corp 'select' orders-db
 	tenant globex 'x"; DROP SCHEMA admin CASCADE; --' orders-db
 	vc
 	assert_failure 1
-	assert_finding tenant-schema-name error
 	assert_equal "$(count_findings tenant-schema-name)" 2
-	assert_output --partial 'rule reserved-word'
-	refute_finding tenant-schema-mismatch
+	assert_equal "$(jq -r '[.findings[] | select(.code == "tenant-schema-name") | .severity] | sort | @json' <<<"$output")" \
+		'["error","warning"]'
+	assert_equal "$(jq -r '.findings[] | select(.code == "tenant-schema-name" and .severity == "warning") | .message' <<<"$output")" \
+		"tenant 'acme-corp': invalid schema name 'select': rule reserved-word: it must not be a reserved SQL word"
+	# Usable, so it is compared with the slug's expected schema; the unusable one is not.
+	assert_equal "$(count_findings tenant-schema-mismatch)" 1
+	# The one that breaks only dbreg's own rules still resolves (quoted where SQL needs it).
+	run --separate-stderr "$DBREG" resolve-schema acme-corp -o sql
+	assert_success
+	assert_output 'SET search_path TO "select", public;'
+	run --separate-stderr "$DBREG" resolve-schema globex
+	assert_failure 1
+	[[ $stderr == *"rule pattern"* ]] || fail "$stderr"
 }
 
 @test "validate-config: tenant-schema-mismatch warns of a schema name that is not tenant_ + slug" {
@@ -580,16 +590,25 @@ loosen_registry() {
 	assert_output --partial "tenant_acme_corp"
 }
 
-@test "validate-config: tenant-slug for a slug that breaks the slug rules" {
+@test "validate-config: tenant-slug: a slug no lookup can match is an error, one that only breaks dbreg's rules a warning" {
 	reg orders-db
 	loosen_registry
 	tenant ab tenant_ab orders-db
 	tenant admin tenant_admin orders-db
+	tenant Acme_Corp tenant_acme_corp orders-db
 	vc
 	assert_failure 1
-	assert_equal "$(count_findings tenant-slug)" 2
+	assert_equal "$(count_findings tenant-slug)" 3
+	assert_equal "$(jq -r '[.findings[] | select(.code == "tenant-slug") | .severity] | sort | @json' <<<"$output")" \
+		'["error","warning","warning"]'
 	assert_output --partial 'rule length'
 	assert_output --partial 'rule reserved-slug'
+	assert_equal "$(jq -r '.findings[] | select(.code == "tenant-slug" and .severity == "error") | .message' <<<"$output")" \
+		"tenant 'Acme_Corp': invalid tenant slug 'Acme_Corp': rule pattern: it must match ^[a-z0-9][a-z0-9-]*[a-z0-9]\$"
+	psql_admin <<<"DELETE FROM admin.tenants WHERE slug = 'Acme_Corp'"
+	vc
+	assert_success
+	assert_equal "$(count_findings tenant-slug)" 2
 }
 
 # ---- usage ----
