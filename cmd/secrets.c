@@ -10,17 +10,38 @@
 
 #include "dbreg-cmd.h"
 
-enum { ARG_PASSWORD_STDIN = 0x100 };
+enum { ARG_PASSWORD_STDIN = 0x100, ARG_PASSWORD_FORMAT };
 static const struct option encrypt_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
+	{ "password-format", required_argument, NULL, ARG_PASSWORD_FORMAT },
 	{},
 };
+
+/* The format to write: the one given, else the registry's when there is one to ask, else
+ * dbreg's.  A registry that cannot be asked is said, not hidden: the text may not suit it. */
+static const char *encrypt_format(struct dbreg_ctx *ctx, const char *given)
+{
+	struct dbreg_error err;
+
+	if (given)
+		return given;
+	if (!getenv("ADMIN_DATABASE_URL"))
+		return "dbreg";
+	dbreg_error_clear(&err);
+	if (dbreg_ctx_connect(ctx, NULL, &err) < 0) {
+		log_warning("cannot read the registry's password format (%s); writing dbreg's"
+		            " (see --password-format)", err.message);
+		return "dbreg";
+	}
+	return dbreg_password_format(ctx);
+}
 
 static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	enum pw_source src = PW_PROMPT;
 	struct dbreg_error err;
+	const char *arg_password_format = NULL, *format;
 	char *pw, *stored;
 	size_t len;
 	int c, r;
@@ -30,25 +51,32 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'h':
 			verb_help(&verb_encrypt_password,
-			          "  --password-stdin   read the password from the first line of standard input\n"
-			          "  -h, --help         show this help\n");
+			          "      --password-stdin          read the password from the first line of standard input\n"
+			          "      --password-format FORMAT  dbreg or fernet (default: the registry's, else dbreg)\n"
+			          "  -h, --help                    show this help\n");
 			return EXIT_OK;
 		case ARG_PASSWORD_STDIN: src = PW_STDIN; break;
+		case ARG_PASSWORD_FORMAT: arg_password_format = optarg; break;
 		default:
 			return option_error("encrypt-password", c, argv);
 		}
 	}
 	if (optind < argc)
 		return usage_error("encrypt-password", "unexpected argument '%s'", argv[optind]);
+	if (arg_password_format && strcmp(arg_password_format, "dbreg") != 0 && strcmp(arg_password_format, "fernet") != 0)
+		return usage_error("encrypt-password", "--password-format: unknown format '%s' (known: dbreg, fernet)",
+		                   arg_password_format);
 	if (src == PW_STDIN && in_repl_script)
 		return usage_error("encrypt-password", "--password-stdin cannot be used in a script read from standard input");
+	format = encrypt_format(ctx, arg_password_format);
 	dbreg_error_clear(&err);
-	if (dbreg_ctx_load_keys(ctx, &err) < 0)
+	/* The key (or passphrase) before the password is typed. */
+	if (dbreg_ctx_load_format_keys(ctx, format, &err) < 0)
 		return fail(&err);
 	r = password_read("encrypt-password", src, true, &pw, &len);
 	if (r)
 		return r;
-	r = dbreg_encrypt(dbreg_ctx_keyring(ctx), pw, len, &stored, &err);
+	r = dbreg_encrypt_password(ctx, format, pw, len, &stored, &err);
 	password_free(pw);
 	if (r < 0)
 		return fail(&err);
@@ -133,7 +161,7 @@ const struct verb verb_encrypt_password = {
 	.name = "encrypt-password",
 	.run = run_encrypt_password,
 	.summary = "encrypt a password and print its stored text",
-	.usage = "[--password-stdin]",
+	.usage = "[--password-stdin] [--password-format dbreg|fernet]",
 	.options = encrypt_options,
 };
 

@@ -20,6 +20,7 @@ _dbreg_arg_options()
         show | validate-config) echo '-o --format' ;;
         pool-stats) echo '-o --format --watch' ;;
         generate-key) echo '--output' ;;
+        init | encrypt-password) echo '--password-format' ;;
         health)
             echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
             ;;
@@ -32,7 +33,8 @@ _dbreg_options()
 {
     local help='-h --help'
     case $1 in
-        init | repl) echo "$help" ;;
+        init) echo "--password-format $help" ;;
+        repl) echo "$help" ;;
         register)
             echo "$(_dbreg_arg_options register) --no-pre-ping --inactive
                 --password-stdin --no-password --test --replace --dry-run $help"
@@ -45,7 +47,7 @@ _dbreg_options()
         list) echo "--type --region --active --inactive --all -o --format --names $help" ;;
         show) echo "-o --format $help" ;;
         deregister) echo "--purge $help" ;;
-        encrypt-password) echo "--password-stdin $help" ;;
+        encrypt-password) echo "--password-stdin --password-format $help" ;;
         generate-key) echo "--output --force $help" ;;
         health)
             echo "--type --region --level --timeout --jobs --warn-ms --no-update
@@ -132,6 +134,9 @@ _dbreg()
                 ;;
             -o | --format)
                 COMPREPLY=($(compgen -W "$(_dbreg_formats "$cmd")" -- "$cur"))
+                ;;
+            --password-format)
+                COMPREPLY=($(compgen -W 'dbreg fernet' -- "$cur"))
                 ;;
             --level)
                 COMPREPLY=($(compgen -W 'basic extended deep' -- "$cur"))

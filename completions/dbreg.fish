@@ -148,9 +148,13 @@ complete -c dbreg -n '__dbreg_using show' -s o -l format -x -a 'table json' -d '
 complete -c dbreg -n '__dbreg_using deregister' -l purge \
     -d 'Delete the row instead of marking it deleted'
 
-# encrypt-password
+# init, encrypt-password
+complete -c dbreg -n '__dbreg_using init' -l password-format -x -a 'dbreg fernet' \
+    -d 'What passwords are written in'
 complete -c dbreg -n '__dbreg_using encrypt-password' -l password-stdin \
     -d 'Read the password from standard input'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l password-format -x -a 'dbreg fernet' \
+    -d 'The stored format to print'
 
 # generate-key
 complete -c dbreg -n '__dbreg_using generate-key' -l output -r -F \

@@ -369,6 +369,20 @@ _public_ int dbreg_spec_merge_url(struct dbreg_spec *s, const char *url, struct 
 	return r;
 }
 
+_public_ int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *password, size_t len,
+                                    char **ret_stored, struct dbreg_error *err)
+{
+	const unsigned char *key;
+
+	if (format && strcmp(format, "fernet") != 0 && strcmp(format, "dbreg") != 0)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "unknown password format '%s' (known: dbreg, fernet)", format);
+	if (dbreg_ctx_load_format_keys(ctx, format, err) < 0)
+		return -1;
+	if (format && strcmp(format, "fernet") == 0)
+		return dbreg_ctx_fernet_key(ctx, &key, err) < 0 ? -1 : dbreg_fernet_encrypt(key, password, len, ret_stored, err);
+	return dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, ret_stored, err);
+}
+
 _public_ int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx, const char *password,
                                      size_t len, struct dbreg_error *err)
 {
@@ -379,17 +393,9 @@ _public_ int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx
 		                  "the password is %zu bytes; at most %d bytes fit the registry", len, DBREG_PASSWORD_MAX);
 	if (memchr(password, '\0', len))
 		return dbreg_fail(err, DBREG_ERR_USAGE, "the password contains a NUL byte");
-	if (strcmp(dbreg_ctx_profile(ctx)->password_format, "fernet") == 0) {
-		/* The registry's readers (the platform's services) read Fernet alone. */
-		const unsigned char *key;
-
-		if (dbreg_ctx_load_write_keys(ctx, err) < 0 || dbreg_ctx_fernet_key(ctx, &key, err) <= 0 ||
-		    dbreg_fernet_encrypt(key, password, len, &stored, err) < 0)
-			return -1;
-	} else if (dbreg_ctx_load_keys(ctx, err) < 0 ||
-	           dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, &stored, err) < 0) {
+	/* The registry's readers (the platform's services read Fernet alone). */
+	if (dbreg_encrypt_password(ctx, dbreg_ctx_profile(ctx)->password_format, password, len, &stored, err) < 0)
 		return -1;
-	}
 	drop_test_password(s);
 	/* Kept, in locked memory, only for a --test login; wiped on free. */
 	s->test_password = sodium_malloc(len + 1);

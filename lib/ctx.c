@@ -223,19 +223,34 @@ int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, s
 	return ctx->fernet_state == 1;
 }
 
-_public_ int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err)
+_public_ const char *dbreg_password_format(struct dbreg_ctx *ctx)
 {
-	const unsigned char *key;
-	int r;
+	return ctx->profile.have_registry ? ctx->profile.password_format : NULL;
+}
 
-	if (strcmp(ctx->profile.password_format, "fernet") != 0)
-		return dbreg_ctx_load_keys(ctx, err);
-	r = dbreg_ctx_fernet_key(ctx, &key, err);
+int dbreg_ctx_fernet_write_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err)
+{
+	int r = dbreg_ctx_fernet_key(ctx, ret_key, err);
+
 	if (r == 0)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
-		                  "this registry keeps passwords as Fernet tokens (the platform's format): set"
+		                  "writing Fernet tokens (the platform's format) needs its passphrase: set"
 		                  " DB_FERNET_PASSPHRASE or DB_FERNET_PASSPHRASE_FILE");
 	return r < 0 ? -1 : 0;
+}
+
+_public_ int dbreg_ctx_load_format_keys(struct dbreg_ctx *ctx, const char *format, struct dbreg_error *err)
+{
+	const unsigned char *key;
+
+	if (format && strcmp(format, "fernet") == 0)
+		return dbreg_ctx_fernet_write_key(ctx, &key, err);
+	return dbreg_ctx_load_keys(ctx, err);
+}
+
+_public_ int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	return dbreg_ctx_load_format_keys(ctx, ctx->profile.password_format, err);
 }
 
 void dbreg_ctx_set_revived(struct dbreg_ctx *ctx, bool revived)

@@ -70,6 +70,9 @@ int dbreg_ctx_load_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
  * needs, the keyring or (a registry in the platform's Fernet format) the key
  * of DB_FERNET_PASSPHRASE; DBREG_ERR_CONFIG naming the variable otherwise. */
 int dbreg_ctx_load_write_keys(struct dbreg_ctx *ctx, struct dbreg_error *err);
+/* The same for a password format named ("dbreg" or NULL: the keyring; "fernet":
+ * the passphrase's key), connected or not. */
+int dbreg_ctx_load_format_keys(struct dbreg_ctx *ctx, const char *format, struct dbreg_error *err);
 
 /* ---- secrets ---- */
 #define DBREG_KEY_BYTES 32
@@ -267,6 +270,18 @@ int dbreg_schema_for_slug(const char *slug, char *buf, size_t size);
 /* Applies the missing migrations; *ret_applied gets how many, *ret_version the
  * schema version afterwards. */
 int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct dbreg_error *err);
+/* Sets the format register, update and encrypt-password write passwords in:
+ * "dbreg" (SPEC §3) or "fernet" (the platform's); stored passwords keep
+ * theirs.  *ret_changed (optional) is 0 when it already was that format. */
+/* Encrypts a password in format ("dbreg", SPEC §3, with the current key;
+ * "fernet", with the platform's passphrase; NULL: "dbreg"). */
+int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *password, size_t len,
+                           char **ret_stored, struct dbreg_error *err);
+int dbreg_set_password_format(struct dbreg_ctx *ctx, const char *format, int *ret_changed,
+                              struct dbreg_error *err);
+/* The format the connected registry writes ("dbreg" or "fernet"); NULL before
+ * a connection. */
+const char *dbreg_password_format(struct dbreg_ctx *ctx);
 /* The schema version this library writes. */
 int dbreg_schema_version(void);
 /* After dbreg_init adopted a registry dbreg did not create: what it found

@@ -148,6 +148,8 @@ void dbreg_profile_describe(const struct dbreg_profile *p, char *buf, size_t siz
 /* ctx.c: the key of DB_FERNET_PASSPHRASE(_FILE), derived once (locked memory):
  * 1 and *ret_key, 0 when neither is set, -1 when one is set but unusable. */
 int dbreg_ctx_fernet_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err);
+/* The same key for writing: its absence is DBREG_ERR_CONFIG naming the variables. */
+int dbreg_ctx_fernet_write_key(struct dbreg_ctx *ctx, const unsigned char **ret_key, struct dbreg_error *err);
 void dbreg_ctx_set_revived(struct dbreg_ctx *ctx, bool revived);
 /* ctx.c: what init found (dbreg_init_report). */
 void dbreg_ctx_set_init_report(struct dbreg_ctx *ctx, const char *fmt, ...) _printf_(2, 3);

@@ -169,6 +169,33 @@ fail:
 	return -1;
 }
 
+/* The format register, update and encrypt-password write; the stored passwords keep theirs. */
+_public_ int dbreg_set_password_format(struct dbreg_ctx *ctx, const char *format, int *ret_changed,
+                                       struct dbreg_error *err)
+{
+	const char *params[1] = { format };
+	PGresult *res;
+	int changed;
+
+	if (!format || (strcmp(format, "dbreg") != 0 && strcmp(format, "fernet") != 0))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "unknown password format '%s' (known: dbreg, fernet)",
+		                  format ? format : "");
+	if (dbreg_ctx_connect(ctx, NULL, err) < 0 || dbreg_ctx_check_writable(ctx, err) < 0)
+		return -1;
+	res = dbreg_exec(ctx,
+	                 "INSERT INTO admin.dbreg_settings AS s (name, value) VALUES ('password_format', $1)"
+	                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE s.value <> EXCLUDED.value",
+	                 1, params, PGRES_COMMAND_OK, err);
+	if (!res)
+		return -1;
+	changed = strcmp(PQcmdTuples(res), "0") != 0;
+	PQclear(res);
+	dbreg_ctx_forget_profile(ctx);
+	if (ret_changed)
+		*ret_changed = changed;
+	return 0;
+}
+
 /* ---- turning the database's refusals into messages ---- */
 
 /* Collects the quoted literals of a constraint definition: its allowed values. */

@@ -5,6 +5,7 @@
 # $stderr is set by bats (run --separate-stderr); exports in a test stay in that test.
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
+load platform
 
 setup() {
 	unset DB_ENCRYPTION_KEY DB_ENCRYPTION_KEY_FILE DB_ENCRYPTION_OLD_KEYS ADMIN_DATABASE_URL
@@ -273,4 +274,67 @@ sodium_decrypt() {
 	assert_output ''
 	[[ $stderr == *"Try 'dbreg encrypt-password --help' for more information."* ]] ||
 		fail "stderr: $stderr"
+}
+
+@test "encrypt-password: --password-format fernet writes the platform's token, with DB_FERNET_PASSPHRASE only" {
+	export DB_FERNET_PASSPHRASE=the-platform-passphrase
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format fernet <<<"fernet-pw"
+	assert_success
+	[[ $output == gAAAAA* ]] || fail "not a Fernet token: ${output:0:12}..."
+	assert_equal "$(fernet_token decrypt <<<"$output")" fernet-pw
+	assert_no_secret fernet-pw
+	assert_no_secret the-platform-passphrase
+	# No key is needed for Fernet; without the passphrase it is a configuration error.
+	unset DB_FERNET_PASSPHRASE
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format fernet <<<"fernet-pw"
+	assert_failure 78
+	assert_output ""
+	[[ $stderr == *"DB_FERNET_PASSPHRASE or DB_FERNET_PASSPHRASE_FILE"* ]] || fail "stderr: $stderr"
+}
+
+@test "encrypt-password: a Fernet password over 127 bytes is refused; 127 fits" {
+	export DB_FERNET_PASSPHRASE=the-platform-passphrase
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format fernet \
+		<<<"$(head -c 127 /dev/zero | tr '\0' x)"
+	assert_success
+	[ "${#output}" -le 256 ] || fail "${#output} characters do not fit varchar(256)"
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format fernet \
+		<<<"$(head -c 128 /dev/zero | tr '\0' x)"
+	assert_failure 2
+	assert_output ""
+	[[ $stderr == *"at most 127"* ]] || fail "stderr: $stderr"
+}
+
+@test "encrypt-password: writes the format of the registry ADMIN_DATABASE_URL names" {
+	require_sandbox
+	fresh_registry
+	export DB_ENCRYPTION_KEY=$KEY_HEX DB_FERNET_PASSPHRASE=the-platform-passphrase
+	"$DBREG" init >/dev/null
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"reg-pw"
+	assert_success
+	[[ $output == dbreg:v1:* ]] || fail "$output"
+	"$DBREG" init --password-format fernet >/dev/null
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"reg-pw"
+	assert_success
+	assert_equal "$(fernet_token decrypt <<<"$output")" reg-pw
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format dbreg <<<"reg-pw"
+	[[ $output == dbreg:v1:* ]] || fail "$output"
+	drop_registry
+}
+
+@test "encrypt-password: an admin database that cannot be asked gets dbreg's format, with a warning" {
+	export DB_ENCRYPTION_KEY=$KEY_HEX
+	export ADMIN_DATABASE_URL='postgresql://x@127.0.0.1:1/db'
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"offline-pw"
+	assert_success
+	[[ $output == dbreg:v1:* ]] || fail "$output"
+	[[ $stderr == *"cannot read the registry's password format"*--password-format* ]] || fail "stderr: $stderr"
+}
+
+@test "encrypt-password: Try to give an unknown --password-format" {
+	export DB_ENCRYPTION_KEY=$KEY_HEX
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format rot13 <<<"pw"
+	assert_failure 2
+	assert_output ""
+	[[ $stderr == *"unknown format 'rot13' (known: dbreg, fernet)"* ]] || fail "stderr: $stderr"
 }

@@ -230,6 +230,48 @@ schema_version() {
 	assert_output legacy
 }
 
+# password_format: what the registry writes passwords in, from dbreg's bookkeeping.
+password_format() {
+	psql_admin -c "SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'"
+}
+
+@test "init: a registry dbreg creates writes dbreg's format; --password-format sets it, once" {
+	run --separate-stderr "$DBREG" init
+	assert_success
+	assert_equal "$(password_format)" dbreg
+	run --separate-stderr "$DBREG" init --password-format fernet
+	assert_success
+	assert_output "registry schema already at version $(schema_version); nothing to do
+password format set to fernet"
+	assert_equal "$(password_format)" fernet
+	run --separate-stderr "$DBREG" init --password-format=fernet
+	assert_success
+	assert_line "password format already fernet"
+	run --separate-stderr "$DBREG" init --password-format dbreg
+	assert_line "password format set to dbreg"
+	assert_equal "$(password_format)" dbreg
+}
+
+@test "init: --password-format on a new database creates the registry with that format" {
+	run --separate-stderr "$DBREG" init --password-format fernet
+	assert_success
+	assert_line --index 0 --regexp '^applied [0-9]+ migrations; registry schema at version [0-9]+$'
+	assert_line --index 1 "password format set to fernet"
+	assert_equal "$(password_format)" fernet
+}
+
+@test "init: Try to give --password-format an unknown format or none" {
+	run --separate-stderr "$DBREG" init --password-format plain
+	assert_failure 2
+	assert_output ""
+	[[ $stderr == *"--password-format: unknown format 'plain' (known: dbreg, fernet)"* ]] || fail "stderr: $stderr"
+	run --separate-stderr "$DBREG" init --password-format
+	assert_failure 2
+	# Refused before anything is written.
+	run psql_admin -c "SELECT to_regclass('admin.dbreg_schema_migrations') IS NULL"
+	assert_output t
+}
+
 @test "init: Try to init without ADMIN_DATABASE_URL" {
 	unset ADMIN_DATABASE_URL
 	run --separate-stderr "$DBREG" init

@@ -198,6 +198,10 @@ platform_tenant() {
 	assert_failure 3
 	[[ $stderr == *"run 'dbreg init'"* ]] || fail "$stderr"
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections WHERE last_health_check > now() - interval '1 hour'")" 0
+	# encrypt-password writes nothing, and what it prints is the format this registry is read in.
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
+	assert_success
+	assert_equal "$(fernet_token decrypt <<<"$output")" s3cret-pw
 }
 
 @test "platform: init adopts it, changing no upstream object; a second init has nothing to do; then health writes back" {
@@ -280,6 +284,52 @@ adopted() {
 	run --separate-stderr "$DBREG" update nopw-db --password-stdin <<<"pw"
 	assert_failure 78
 	[[ $stderr == *"DB_FERNET_PASSPHRASE"* ]] || fail "$stderr"
+}
+
+@test "platform: encrypt-password writes the registry's format; init --password-format changes what is written" {
+	adopted
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
+	assert_success
+	[[ $output == gAAAAA* ]] || fail "not a Fernet token: ${output:0:12}..."
+	assert_equal "$(fernet_token decrypt <<<"$output")" s3cret-pw
+	assert_no_secret s3cret-pw
+	# No passphrase: a configuration error before the password is read, naming the variable.
+	(unset DB_FERNET_PASSPHRASE; run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
+	 assert_failure 78
+	 assert_output ""
+	 [[ $stderr == *DB_FERNET_PASSPHRASE* ]] || fail "$stderr")
+	# The other format on request, with dbreg's key.
+	export DB_ENCRYPTION_KEY
+	DB_ENCRYPTION_KEY=$("$DBREG" generate-key)
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format dbreg <<<"s3cret-pw"
+	assert_success
+	[[ $output == dbreg:v1:* ]] || fail "$output"
+
+	run --separate-stderr "$DBREG" init --password-format dbreg
+	assert_success
+	assert_line "password format set to dbreg"
+	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" dbreg
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
+	[[ $output == dbreg:v1:* ]] || fail "$output"
+	"$DBREG" register fmt-db --host h --database d --user u --type backup --region eu-west-1 --password-stdin <<<"pw"
+	[[ $(registry_field fmt-db encrypted_password) == dbreg:v1:* ]] || fail "not dbreg's format"
+	# Fernet rows stay readable whatever is written.
+	run --separate-stderr "$DBREG" show neofast-shared-us-primary -o json
+	assert_equal "$(jq -r .password_format <<<"$output")" fernet
+
+	run --separate-stderr "$DBREG" init --password-format fernet
+	assert_success
+	assert_line "password format set to fernet"
+	run --separate-stderr "$DBREG" init --password-format fernet
+	assert_line "password format already fernet"
+	run --separate-stderr "$DBREG" update fmt-db --password-stdin <<<"pw2"
+	assert_success
+	assert_equal "$(fernet_token decrypt <<<"$(registry_field fmt-db encrypted_password)")" pw2
+	"$DBREG" deregister fmt-db --purge >/dev/null
+	run --separate-stderr "$DBREG" init --password-format plain
+	assert_failure 2
+	[[ $stderr == *"unknown format 'plain' (known: dbreg, fernet)"* ]] || fail "$stderr"
+	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" fernet
 }
 
 @test "platform: registering a name whose only row is deleted revives it in place; a live name needs --replace" {
