@@ -137,6 +137,7 @@ struct dbreg_profile {
 	char password_format[8];  /* what register/update write: "dbreg" or "fernet" */
 	char *region_table;     /* region_id references this table (quoted), which has a code; or NULL */
 	char *missing_columns;  /* SPEC §1 columns the table lacks, or NULL */
+	char *type_problems;    /* "column port is text, not an integer", one a line, or NULL */
 };
 int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error *err);
 void dbreg_profile_clear(struct dbreg_profile *p);
@@ -218,11 +219,6 @@ void dbreg_key_text_free(char *text);
 const char *dbreg_ctx_admin_url(struct dbreg_ctx *ctx);
 
 /* registry.c, on a connection of validate's own (any schema, or none). */
-struct dbreg_schema_state {
-	int have_registry, have_log, have_tenants;
-	int version;  /* 0 without the migration log */
-};
-int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, struct dbreg_error *err);
 /* Every live row: connection_name, host, port, database_name, username,
  * ssl_mode, encrypted_password, pool_*; duplicates names the other live rows
  * with the same host, port, database and user (joined by "', '"), "" when none. */

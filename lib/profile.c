@@ -9,13 +9,36 @@
 
 #define REGISTRY "admin.database_connections"
 
-/* The columns of SPEC §1 every registry has, whatever their types. */
-static const char *const spec_columns[] = {
-	"id", "region_id", "connection_name", "connection_type", "host", "port", "database_name", "ssl_mode",
-	"username", "encrypted_password", "pool_min_size", "pool_max_size", "pool_timeout_seconds",
-	"pool_recycle_seconds", "pool_pre_ping", "is_active", "is_healthy", "last_health_check",
-	"consecutive_failures", "max_consecutive_failures", "metadata", "tags", "created_at", "updated_at",
-	"deleted_at",
+/* The columns of SPEC §1 every registry has, and the kinds of type dbreg can read each as
+ * (the kind of a column's type is worked out in SQL, below). */
+static const struct {
+	const char *name, *kinds, *describe;
+} spec_columns[] = {
+	{ "id", "uuid text", "a uuid" },
+	{ "region_id", "text uuid", "a text code or a uuid" },
+	{ "connection_name", "text", "text" },
+	{ "connection_type", "text enum", "text or an enum" },
+	{ "host", "text", "text" },
+	{ "port", "integer", "an integer" },
+	{ "database_name", "text", "text" },
+	{ "ssl_mode", "text enum", "text or an enum" },
+	{ "username", "text", "text" },
+	{ "encrypted_password", "text", "text" },
+	{ "pool_min_size", "integer", "an integer" },
+	{ "pool_max_size", "integer", "an integer" },
+	{ "pool_timeout_seconds", "integer", "an integer" },
+	{ "pool_recycle_seconds", "integer", "an integer" },
+	{ "pool_pre_ping", "boolean", "boolean" },
+	{ "is_active", "boolean", "boolean" },
+	{ "is_healthy", "boolean", "boolean" },
+	{ "last_health_check", "timestamp", "a timestamp" },
+	{ "consecutive_failures", "integer", "an integer" },
+	{ "max_consecutive_failures", "integer", "an integer" },
+	{ "metadata", "json", "jsonb or json" },
+	{ "tags", "text[]", "a text array" },
+	{ "created_at", "timestamp", "a timestamp" },
+	{ "updated_at", "timestamp", "a timestamp" },
+	{ "deleted_at", "timestamp", "a timestamp" },
 };
 
 _public_ int dbreg_schema_version(void)
@@ -43,7 +66,34 @@ void dbreg_profile_clear(struct dbreg_profile *p)
 	free(p->type_name);
 	free(p->region_table);
 	free(p->missing_columns);
+	free(p->type_problems);
 	memset(p, 0, sizeof(*p));
+}
+
+/* "port text\nis_active integer" from the catalog into the profile's messages, one a line:
+ * "column port is text, not an integer". */
+static int describe_types(struct dbreg_profile *p, const char *lines)
+{
+	size_t size = strlen(lines) * 2 + 64 * ELEMENTSOF(spec_columns), o = 0;
+	const char *line = lines;
+
+	p->type_problems = malloc(size);
+	if (!p->type_problems)
+		return -1;
+	p->type_problems[0] = '\0';
+	while (*line) {
+		size_t n = strcspn(line, "\n"), name = strcspn(line, " ");
+		const char *want = "?";
+
+		for (size_t i = 0; i < ELEMENTSOF(spec_columns); i++)
+			if (strlen(spec_columns[i].name) == name && strncmp(line, spec_columns[i].name, name) == 0)
+				want = spec_columns[i].describe;
+		if (name < n)
+			o += (size_t)snprintf(p->type_problems + o, size - o, "%scolumn %.*s is %.*s, not %s", o ? "\n" : "",
+			                      (int)name, line, (int)(n - name - 1), line + name + 1, want);
+		line += n + (line[n] == '\n');
+	}
+	return 0;
 }
 
 int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error *err)
@@ -52,8 +102,17 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	 * the registry's columns are.  Identifiers come back quoted by the server. */
 	static const char sql[] =
 		"WITH reg AS (SELECT to_regclass('" REGISTRY "') AS oid),"
-		" cols AS (SELECT a.attname, a.attnum, t.oid AS typid, t.typtype FROM pg_attribute a"
-		"   JOIN pg_type t ON t.oid = a.atttypid, reg"
+		" cols AS (SELECT a.attname, a.attnum, t.oid AS typid, t.typtype,"
+		"   CASE WHEN t.typtype = 'e' THEN 'enum'"
+		"     WHEN t.oid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'integer'"
+		"     WHEN t.oid = 'uuid'::regtype THEN 'uuid' WHEN t.oid = 'bool'::regtype THEN 'boolean'"
+		"     WHEN t.oid IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN 'timestamp'"
+		"     WHEN t.oid IN ('jsonb'::regtype, 'json'::regtype) THEN 'json'"
+		"     WHEN t.typcategory = 'S' THEN 'text'"
+		"     WHEN t.typcategory = 'A' AND (SELECT e.typcategory FROM pg_type e WHERE e.oid = t.typelem) = 'S'"
+		"       THEN 'text[]'"
+		"     ELSE 'other' END AS kind"
+		"   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid, reg"
 		"   WHERE a.attrelid = reg.oid AND a.attnum > 0 AND NOT a.attisdropped)"
 		" SELECT (SELECT oid IS NOT NULL FROM reg) AS have_registry,"
 		" to_regclass('admin.dbreg_schema_migrations') IS NOT NULL AS have_log,"
@@ -75,19 +134,26 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 		"   AND cols.attname = 'connection_name') AS names_unique_all,"
 		" (SELECT string_agg(s, ', ' ORDER BY o) FROM unnest($1::text[]) WITH ORDINALITY AS u(s, o)"
 		"   WHERE (SELECT oid FROM reg) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cols WHERE attname = s))"
-		"   AS missing_columns";
-	char list[1024];
-	const char *params[1] = { list };
+		"   AS missing_columns,"
+		" (SELECT string_agg(c.attname || ' ' || format_type(c.typid, NULL), E'\\n' ORDER BY u.o)"
+		"   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, kinds, o) JOIN cols c ON c.attname = u.s"
+		"   WHERE c.kind <> ALL (string_to_array(u.kinds, ' '))) AS bad_types";
+	char list[1024], kinds[1024];
+	const char *params[2] = { list, kinds };
 	bool have_settings;
-	size_t o = 0;
+	size_t o = 0, k = 0;
 	PGresult *res;
 
 	memset(p, 0, sizeof(*p));
 	o += (size_t)snprintf(list, sizeof(list), "{");
-	for (size_t i = 0; i < ELEMENTSOF(spec_columns); i++)
-		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? "," : "", spec_columns[i]);
+	k += (size_t)snprintf(kinds, sizeof(kinds), "{");
+	for (size_t i = 0; i < ELEMENTSOF(spec_columns); i++) {
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", i ? "," : "", spec_columns[i].name);
+		k += (size_t)snprintf(kinds + k, sizeof(kinds) - k, "%s\"%s\"", i ? "," : "", spec_columns[i].kinds);
+	}
 	snprintf(list + o, sizeof(list) - o, "}");
-	res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	snprintf(kinds + k, sizeof(kinds) - k, "}");
+	res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		dbreg_fail_result(err, res, "cannot read the registry's shape");
 		PQclear(res);
@@ -103,6 +169,12 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	p->region_table = dup_or_null(res, "region_table");
 	p->missing_columns = dup_or_null(res, "missing_columns");
 	have_settings = flag(res, "have_settings");
+	if (PQfnumber(res, "bad_types") >= 0 && !PQgetisnull(res, 0, PQfnumber(res, "bad_types")) &&
+	    describe_types(p, PQgetvalue(res, 0, PQfnumber(res, "bad_types"))) < 0) {
+		PQclear(res);
+		dbreg_profile_clear(p);
+		return dbreg_fail_oom(err);
+	}
 	PQclear(res);
 	/* Where dbreg has not said, the platform's format: a registry dbreg did not create. */
 	snprintf(p->password_format, sizeof(p->password_format), "%s", p->have_log ? "dbreg" : "fernet");
@@ -136,6 +208,15 @@ int dbreg_profile_check(const struct dbreg_profile *p, const char *dbname, struc
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
 		                  "admin.database_connections in database \"%s\" lacks the registry's columns %s",
 		                  dbname, p->missing_columns);
+	if (p->type_problems) {
+		char first[256];
+
+		/* The first is enough to act on; validate-config lists them all. */
+		snprintf(first, sizeof(first), "%.*s", (int)strcspn(p->type_problems, "\n"), p->type_problems);
+		return dbreg_fail(err, DBREG_ERR_CONFIG,
+		                  "admin.database_connections in database \"%s\" has a column dbreg cannot read: %s%s",
+		                  dbname, first, strchr(p->type_problems, '\n') ? " (and more: see dbreg validate-config)" : "");
+	}
 	/* A registry of dbreg's own, older than this dbreg: upgrade it first.  One
 	 * without dbreg's bookkeeping (the platform's) is read as it is. */
 	if (p->have_log && p->version < dbreg_schema_version())

@@ -1010,35 +1010,6 @@ int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_j
 /* These take validate's own connection: it reads registries that dbreg_ctx_connect
  * would refuse (no schema, an old one), to report on them. */
 
-int dbreg_registry_schema_state(PGconn *conn, struct dbreg_schema_state *ret, struct dbreg_error *err)
-{
-	struct dbreg_schema_state st = { 0, 0, 0, 0 };
-	PGresult *res;
-
-	res = PQexec(conn, "SELECT to_regclass('" REGISTRY "') IS NOT NULL,"
-	                   " to_regclass('admin.dbreg_schema_migrations') IS NOT NULL,"
-	                   " to_regclass('admin.tenants') IS NOT NULL");
-	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema", err) < 0) {
-		PQclear(res);
-		return -1;
-	}
-	st.have_registry = PQgetvalue(res, 0, 0)[0] == 't';
-	st.have_log = PQgetvalue(res, 0, 1)[0] == 't';
-	st.have_tenants = PQgetvalue(res, 0, 2)[0] == 't';
-	PQclear(res);
-	if (st.have_log) {
-		res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
-		if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the registry schema version", err) < 0) {
-			PQclear(res);
-			return -1;
-		}
-		st.version = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-	}
-	*ret = st;
-	return 0;
-}
-
 PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
 {
 	PGresult *res = PQexec(conn,

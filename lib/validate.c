@@ -605,9 +605,29 @@ static void check_tenants(struct run *r, PGconn *conn)
 	PQclear(dflt);
 }
 
+/* The registry's shape: what would make every command fail later, said here instead. */
+static bool check_shape(struct run *r, const struct dbreg_profile *p)
+{
+	char col[64];
+
+	for (size_t i = 0; i < dbreg_list_len(p->missing_columns); i++) {
+		const char *name = dbreg_list_item(p->missing_columns, i, col, sizeof(col));
+
+		add(r, ERROR, "schema-column-missing", NULL, "admin.database_connections has no column %s",
+		    name + strspn(name, " "));
+	}
+	for (const char *line = p->type_problems; line && *line;) {
+		size_t n = strcspn(line, "\n");
+
+		add(r, ERROR, "schema-column-type", NULL, "admin.database_connections: %.*s", (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+	return !p->missing_columns && !p->type_problems;
+}
+
 static void check_admin(struct run *r)
 {
-	struct dbreg_schema_state st;
+	struct dbreg_profile p;
 	struct dbreg_error e;
 	PGconn *conn = NULL;
 	int want = dbreg_schema_version();
@@ -621,32 +641,34 @@ static void check_admin(struct run *r)
 			add(r, ERROR, e.kind == DBREG_ERR_CONFIG ? "admin-refused" : "admin-unreachable", NULL, "%s", e.message);
 		return;
 	}
-	if (dbreg_registry_schema_state(conn, &st, &e) < 0) {
+	if (dbreg_profile_read(conn, &p, &e) < 0) {
 		read_failed(r, &e);
 		PQfinish(conn);
 		return;
 	}
-	if (!st.have_registry)
+	if (!p.have_registry)
 		add(r, ERROR, "schema-missing", NULL, "database \"%s\" has no dbreg registry schema; run 'dbreg init'",
 		    PQdb(conn));
-	else if (!st.have_log)
+	else if (!p.have_log)
 		/* The platform's own registry: read as it is, written once adopted. */
 		add(r, WARNING, "schema-unadopted", NULL,
 		    "database \"%s\" has a registry dbreg did not create: it is read as it is; run 'dbreg init' to adopt it"
 		    " before writing", PQdb(conn));
-	else if (st.version < want)
+	else if (p.version < want)
 		add(r, ERROR, "schema-old", NULL,
-		    "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'", st.version, want);
-	else if (st.version > want)
+		    "the registry schema is at version %d; this dbreg needs version %d: run 'dbreg init'", p.version, want);
+	else if (p.version > want)
 		add(r, ERROR, "schema-new", NULL,
-		    "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg", st.version, want);
-	if (st.have_registry)
+		    "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg", p.version, want);
+	/* The rows are read through the columns; without them there is nothing to judge. */
+	if (p.have_registry && check_shape(r, &p))
 		check_rows(r, conn);
-	if (st.have_tenants)
+	if (p.have_tenants)
 		check_tenants(r, conn);
-	else if (st.have_log && st.version >= 2)
+	else if (p.have_log && p.version >= 2)
 		add(r, ERROR, "schema-missing", NULL, "the registry schema is at version %d, but admin.tenants is missing",
-		    st.version);
+		    p.version);
+	dbreg_profile_clear(&p);
 	PQfinish(conn);
 }
 

@@ -325,6 +325,36 @@ loosen_registry() {
 	assert_output --partial 'upgrade dbreg'
 }
 
+@test "validate-config: a missing column or one of an unexpected type is a finding, not an SQL error" {
+	reg kept-db
+	psql_admin <<-'EOF'
+		ALTER TABLE admin.database_connections DROP COLUMN tags, DROP COLUMN metadata;
+		ALTER TABLE admin.database_connections DROP CONSTRAINT IF EXISTS database_connections_port_check;
+		ALTER TABLE admin.database_connections ALTER COLUMN port TYPE text;
+		ALTER TABLE admin.database_connections ALTER COLUMN pool_pre_ping DROP DEFAULT,
+			ALTER COLUMN pool_pre_ping TYPE integer USING 1;
+	EOF
+	vc
+	assert_failure 1
+	assert_equal "$(jq -r '[.findings[] | select(.code == "schema-column-missing") | .message] | @json' <<<"$output")" \
+		'["admin.database_connections has no column metadata","admin.database_connections has no column tags"]'
+	assert_equal "$(jq -r '[.findings[] | select(.code == "schema-column-type") | .message] | @json' <<<"$output")" \
+		'["admin.database_connections: column port is text, not an integer","admin.database_connections: column pool_pre_ping is integer, not boolean"]'
+	assert_equal "$stderr" ""
+	refute_finding registry-read
+	# The other commands refuse such a registry as a configuration error that names it.
+	run --separate-stderr "$DBREG" list
+	assert_failure 78
+	[[ $stderr == *"lacks the registry's columns metadata, tags"* ]] || fail "$stderr"
+	psql_admin <<-'EOF'
+		ALTER TABLE admin.database_connections ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}',
+			ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+	EOF
+	run --separate-stderr "$DBREG" list
+	assert_failure 78
+	assert_equal "$stderr" 'dbreg: error: admin.database_connections in database "'"$SCRATCH_REGISTRY"'" has a column dbreg cannot read: column port is text, not an integer (and more: see dbreg validate-config)'
+}
+
 @test "validate-config: registry-read when a table cannot be read" {
 	psql_admin -c "REVOKE SELECT ON admin.tenants FROM CURRENT_USER"
 	vc
