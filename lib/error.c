@@ -110,3 +110,12 @@ const char *dbreg_printable(const char *s, char *buf, size_t size)
 	buf[o] = '\0';
 	return buf;
 }
+
+const char *dbreg_result_value(const PGresult *res, int row, const char *column)
+{
+	int col = PQfnumber(res, column);
+
+	if (col < 0 || row < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col))
+		return NULL;
+	return PQgetvalue(res, row, col);
+}

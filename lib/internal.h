@@ -20,6 +20,9 @@ int dbreg_fail_oom(struct dbreg_error *err);
 /* A value from outside (a name, the environment), fit for a message: printable
  * ASCII as is, anything else as \xNN, a long one cut with "...". Returns buf. */
 const char *dbreg_printable(const char *s, char *buf, size_t size);
+/* The value of column (by name) in row of res; NULL when the result has no such
+ * column or row, or the value is NULL.  Results are never read by position. */
+const char *dbreg_result_value(const PGresult *res, int row, const char *column);
 /* Puts "<prefix>" before the message already in err. */
 void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...) _printf_(2, 3);
 

@@ -48,16 +48,16 @@ _public_ int dbreg_schema_version(void)
 
 static char *dup_or_null(const PGresult *res, const char *column)
 {
-	int col = PQfnumber(res, column);
+	const char *v = dbreg_result_value(res, 0, column);
 
-	return col < 0 || PQgetisnull(res, 0, col) ? NULL : strdup(PQgetvalue(res, 0, col));
+	return v ? strdup(v) : NULL;
 }
 
 static bool flag(const PGresult *res, const char *column)
 {
-	int col = PQfnumber(res, column);
+	const char *v = dbreg_result_value(res, 0, column);
 
-	return col >= 0 && !PQgetisnull(res, 0, col) && PQgetvalue(res, 0, col)[0] == 't';
+	return v && v[0] == 't';
 }
 
 void dbreg_profile_clear(struct dbreg_profile *p)
@@ -169,8 +169,7 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	p->region_table = dup_or_null(res, "region_table");
 	p->missing_columns = dup_or_null(res, "missing_columns");
 	have_settings = flag(res, "have_settings");
-	if (PQfnumber(res, "bad_types") >= 0 && !PQgetisnull(res, 0, PQfnumber(res, "bad_types")) &&
-	    describe_types(p, PQgetvalue(res, 0, PQfnumber(res, "bad_types"))) < 0) {
+	if (dbreg_result_value(res, 0, "bad_types") && describe_types(p, dbreg_result_value(res, 0, "bad_types")) < 0) {
 		PQclear(res);
 		dbreg_profile_clear(p);
 		return dbreg_fail_oom(err);
@@ -180,20 +179,22 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	snprintf(p->password_format, sizeof(p->password_format), "%s", p->have_log ? "dbreg" : "fernet");
 	if (have_settings) {
 		res = PQexec(conn, "SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'");
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQfnumber(res, "value") == 0 &&
-		    (strcmp(PQgetvalue(res, 0, 0), "dbreg") == 0 || strcmp(PQgetvalue(res, 0, 0), "fernet") == 0))
-			snprintf(p->password_format, sizeof(p->password_format), "%s", PQgetvalue(res, 0, 0));
+		const char *v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ?
+		                dbreg_result_value(res, 0, "value") : NULL;
+
+		if (v && (strcmp(v, "dbreg") == 0 || strcmp(v, "fernet") == 0))
+			snprintf(p->password_format, sizeof(p->password_format), "%s", v);
 		PQclear(res);
 	}
 	if (p->have_log) {
 		res = PQexec(conn, "SELECT coalesce(max(version), 0)::text AS version FROM admin.dbreg_schema_migrations");
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQfnumber(res, "version") != 0) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || !dbreg_result_value(res, 0, "version")) {
 			dbreg_fail_result(err, res, "cannot read the registry schema version");
 			PQclear(res);
 			dbreg_profile_clear(p);
 			return -1;
 		}
-		p->version = atoi(PQgetvalue(res, 0, 0));
+		p->version = atoi(dbreg_result_value(res, 0, "version"));
 		PQclear(res);
 	}
 	return 0;

@@ -73,8 +73,8 @@ static int adopt(struct dbreg_ctx *ctx, PGconn *conn, const struct dbreg_profile
 	             " SELECT count(*)::text AS n, CASE WHEN encrypted_password LIKE 'dbreg:v1:%' THEN 'dbreg'"
 	             "   WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END AS f"
 	             " FROM " REGISTRY " WHERE coalesce(encrypted_password, '') <> '' GROUP BY 2) AS byformat");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQfnumber(res, "counts") == 0)
-		snprintf(counts, sizeof(counts), "%s", PQgetvalue(res, 0, 0));
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && dbreg_result_value(res, 0, "counts"))
+		snprintf(counts, sizeof(counts), "%s", dbreg_result_value(res, 0, "counts"));
 	PQclear(res);
 	if (run(conn, "COMMIT", err, "cannot commit the adoption") < 0)
 		return -1;
@@ -120,12 +120,17 @@ _public_ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_versio
 	              " applied_at timestamptz NOT NULL DEFAULT now())",
 	        err, "cannot create the migrations table") < 0)
 		goto fail;
-	res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM admin.dbreg_schema_migrations");
+	res = PQexec(conn, "SELECT coalesce(max(version), 0)::text AS version FROM admin.dbreg_schema_migrations");
 	if (check_conn_result(res, PGRES_TUPLES_OK, "cannot read the schema version", err) < 0) {
 		PQclear(res);
 		goto fail;
 	}
-	version = atoi(PQgetvalue(res, 0, 0));
+	if (!dbreg_result_value(res, 0, "version")) {
+		PQclear(res);
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot read the schema version: the answer has none");
+		goto fail;
+	}
+	version = atoi(dbreg_result_value(res, 0, "version"));
 	PQclear(res);
 	if (version > dbreg_schema_version()) {
 		dbreg_fail(err, DBREG_ERR_CONFIG,
@@ -249,16 +254,16 @@ static int fail_check(struct dbreg_ctx *ctx, const PGresult *res, const struct d
 		return dbreg_fail_result(err, res, "the registry refused the values");
 	q = PQexecParams(dbreg_ctx_conn(ctx),
 	                 "SELECT array_to_string(ARRAY(SELECT attname FROM pg_attribute"
-	                 "   WHERE attrelid = c.conrelid AND attnum = ANY (c.conkey) ORDER BY attnum), ', '),"
-	                 " pg_get_constraintdef(c.oid)"
+	                 "   WHERE attrelid = c.conrelid AND attnum = ANY (c.conkey) ORDER BY attnum), ', ') AS cols,"
+	                 " pg_get_constraintdef(c.oid) AS def"
 	                 " FROM pg_constraint c WHERE c.conname = $1 AND c.conrelid = '" REGISTRY "'::regclass",
 	                 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(q) != PGRES_TUPLES_OK || PQntuples(q) != 1) {
+	cols = dbreg_result_value(q, 0, "cols");
+	def = dbreg_result_value(q, 0, "def");
+	if (PQresultStatus(q) != PGRES_TUPLES_OK || PQntuples(q) != 1 || !cols || !def) {
 		PQclear(q);
 		return dbreg_fail_result(err, res, "the registry refused the values");
 	}
-	cols = PQgetvalue(q, 0, 0);
-	def = PQgetvalue(q, 0, 1);
 	val = given(s, cols);
 	quoted_literals(def, allowed, sizeof(allowed));
 	if (allowed[0] && (strstr(def, "ARRAY[") || strstr(def, " IN (")))
@@ -283,30 +288,30 @@ static int fail_type(struct dbreg_ctx *ctx, const PGresult *res, const struct db
 	int r = -2;
 
 	q = PQexec(dbreg_ctx_conn(ctx),
-	           "SELECT a.attname, CASE WHEN t.typtype = 'e' THEN"
+	           "SELECT a.attname::text AS col, CASE WHEN t.typtype = 'e' THEN"
 	           "   array_to_string(ARRAY(SELECT enumlabel FROM pg_enum WHERE enumtypid = t.oid ORDER BY enumsortorder), ', ')"
-	           " END, CASE WHEN a.atttypmod > 4 AND t.typcategory = 'S' THEN a.atttypmod - 4 END"
+	           " END AS labels, CASE WHEN a.atttypmod > 4 AND t.typcategory = 'S' THEN a.atttypmod - 4 END AS max_len"
 	           " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
 	           " WHERE a.attrelid = '" REGISTRY "'::regclass AND a.attnum > 0 AND NOT a.attisdropped");
 	for (int i = 0; PQresultStatus(q) == PGRES_TUPLES_OK && i < PQntuples(q) && r == -2; i++) {
-		const char *col = PQgetvalue(q, i, 0);
-		const char *val = given(s, col);
+		const char *col = dbreg_result_value(q, i, "col"), *labels = dbreg_result_value(q, i, "labels");
+		const char *max_len = dbreg_result_value(q, i, "max_len");
+		const char *val = col ? given(s, col) : NULL;
 
 		if (!val)
 			continue;
-		if (!PQgetisnull(q, i, 1) && strcmp(state, "22P02") == 0) {
-			char labels[512], needle[300];
+		if (labels && strcmp(state, "22P02") == 0) {
+			char list[512], needle[300];
 
 			/* Is the value among the labels?  Compare as ", a, b, " lists. */
-			snprintf(labels, sizeof(labels), ", %s, ", PQgetvalue(q, i, 1));
+			snprintf(list, sizeof(list), ", %s, ", labels);
 			snprintf(needle, sizeof(needle), ", %s, ", val);
-			if (!strstr(labels, needle))
+			if (!strstr(list, needle))
 				r = dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is not allowed; allowed values: %s", col, val,
-				               PQgetvalue(q, i, 1));
-		} else if (!PQgetisnull(q, i, 2) && strcmp(state, "22001") == 0 &&
-		           strlen(val) > (size_t)atoi(PQgetvalue(q, i, 2))) {
+				               labels);
+		} else if (max_len && strcmp(state, "22001") == 0 && strlen(val) > (size_t)atoi(max_len)) {
 			r = dbreg_fail(err, DBREG_ERR_FAILED, "%s: '%s' is too long; at most %s characters", col, val,
-			               PQgetvalue(q, i, 2));
+			               max_len);
 		}
 	}
 	PQclear(q);
@@ -720,16 +725,17 @@ static int tenants_of(struct dbreg_ctx *ctx, const char *name, bool all, long *r
 
 	*ret_count = 0;
 	slugs[0] = '\0';
-	res = dbreg_exec(ctx, "SELECT to_regclass('admin.tenants') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK, err);
+	res = dbreg_exec(ctx, "SELECT to_regclass('admin.tenants') IS NOT NULL AS have_tenants", 0, NULL,
+	                 PGRES_TUPLES_OK, err);
 	if (!res)
 		return -1;
-	if (PQgetvalue(res, 0, 0)[0] != 't') {
+	if (!dbreg_result_value(res, 0, "have_tenants") || dbreg_result_value(res, 0, "have_tenants")[0] != 't') {
 		PQclear(res);
 		return 0;
 	}
 	PQclear(res);
 	res = dbreg_exec(ctx,
-	                 "SELECT count(*), string_agg(t.slug, ', ' ORDER BY t.slug)"
+	                 "SELECT count(*) AS n, string_agg(t.slug, ', ' ORDER BY t.slug) AS slugs"
 	                 " FROM admin.tenants t JOIN " REGISTRY " d ON d.id = t.database_connection_id"
 	                 " WHERE d.connection_name = $1 AND ($2::boolean OR t.deleted_at IS NULL)"
 	                 /* the row deregister acts on: the live one, else (purge) the deleted ones */
@@ -738,8 +744,8 @@ static int tenants_of(struct dbreg_ctx *ctx, const char *name, bool all, long *r
 	                 2, params, PGRES_TUPLES_OK, err);
 	if (!res)
 		return -1;
-	*ret_count = atol(PQgetvalue(res, 0, 0));
-	snprintf(slugs, size, "%s", PQgetvalue(res, 0, 1));
+	*ret_count = dbreg_result_value(res, 0, "n") ? atol(dbreg_result_value(res, 0, "n")) : 0;
+	snprintf(slugs, size, "%s", dbreg_result_value(res, 0, "slugs") ? dbreg_result_value(res, 0, "slugs") : "");
 	PQclear(res);
 	return 0;
 }
@@ -767,10 +773,12 @@ static int referenced_elsewhere(struct dbreg_ctx *ctx, const char *name, struct 
 	if (!fks)
 		return -1;
 	for (int i = 0; i < PQntuples(fks) && r == 0; i++) {
-		const char *tbl = PQgetvalue(fks, i, PQfnumber(fks, "tbl")), *col = PQgetvalue(fks, i, PQfnumber(fks, "col"));
+		const char *tbl = dbreg_result_value(fks, i, "tbl"), *col = dbreg_result_value(fks, i, "col"), *rows;
 		char sql[800];
 		PGresult *n;
 
+		if (!tbl || !col)
+			continue;
 		/* Both identifiers come quoted from the server's own catalog. */
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*)::text AS n FROM %s WHERE %s IN (SELECT id FROM " REGISTRY
@@ -782,9 +790,10 @@ static int referenced_elsewhere(struct dbreg_ctx *ctx, const char *name, struct 
 			r = -1;
 			break;
 		}
-		if (PQntuples(n) == 1 && strcmp(PQgetvalue(n, 0, 0), "0") != 0 && o < sizeof(found))
-			o += (size_t)snprintf(found + o, sizeof(found) - o, "%s%s (%s row%s)", o ? ", " : "", tbl,
-			                      PQgetvalue(n, 0, 0), strcmp(PQgetvalue(n, 0, 0), "1") == 0 ? "" : "s");
+		rows = dbreg_result_value(n, 0, "n");
+		if (rows && strcmp(rows, "0") != 0 && o < sizeof(found))
+			o += (size_t)snprintf(found + o, sizeof(found) - o, "%s%s (%s row%s)", o ? ", " : "", tbl, rows,
+			                      strcmp(rows, "1") == 0 ? "" : "s");
 		PQclear(n);
 	}
 	PQclear(fks);
@@ -893,13 +902,15 @@ int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id,
 int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char **ret, struct dbreg_error *err)
 {
 	const char *params[1] = { id };
-	PGresult *res = dbreg_exec(ctx, "SELECT encrypted_password FROM " REGISTRY " WHERE id::text = $1", 1, params,
-	                           PGRES_TUPLES_OK, err);
+	PGresult *res = dbreg_exec(ctx, "SELECT encrypted_password::text AS encrypted_password FROM " REGISTRY
+	                           " WHERE id::text = $1", 1, params, PGRES_TUPLES_OK, err);
+	const char *v;
 	char *copy = NULL;
 
 	if (!res)
 		return -1;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && !(copy = strdup(PQgetvalue(res, 0, 0)))) {
+	v = PQntuples(res) == 1 ? dbreg_result_value(res, 0, "encrypted_password") : NULL;
+	if (v && !(copy = strdup(v))) {
 		PQclear(res);
 		return dbreg_fail_oom(err);
 	}
@@ -912,12 +923,19 @@ int dbreg_registry_stored_password(struct dbreg_ctx *ctx, const char *id, char *
 char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
 {
 	const char *params[1] = { name };
-	PGresult *res = dbreg_exec(ctx, "SELECT quote_ident($1)", 1, params, PGRES_TUPLES_OK, err);
+	PGresult *res = dbreg_exec(ctx, "SELECT quote_ident($1) AS quoted", 1, params, PGRES_TUPLES_OK, err);
+	const char *v;
 	char *q;
 
 	if (!res)
 		return NULL;
-	q = strdup(PQgetvalue(res, 0, 0));
+	v = dbreg_result_value(res, 0, "quoted");
+	if (!v) {
+		PQclear(res);
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "the server did not quote the name");
+		return NULL;
+	}
+	q = strdup(v);
 	PQclear(res);
 	if (!q)
 		dbreg_fail_oom(err);
@@ -941,7 +959,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 	if (names) {
 		/* Every name must be registered: report the first that is not. */
 		res = dbreg_exec(ctx,
-		                 "SELECT n FROM jsonb_array_elements_text($1::jsonb) AS n"
+		                 "SELECT n AS missing FROM jsonb_array_elements_text($1::jsonb) AS n"
 		                 " WHERE NOT EXISTS (SELECT 1 FROM " REGISTRY " WHERE connection_name = n AND deleted_at IS NULL)"
 		                 " LIMIT 1",
 		                 1, params + 2, PGRES_TUPLES_OK, err);
@@ -950,7 +968,10 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 			return NULL;
 		}
 		if (PQntuples(res) > 0) {
-			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", PQgetvalue(res, 0, 0));
+			char shown[128];
+
+			dbreg_printable(dbreg_result_value(res, 0, "missing"), shown, sizeof(shown));
+			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", shown);
 			PQclear(res);
 			free(names);
 			return NULL;

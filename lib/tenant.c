@@ -17,9 +17,7 @@ struct dbreg_resolution {
 /* The tenant row's columns (dbreg_registry_tenant), read by name. */
 static const char *tenant_value(const PGresult *res, const char *column)
 {
-	int col = PQfnumber(res, column);
-
-	return col < 0 || PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+	return dbreg_result_value(res, 0, column);
 }
 
 static const char *const context_names[] = {
