@@ -332,6 +332,51 @@ adopted() {
 	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" fernet
 }
 
+@test "platform: update changes only the fields given, region by code and type among the enum's labels" {
+	adopted
+	local before_row before_updated
+	before_row=$(registry_field neofast-shared-us-replica "row(host, port, database_name, username, ssl_mode, encrypted_password, pool_min_size)::text")
+	before_updated=$(registry_field neofast-shared-us-replica "updated_at")
+	run --separate-stderr "$DBREG" update neofast-shared-us-replica --pool-max 33 --region eu-west-1 --type analytics
+	assert_success
+	assert_equal "$(registry_field neofast-shared-us-replica "pool_max_size || ' ' || connection_type || ' ' || (SELECT code FROM admin.regions r WHERE r.id = region_id)")" \
+		"33 analytics eu-west-1"
+	assert_equal "$(registry_field neofast-shared-us-replica "row(host, port, database_name, username, ssl_mode, encrypted_password, pool_min_size)::text")" \
+		"$before_row"
+	# The platform's own trigger bumped updated_at; dbreg leaves it be.
+	[ "$(registry_field neofast-shared-us-replica "updated_at > '$before_updated'::timestamptz")" = t ] || fail "updated_at not bumped"
+	run --separate-stderr "$DBREG" update neofast-shared-us-replica --type SHARED
+	assert_failure 1
+	[[ $stderr == *"allowed values: primary, replica, analytics, backup"* ]] || fail "$stderr"
+	run --separate-stderr "$DBREG" update neofast-shared-us-replica --region mars-1
+	assert_failure 1
+	[[ $stderr == *"known regions: eu-west-1, us-east-1"* ]] || fail "$stderr"
+	"$DBREG" update neofast-shared-us-replica --pool-max 20 --region us-east-1 --type replica >/dev/null
+	assert_equal "$(registry_field neofast-shared-us-replica "pool_max_size || ' ' || connection_type")" "20 replica"
+}
+
+@test "platform: the REPL's script mode works on it; the platform's passphrase as DB_ENCRYPTION_KEY is named wherever the key is needed" {
+	adopted
+	run --separate-stderr no_tty "$DBREG" repl <<-'EOF'
+		list --names --type analytics
+		show neofast-analytics-eu -o json
+		resolve-schema acme
+	EOF
+	assert_success
+	assert_line --index 0 neofast-analytics-eu
+	assert_line tenant_acme
+	[[ $output == *'"region_code": "eu-west-1"'* ]] || fail "$output"
+	[[ $output != *gAAAAA* ]] || fail "a stored token in the output"
+	local cmd
+	for cmd in "pool-stats" "resolve-schema acme --check" "encrypt-password --password-stdin --password-format dbreg"; do
+		# shellcheck disable=SC2086
+		DB_ENCRYPTION_KEY=$DB_FERNET_PASSPHRASE run --separate-stderr "$DBREG" $cmd <<<"pw"
+		[ "$status" -ne 0 ] || fail "$cmd: exit 0"
+		[[ $stderr == *"DB_FERNET_PASSPHRASE"* ]] || fail "$cmd: $stderr"
+		assert_no_secret "$DB_FERNET_PASSPHRASE"
+	done
+}
+
 @test "platform: registering a name whose only row is deleted revives it in place; a live name needs --replace" {
 	adopted
 	local id
