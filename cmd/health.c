@@ -278,7 +278,11 @@ static const struct option health_long_options[] = {
 
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	struct dbreg_health_opts o = { .level = DBREG_LEVEL_BASIC };
+	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
+	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_no_update = 0;
+	const char *arg_type = NULL, *arg_region = NULL;
+	const char *const *names;
+	struct dbreg_health_opts *o = NULL;
 	struct dbreg_health_report *r = NULL;
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
@@ -298,53 +302,65 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (out_parse_format("health", optarg, OUT_TABLE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS, &fmt) < 0)
 				return H_UNKNOWN;
 			break;
-		case ARG_TYPE: o.type = optarg; break;
-		case ARG_REGION: o.region = optarg; break;
+		case ARG_TYPE: arg_type = optarg; break;
+		case ARG_REGION: arg_region = optarg; break;
 		case ARG_LEVEL:
 			if (strcmp(optarg, "basic") == 0)
-				o.level = DBREG_LEVEL_BASIC;
+				arg_level = DBREG_LEVEL_BASIC;
 			else if (strcmp(optarg, "extended") == 0)
-				o.level = DBREG_LEVEL_EXTENDED;
+				arg_level = DBREG_LEVEL_EXTENDED;
 			else if (strcmp(optarg, "deep") == 0)
-				o.level = DBREG_LEVEL_DEEP;
+				arg_level = DBREG_LEVEL_DEEP;
 			else
 				return usage_error("health", "--level: '%s' is not basic, extended or deep", optarg), H_UNKNOWN;
 			break;
 		case ARG_TIMEOUT:
 			if (parse_positive("health", "--timeout", optarg, 3600, &v) < 0)
 				return H_UNKNOWN;
-			o.timeout_ms = (int)v * 1000;
+			arg_timeout_ms = (int)v * 1000;
 			break;
 		case ARG_JOBS:
 			if (parse_positive("health", "--jobs", optarg, 10000, &v) < 0)
 				return H_UNKNOWN;
-			o.jobs = (int)v;
+			arg_jobs = (int)v;
 			break;
 		case ARG_WARN_MS:
 			if (parse_positive("health", "--warn-ms", optarg, 3600000, &v) < 0)
 				return H_UNKNOWN;
-			o.warn_ms = (int)v;
+			arg_warn_ms = (int)v;
 			break;
-		case ARG_NO_UPDATE: o.no_update = 1; break;
+		case ARG_NO_UPDATE: arg_no_update = 1; break;
 		case ARG_OUTPUT: output = optarg; break;
 		default:
 			option_error("health", c, argv);
 			return H_UNKNOWN;
 		}
 	}
-	if (parse_names("health", argc, argv, &o.names))
+	if (parse_names("health", argc, argv, &names))
 		return H_UNKNOWN;
 	dbreg_error_clear(&err);
-	if (!output && isatty(STDERR_FILENO)) {
-		o.progress = progress;
-		o.userdata = &shown;
-	}
-	if (connect_registry(ctx))
-		return H_UNKNOWN;
-	if (dbreg_health_run(ctx, &o, &r, &err) < 0) {
+	if (dbreg_health_opts_new(&o, &err) < 0 ||
+	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
+	    dbreg_filter_set_region(dbreg_health_opts_filter(o), arg_region, &err) < 0 ||
+	    dbreg_filter_set_names(dbreg_health_opts_filter(o), names, &err) < 0) {
+		dbreg_health_opts_free(o);
 		log_error("%s", err.message);
 		return H_UNKNOWN;
 	}
+	dbreg_health_opts_set_level(o, arg_level);
+	dbreg_health_opts_set_timeout_ms(o, arg_timeout_ms);
+	dbreg_health_opts_set_jobs(o, arg_jobs);
+	dbreg_health_opts_set_warn_ms(o, arg_warn_ms);
+	dbreg_health_opts_set_no_update(o, arg_no_update);
+	if (!output && isatty(STDERR_FILENO))
+		dbreg_health_opts_set_progress(o, progress, &shown);
+	if (connect_registry(ctx) || dbreg_health_run(ctx, o, &r, &err) < 0) {
+		if (err.message[0])
+			log_error("%s", err.message);
+		dbreg_health_opts_free(o);
+		return H_UNKNOWN;
+	}
+	dbreg_health_opts_free(o);
 	jobs_used = dbreg_health_report_jobs(r, &jobs_wanted, &fd_limit);
 	if (jobs_used < jobs_wanted)
 		log_warning("the open-file limit (%ld) leaves room for %zu checks at once, not %zu; raise it with 'ulimit -n'",

@@ -19,7 +19,9 @@ static const struct option list_options[] = {
 
 static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	struct dbreg_filter filter = { .active = -1 };
+	const char *arg_type = NULL, *arg_region = NULL;
+	int arg_active = -1, arg_all = 0;
+	struct dbreg_filter *filter = NULL;
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_conn_list *l = NULL;
 	struct dbreg_error err;
@@ -44,15 +46,15 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (out_parse_format("list", optarg, OUT_TABLE | OUT_JSON | OUT_CSV, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
-		case ARG_TYPE: filter.type = optarg; break;
-		case ARG_REGION: filter.region = optarg; break;
+		case ARG_TYPE: arg_type = optarg; break;
+		case ARG_REGION: arg_region = optarg; break;
 		case ARG_ACTIVE:
 		case ARG_INACTIVE:
-			if (filter.active >= 0 && filter.active != (c == ARG_ACTIVE))
+			if (arg_active >= 0 && arg_active != (c == ARG_ACTIVE))
 				return usage_error("list", "--active and --inactive exclude each other");
-			filter.active = c == ARG_ACTIVE;
+			arg_active = c == ARG_ACTIVE;
 			break;
-		case ARG_ALL: filter.include_deleted = 1; break;
+		case ARG_ALL: arg_all = 1; break;
 		case ARG_NAMES: names = true; break;
 		default:
 			return option_error("list", c, argv);
@@ -64,7 +66,16 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (r)
 		return r;
 	dbreg_error_clear(&err);
-	if (dbreg_list(ctx, &filter, &l, &err) < 0)
+	if (dbreg_filter_new(&filter, &err) < 0 || dbreg_filter_set_type(filter, arg_type, &err) < 0 ||
+	    dbreg_filter_set_region(filter, arg_region, &err) < 0) {
+		dbreg_filter_free(filter);
+		return fail(&err);
+	}
+	dbreg_filter_set_active(filter, arg_active);
+	dbreg_filter_set_include_deleted(filter, arg_all);
+	r = dbreg_list(ctx, filter, &l, &err);
+	dbreg_filter_free(filter);
+	if (r < 0)
 		return fail(&err);
 	if (names) {
 		for (size_t i = 0; i < dbreg_conn_list_count(l); i++)
@@ -74,7 +85,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		}
 	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
 		fprintf(stderr, "no connections registered%s\n",
-		        filter.type || filter.region || filter.active >= 0 ? " match" : "");
+		        arg_type || arg_region || arg_active >= 0 ? " match" : "");
 	} else {
 		out_conn_list(stdout, fmt, l, false);
 	}

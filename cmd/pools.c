@@ -123,45 +123,17 @@ static const struct option pool_long_options[] = {
 	{},
 };
 
-static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
+/* Every round of pool-stats on one set of options. */
+static int pool_rounds(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *o, enum out_format fmt, long watch)
 {
-	struct dbreg_pool_opts o = { .names = NULL };
-	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
-	long watch = 0;
-	int c, rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ho:", pool_long_options, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			verb_help(&verb_pool_stats, pool_options);
-			return EXIT_OK;
-		case 'o':
-			if (out_parse_format("pool-stats", optarg, OUT_TABLE | OUT_JSON, &fmt) < 0)
-				return EXIT_USAGE;
-			break;
-		case ARG_WATCH:
-			if (parse_positive("pool-stats", "--watch", optarg, 86400, &watch) < 0)
-				return EXIT_USAGE;
-			break;
-		default:
-			return option_error("pool-stats", c, argv);
-		}
-	}
-	if (parse_names("pool-stats", argc, argv, &o.names))
-		return EXIT_USAGE;
 	dbreg_error_clear(&err);
-	if (watch && !isatty(STDOUT_FILENO))
-		return usage_error("pool-stats", "--watch redraws a terminal; standard output is not one");
-	rc = connect_registry(ctx);
-	if (rc)
-		return rc;
 	for (;;) {
 		struct dbreg_pool_report *r = NULL;
 		bool any_error = false;
 
-		if (dbreg_pool_stats(ctx, &o, &r, &err) < 0)
+		if (dbreg_pool_stats(ctx, o, &r, &err) < 0)
 			return fail(&err);
 		if (watch) {
 			time_t now = time(NULL);
@@ -186,6 +158,50 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 		if (sleep((unsigned)watch) != 0 || dbreg_ctx_was_cancelled(ctx))
 			return EXIT_OK;
 	}
+}
+
+static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	const char *const *names;
+	struct dbreg_pool_opts *o = NULL;
+	enum out_format fmt = OUT_TABLE;
+	struct dbreg_error err;
+	long watch = 0;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", pool_long_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_pool_stats, pool_options);
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("pool-stats", optarg, OUT_TABLE | OUT_JSON, &fmt) < 0)
+				return EXIT_USAGE;
+			break;
+		case ARG_WATCH:
+			if (parse_positive("pool-stats", "--watch", optarg, 86400, &watch) < 0)
+				return EXIT_USAGE;
+			break;
+		default:
+			return option_error("pool-stats", c, argv);
+		}
+	}
+	if (parse_names("pool-stats", argc, argv, &names))
+		return EXIT_USAGE;
+	dbreg_error_clear(&err);
+	if (watch && !isatty(STDOUT_FILENO))
+		return usage_error("pool-stats", "--watch redraws a terminal; standard output is not one");
+	rc = connect_registry(ctx);
+	if (rc)
+		return rc;
+	if (dbreg_pool_opts_new(&o, &err) < 0 || dbreg_filter_set_names(dbreg_pool_opts_filter(o), names, &err) < 0) {
+		dbreg_pool_opts_free(o);
+		return fail(&err);
+	}
+	rc = pool_rounds(ctx, o, fmt, watch);
+	dbreg_pool_opts_free(o);
+	return rc;
 }
 
 const struct verb verb_pool_stats = {

@@ -198,7 +198,6 @@ static bool names_stale = true;
 
 static void names_refresh(void)
 {
-	struct dbreg_filter f = { .active = -1 };
 	struct dbreg_conn_list *l = NULL;
 	struct dbreg_error err;
 
@@ -208,7 +207,7 @@ static void names_refresh(void)
 	name_cache = NULL;
 	name_count = 0;
 	names_stale = false;
-	if (dbreg_ctx_connect(repl_ctx, NULL, &err) < 0 || dbreg_list(repl_ctx, &f, &l, &err) < 0)
+	if (dbreg_ctx_connect(repl_ctx, NULL, &err) < 0 || dbreg_list(repl_ctx, NULL, &l, &err) < 0)
 		return;
 	name_cache = calloc(dbreg_conn_list_count(l) + 1, sizeof(char *));
 	for (size_t i = 0; name_cache && i < dbreg_conn_list_count(l); i++) {

@@ -185,13 +185,23 @@ size_t dbreg_conn_list_count(const struct dbreg_conn_list *l);
 const struct dbreg_conn *dbreg_conn_list_at(const struct dbreg_conn_list *l, size_t i);
 void dbreg_conn_list_free(struct dbreg_conn_list *l);
 
-struct dbreg_filter {
-	const char *type;       /* NULL: any */
-	const char *region;     /* NULL: any */
-	int active;             /* -1 any, 0 inactive only, 1 active only */
-	int include_deleted;
-	const char *const *names; /* NULL-terminated; NULL: all */
-};
+/* A selection of connections.  New, it selects every live row, active or not;
+ * each setter narrows it (values are copied). */
+struct dbreg_filter;
+int dbreg_filter_new(struct dbreg_filter **ret, struct dbreg_error *err);
+void dbreg_filter_free(struct dbreg_filter *f);
+/* Of this connection type (compared as text); NULL: any. */
+int dbreg_filter_set_type(struct dbreg_filter *f, const char *type, struct dbreg_error *err);
+/* In this region, by code; NULL: any. */
+int dbreg_filter_set_region(struct dbreg_filter *f, const char *region, struct dbreg_error *err);
+/* -1 any (the default), 0 inactive only, 1 active only. */
+void dbreg_filter_set_active(struct dbreg_filter *f, int active);
+/* Soft-deleted rows too. */
+void dbreg_filter_set_include_deleted(struct dbreg_filter *f, int include);
+/* Only these names (NULL-terminated); NULL: any. */
+int dbreg_filter_set_names(struct dbreg_filter *f, const char *const *names, struct dbreg_error *err);
+/* Only rows carrying this tag; several: rows carrying all of them. */
+int dbreg_filter_add_tag(struct dbreg_filter *f, const char *tag, struct dbreg_error *err);
 
 int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
                struct dbreg_conn_list **ret, struct dbreg_error *err);
@@ -303,18 +313,25 @@ enum dbreg_health_status {
 	DBREG_UNKNOWN,
 };
 
-struct dbreg_health_opts {
-	enum dbreg_health_level level;
-	int timeout_ms;            /* each check's deadline; 0: 5000 */
-	int jobs;                  /* checks at once; 0: 64 */
-	int warn_ms;               /* slower than this is DEGRADED; 0: 1000 */
-	int no_update;             /* do not write the results back */
-	const char *type, *region; /* filters; NULL: any */
-	const char *const *names;  /* NULL-terminated explicit selection, or NULL */
-	/* Called from the loop now and then, and once at the end. */
-	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
-	void *userdata;
-};
+/* How to check: new, level basic, the defaults below, every active live row. */
+struct dbreg_health_opts;
+int dbreg_health_opts_new(struct dbreg_health_opts **ret, struct dbreg_error *err);
+void dbreg_health_opts_free(struct dbreg_health_opts *o);
+/* The selection, owned by o: type, region, tags; names select inactive rows too. */
+struct dbreg_filter *dbreg_health_opts_filter(struct dbreg_health_opts *o);
+void dbreg_health_opts_set_level(struct dbreg_health_opts *o, enum dbreg_health_level level);
+/* Each check's deadline; 0: 5000. */
+void dbreg_health_opts_set_timeout_ms(struct dbreg_health_opts *o, int timeout_ms);
+/* Checks at once; 0: 64. */
+void dbreg_health_opts_set_jobs(struct dbreg_health_opts *o, int jobs);
+/* Slower than this is DEGRADED; 0: 1000. */
+void dbreg_health_opts_set_warn_ms(struct dbreg_health_opts *o, int warn_ms);
+/* Do not write the results back. */
+void dbreg_health_opts_set_no_update(struct dbreg_health_opts *o, int no_update);
+/* Called from the loop now and then, and once at the end. */
+void dbreg_health_opts_set_progress(struct dbreg_health_opts *o,
+                                    void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata),
+                                    void *userdata);
 
 /* One result; strings live as long as the report.  Fields a level does not
  * measure are NULL or negative. */
@@ -393,11 +410,16 @@ int dbreg_resolution_sql_identifier(struct dbreg_ctx *ctx, const struct dbreg_re
 void dbreg_resolution_free(struct dbreg_resolution *r);
 
 /* ---- pool statistics ---- */
-struct dbreg_pool_opts {
-	const char *const *names;  /* NULL-terminated, or NULL: every active connection */
-	int timeout_ms;            /* each target's deadline; 0: 5000 */
-	int jobs;                  /* targets at once; 0: 64 */
-};
+/* What to measure: new, every active live connection, the defaults below. */
+struct dbreg_pool_opts;
+int dbreg_pool_opts_new(struct dbreg_pool_opts **ret, struct dbreg_error *err);
+void dbreg_pool_opts_free(struct dbreg_pool_opts *o);
+/* The selection, owned by o; names select inactive rows too. */
+struct dbreg_filter *dbreg_pool_opts_filter(struct dbreg_pool_opts *o);
+/* Each target's deadline; 0: 5000. */
+void dbreg_pool_opts_set_timeout_ms(struct dbreg_pool_opts *o, int timeout_ms);
+/* Targets at once; 0: 64. */
+void dbreg_pool_opts_set_jobs(struct dbreg_pool_opts *o, int jobs);
 
 /* One connection: its configured pool beside what its server reports for
  * its database and user.  Counts are -1 and fractions < 0 when unknown. */

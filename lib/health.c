@@ -183,7 +183,6 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	static const char deep_sql[] =
 		"SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS backends,"
 		" current_setting('max_connections')::int AS max_connections";
-	struct dbreg_filter filter = { .type = o->type, .region = o->region, .active = -1, .names = o->names };
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	int warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000;
 	struct dbreg_health_report *r;
@@ -199,7 +198,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		dbreg_error_prefix(err, "the results cannot be written back (use --no-update): ");
 		return -1;
 	}
-	rows = dbreg_registry_targets(ctx, &filter, err);
+	rows = dbreg_registry_targets(ctx, o->filter, err);
 	if (!rows)
 		return -1;
 	n = (size_t)PQntuples(rows);

@@ -30,6 +30,27 @@ void dbreg_error_prefix(struct dbreg_error *err, const char *fmt, ...) _printf_(
  * dbreg_check_schema_name's other rules are validate-config warnings for stored rows). */
 int dbreg_check_stored_schema(const char *name, struct dbreg_error *err);
 
+/* options.c: what the opaque option objects hold. */
+struct dbreg_filter {
+	char *type, *region;  /* NULL: any */
+	int active;           /* -1 any, 0 inactive only, 1 active only */
+	bool include_deleted;
+	char **names;         /* NULL-terminated, or NULL: any */
+	char **tags;          /* NULL-terminated, all required, or NULL */
+};
+struct dbreg_health_opts {
+	enum dbreg_health_level level;
+	int timeout_ms, jobs, warn_ms;
+	bool no_update;
+	struct dbreg_filter *filter;
+	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
+	void *userdata;
+};
+struct dbreg_pool_opts {
+	int timeout_ms, jobs;
+	struct dbreg_filter *filter;
+};
+
 /* conninfo.c: the one module that parses and builds connection strings. */
 struct dbreg_params {
 	const char *keys[64];

@@ -135,7 +135,6 @@ static struct dbreg_pool_server *server_of(struct dbreg_pool_report *r, const ch
 _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *o, struct dbreg_pool_report **ret,
                               struct dbreg_error *err)
 {
-	struct dbreg_filter filter = { .active = -1, .names = o->names };
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	struct dbreg_pool_server **server_for;
 	struct dbreg_pool_report *r;
@@ -145,7 +144,7 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 	bool ran;
 	size_t n;
 
-	rows = dbreg_registry_targets(ctx, &filter, err);
+	rows = dbreg_registry_targets(ctx, o->filter, err);
 	if (!rows)
 		return -1;
 	n = (size_t)PQntuples(rows);

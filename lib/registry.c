@@ -406,31 +406,38 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 		"   AND ($3::boolean IS NULL OR is_active = $3)"
 		"   AND ($4::boolean OR deleted_at IS NULL)"
 		"   AND ($5::jsonb IS NULL OR connection_name IN (SELECT jsonb_array_elements_text($5::jsonb)))"
+		"   AND ($6::jsonb IS NULL OR tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($6::jsonb)))"
 		" ORDER BY connection_name, deleted_at NULLS FIRST, created_at";
 	struct dbreg_filter none = { .active = -1 };
 	char sql[sizeof(where) + 5200];
-	const char *params[5];
-	char *names;
+	const char *params[6];
+	char *names, *tags;
 	int r;
 
 	if (!filter)
 		filter = &none;
-	names = names_json(filter->names);
-	if (filter->names && !names)
+	names = names_json((const char *const *)filter->names);
+	tags = names_json((const char *const *)filter->tags);
+	if ((filter->names && !names) || (filter->tags && !tags)) {
+		free(names);
+		free(tags);
 		return dbreg_fail_oom(err);
+	}
 	params[0] = filter->type;
 	params[1] = filter->region;
 	params[2] = filter->active < 0 ? NULL : filter->active ? "true" : "false";
 	params[3] = filter->include_deleted ? "true" : "false";
 	params[4] = names;
+	params[5] = tags;
 	{
 		char region[300], cond[sizeof(where) + 300];
 
 		snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
 		snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), cond);
 	}
-	r = fetch(ctx, sql, 5, params, ret, err);
+	r = fetch(ctx, sql, 6, params, ret, err);
 	free(names);
+	free(tags);
 	return r;
 }
 
@@ -945,17 +952,21 @@ char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct
 /* ---- targets for the fan-out commands ---- */
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
 {
-	const char *params[3];
-	char *names = names_json(filter->names);
+	const char *params[4];
+	char *names = names_json((const char *const *)filter->names);
+	char *tags = names_json((const char *const *)filter->tags);
 	PGresult *res;
 
-	if (filter->names && !names) {
+	if ((filter->names && !names) || (filter->tags && !tags)) {
+		free(names);
+		free(tags);
 		dbreg_fail_oom(err);
 		return NULL;
 	}
 	params[0] = filter->type;
 	params[1] = filter->region;
 	params[2] = names;
+	params[3] = tags;
 	if (names) {
 		/* Every name must be registered: report the first that is not. */
 		res = dbreg_exec(ctx,
@@ -965,6 +976,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		                 1, params + 2, PGRES_TUPLES_OK, err);
 		if (!res) {
 			free(names);
+			free(tags);
 			return NULL;
 		}
 		if (PQntuples(res) > 0) {
@@ -974,6 +986,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", shown);
 			PQclear(res);
 			free(names);
+			free(tags);
 			return NULL;
 		}
 		PQclear(res);
@@ -996,11 +1009,13 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		         "   AND ($2::text IS NULL OR %s = $2)"
 		         "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
 		         "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
+		         "   AND ($4::jsonb IS NULL OR tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))"
 		         " ORDER BY connection_name",
 		         region, region);
-		res = dbreg_exec(ctx, sql, 3, params, PGRES_TUPLES_OK, err);
+		res = dbreg_exec(ctx, sql, 4, params, PGRES_TUPLES_OK, err);
 	}
 	free(names);
+	free(tags);
 	return res;
 }
 
