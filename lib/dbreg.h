@@ -476,6 +476,37 @@ size_t dbreg_findings_count(const struct dbreg_findings *f);
 const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i);
 void dbreg_findings_free(struct dbreg_findings *f);
 
+/* ---- reaching a registered database (dbreg_open(3)) ---- */
+/* libpq's connection, declared without libpq-fe.h (which names it PGconn). */
+struct pg_conn;
+/* The libpq keyword/value arrays for the live connection NAME: host, port,
+ * dbname, user, sslmode, gssencmode, fallback_application_name and, when it has
+ * one, the decrypted password (in locked memory, wiped by _free).  Every keyword
+ * is explicit, so libpq's environment variables of the admin connection
+ * (PGHOST, PGPASSWORD, ...) do not reach it through these; a program's own
+ * PQconnectdb* calls still read that environment, as libpq always does. */
+struct dbreg_target_params;
+int dbreg_target_params(struct dbreg_ctx *ctx, const char *name, struct dbreg_target_params **ret,
+                        struct dbreg_error *err);
+/* NULL-terminated, for PQconnectdbParams(keywords, values, 0). */
+const char *const *dbreg_target_params_keywords(const struct dbreg_target_params *p);
+const char *const *dbreg_target_params_values(const struct dbreg_target_params *p);
+/* One value by keyword, or NULL. */
+const char *dbreg_target_params_get(const struct dbreg_target_params *p, const char *keyword);
+void dbreg_target_params_free(struct dbreg_target_params *p);
+/* A connected, blocking PGconn to the live connection NAME, logged in within
+ * timeout_ms (0: 10 s; name resolution included); PQfinish() it.  Its notices
+ * are dropped until the caller sets a notice processor.  DBREG_ERR_FAILED
+ * when the login fails, DBREG_ERR_CONFIG when the password cannot be
+ * decrypted for want of a key. */
+int dbreg_open(struct dbreg_ctx *ctx, const char *name, int timeout_ms, struct pg_conn **ret_conn,
+               struct dbreg_error *err);
+/* The same for a tenant (id or slug, active): its connection (or the live
+ * shared-primary), with search_path set to its schema, public; *ret_schema
+ * (optional, free() it) gets the schema. */
+int dbreg_open_tenant(struct dbreg_ctx *ctx, const char *tenant, int timeout_ms, struct pg_conn **ret_conn,
+                      char **ret_schema, struct dbreg_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -287,7 +287,7 @@ static void finish(struct fanout_job *j, enum fanout_outcome outcome, const char
 		vsnprintf(j->error, sizeof(j->error), fmt, ap);
 		va_end(ap);
 	}
-	if (j->conn) {
+	if (j->conn && !(outcome == FANOUT_OK && j->keep_conn)) {
 		PQfinish(j->conn);
 		j->conn = NULL;
 	}

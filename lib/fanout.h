@@ -36,6 +36,7 @@ struct fanout_job {
 	int server_version;                      /* PQserverVersion after login, 0 before */
 	int answered;                            /* queries answered (a result each) before the outcome */
 	bool logged_in;
+	bool keep_conn;                          /* in: on FANOUT_OK, leave j->conn open for the caller */
 	void *userdata;                          /* the caller's */
 	char secret[160];                        /* a password set by prepare; wiped when the job ends */
 	/* private */
