@@ -41,7 +41,9 @@ const char *verb_closest(const char *name);
 /* Verbs */
 extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
 	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats, verb_repl,
-	verb_validate_config;
+	verb_validate_config, verb_psql, verb_exec;
+extern const struct verb verb_conninfo, verb_export;
+extern const struct verb verb_import;
 
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */
@@ -78,6 +80,8 @@ enum out_format {
 	OUT_PROMETHEUS = 1 << 4,
 	OUT_NAGIOS = 1 << 5,
 	OUT_SQL = 1 << 6,
+	OUT_KV = 1 << 7,       /* libpq key=value */
+	OUT_URI = 1 << 8,
 };
 /* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error. */
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret);

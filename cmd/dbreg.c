@@ -28,6 +28,11 @@ const struct verb *const dbreg_verbs[] = {
 	&verb_resolve_schema,
 	&verb_pool_stats,
 	&verb_validate_config,
+	&verb_conninfo,
+	&verb_export,
+	&verb_import,
+	&verb_psql,
+	&verb_exec,
 	&verb_repl,
 	NULL,
 };

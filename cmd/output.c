@@ -17,6 +17,7 @@ static const struct {
 } formats[] = {
 	{ "table", OUT_TABLE }, { "json", OUT_JSON }, { "csv", OUT_CSV }, { "text", OUT_TEXT },
 	{ "prometheus", OUT_PROMETHEUS }, { "nagios", OUT_NAGIOS }, { "sql", OUT_SQL },
+	{ "kv", OUT_KV }, { "uri", OUT_URI },
 };
 
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret)

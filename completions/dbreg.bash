@@ -20,6 +20,10 @@ _dbreg_arg_options()
         show | validate-config) echo '-o --format' ;;
         pool-stats) echo '-o --format --watch' ;;
         generate-key) echo '--output' ;;
+        conninfo) echo '-o --format' ;;
+        export) echo '--type --region --tag --pgpass --output' ;;
+        import) echo '--from --pgpass --type --region' ;;
+        psql | exec) echo '--tenant' ;;
         init | encrypt-password) echo '--password-format' ;;
         health)
             echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
@@ -47,8 +51,14 @@ _dbreg_options()
         list) echo "--type --region --active --inactive --all -o --format --names $help" ;;
         show) echo "-o --format $help" ;;
         deregister) echo "--purge $help" ;;
+        conninfo) echo "-o --format $help" ;;
+        export)
+            echo "--type --region --tag --service-file --pgpass --output --force $help"
+            ;;
+        import) echo "--from --pgpass --type --region --dry-run --replace $help" ;;
         encrypt-password) echo "--password-stdin --password-format $help" ;;
         generate-key) echo "--output --force $help" ;;
+        psql | exec) echo "--tenant $help" ;;
         health)
             echo "--type --region --level --timeout --jobs --warn-ms --no-update
                 -o --format --output $help"
@@ -66,6 +76,7 @@ _dbreg_formats()
 {
     case $1 in
         list) echo 'table json csv' ;;
+        conninfo) echo 'kv uri json' ;;
         show | pool-stats) echo 'table json' ;;
         health) echo 'table json prometheus nagios' ;;
         resolve-schema) echo 'text json sql' ;;
@@ -78,8 +89,8 @@ _dbreg()
     local cur prev words cword split
     _init_completion -s || return
 
-    local commands='init register update list show deregister encrypt-password
-        generate-key health resolve-schema pool-stats validate-config repl help'
+    local commands='init register update list show conninfo export deregister import encrypt-password
+        generate-key health resolve-schema pool-stats validate-config psql exec repl help'
 
     # The command is the first word that is neither a global option nor its value.
     local i cmd='' cmd_at=0
@@ -147,8 +158,11 @@ _dbreg()
             --default-connection)
                 COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
                 ;;
-            --output)
+            --output | --pgpass)
                 _filedir
+                ;;
+            --from)
+                COMPREPLY=($(compgen -W 'service csv' -- "$cur"))
                 ;;
             --host)
                 # A Unix-socket directory, or a host name.
@@ -179,13 +193,25 @@ _dbreg()
     done
 
     case $cmd in
-        update | show | deregister)
+        update | show | deregister | conninfo)
             if ((npos == 0)); then
                 COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
             fi
             ;;
-        health | pool-stats)
+        health | pool-stats | export)
             COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
+            ;;
+        import)
+            # The FILE (--from's value is not counted: it takes an argument).
+            ((npos == 0)) && _filedir
+            ;;
+        psql | exec)
+            # The connection, then (exec) the command to run on it.
+            if ((npos == 0)) && [[ " ${words[*]:cmd_at:cword-cmd_at} " != *" --tenant "* ]]; then
+                COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
+            elif [[ $cmd == exec ]]; then
+                COMPREPLY=($(compgen -c -- "$cur"))
+            fi
             ;;
     esac
     return 0

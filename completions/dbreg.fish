@@ -65,8 +65,8 @@ function __dbreg_connections
     command dbreg list --names </dev/null 2>/dev/null
 end
 
-set -l commands init register update list show deregister encrypt-password \
-    generate-key health resolve-schema pool-stats validate-config repl
+set -l commands init register update list show conninfo export deregister import encrypt-password \
+    generate-key health resolve-schema pool-stats validate-config psql exec repl
 
 complete -c dbreg -f
 
@@ -81,6 +81,11 @@ complete -c dbreg -n __dbreg_no_command -a update -d 'Change fields of a connect
 complete -c dbreg -n __dbreg_no_command -a list -d 'List the registered connections'
 complete -c dbreg -n __dbreg_no_command -a show -d 'Show one connection in full'
 complete -c dbreg -n __dbreg_no_command -a deregister -d 'Remove a connection'
+complete -c dbreg -n __dbreg_no_command -a conninfo -d 'Print the connection string of a connection'
+complete -c dbreg -n __dbreg_no_command -a export \
+    -d 'Write connections as a pg_service.conf or a .pgpass file'
+complete -c dbreg -n __dbreg_no_command -a import \
+    -d 'Register the connections of a service file or a CSV'
 complete -c dbreg -n __dbreg_no_command -a encrypt-password \
     -d 'Print the encrypted stored text of a password'
 complete -c dbreg -n __dbreg_no_command -a generate-key -d 'Make a new encryption key'
@@ -143,10 +148,20 @@ complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table json csv' 
 complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
 
 # show, deregister, update: one connection name
-complete -c dbreg -n '__dbreg_first_arg_of update show deregister' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec' -a '(__dbreg_connections)'
 complete -c dbreg -n '__dbreg_using show' -s o -l format -x -a 'table json' -d 'Output format'
 complete -c dbreg -n '__dbreg_using deregister' -l purge \
     -d 'Delete the row instead of marking it deleted'
+
+# import FILE
+complete -c dbreg -n '__dbreg_using import' -F
+complete -c dbreg -n '__dbreg_using import' -l from -x -a 'service csv' -d 'What FILE is'
+complete -c dbreg -n '__dbreg_using import' -l pgpass -r -F -d 'Passwords from this .pgpass file'
+complete -c dbreg -n '__dbreg_using import' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
+    -d 'Type of connections that give none'
+complete -c dbreg -n '__dbreg_using import' -l region -x -d 'Region of connections that give none'
+complete -c dbreg -n '__dbreg_using import' -l dry-run -d 'Check everything, write nothing'
+complete -c dbreg -n '__dbreg_using import' -l replace -d 'Rewrite connections already registered'
 
 # init, encrypt-password
 complete -c dbreg -n '__dbreg_using init' -l password-format -x -a 'dbreg fernet' \
@@ -201,3 +216,23 @@ complete -c dbreg -n '__dbreg_using validate-config' -l offline \
 complete -c dbreg -n '__dbreg_using validate-config' -l strict -d 'Warnings fail too'
 complete -c dbreg -n '__dbreg_using validate-config' -s o -l format -x -a 'text json' \
     -d 'Output format'
+
+# psql, exec
+complete -c dbreg -n __dbreg_no_command -a psql -d 'Run psql on a registered database'
+complete -c dbreg -n __dbreg_no_command -a exec -d 'Run a command with the libpq environment of a registered database'
+complete -c dbreg -n '__dbreg_using psql exec' -l tenant -x -d "The tenant's connection, search_path at its schema"
+
+# conninfo: one connection name
+complete -c dbreg -n '__dbreg_first_arg_of conninfo' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_using conninfo' -s o -l format -x -a 'kv uri json' -d 'Output format'
+
+# export
+complete -c dbreg -n '__dbreg_using export' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_using export' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
+    -d 'Only this connection type'
+complete -c dbreg -n '__dbreg_using export' -l region -x -d 'Only this region'
+complete -c dbreg -n '__dbreg_using export' -l tag -x -d 'Only connections with this tag'
+complete -c dbreg -n '__dbreg_using export' -l service-file -d 'Write a pg_service.conf'
+complete -c dbreg -n '__dbreg_using export' -l pgpass -r -F -d 'Write a password file, mode 0600'
+complete -c dbreg -n '__dbreg_using export' -l output -r -F -d 'Write the service file to a file'
+complete -c dbreg -n '__dbreg_using export' -l force -d 'Replace an existing file'

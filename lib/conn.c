@@ -199,6 +199,7 @@ struct dbreg_spec {
 	char *values[DBREG_F__COUNT];
 	unsigned char set[DBREG_F__COUNT];
 	json_t *tags;              /* NULL: not given */
+	char *metadata;            /* a JSON object as compact text; NULL: not given */
 	char *stored_password;     /* encrypted text */
 	int password_set;          /* 1: write stored_password (NULL = none) */
 	char *test_password;       /* plaintext kept only for --test; locked memory */
@@ -227,6 +228,7 @@ _public_ void dbreg_spec_free(struct dbreg_spec *s)
 	for (int i = 0; i < DBREG_F__COUNT; i++)
 		free(s->values[i]);
 	json_decref(s->tags);
+	free(s->metadata);
 	free(s->stored_password);
 	drop_test_password(s);
 	free(s);
@@ -320,6 +322,8 @@ _public_ int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f)
 		return s->tags != NULL;
 	if (f == DBREG_F_HAS_PASSWORD)
 		return s->password_set;
+	if (f == DBREG_F_METADATA)
+		return s->metadata != NULL;
 	return (unsigned)f < DBREG_F__COUNT && s->set[f];
 }
 
@@ -337,6 +341,27 @@ _public_ int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct db
 	if (json_array_append_new(s->tags, json_string(tag)) < 0)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "--tag: '%s' is not valid UTF-8",
 		                  dbreg_printable(tag, shown, sizeof(shown)));
+	return 0;
+}
+
+_public_ int dbreg_spec_set_metadata(struct dbreg_spec *s, const char *json, struct dbreg_error *err)
+{
+	json_error_t jerr;
+	json_t *j;
+	char *text;
+	bool object;
+
+	/* Checked here, kept as given: the server's jsonb keeps numbers exactly, jansson would not. */
+	j = json_loads(json ? json : "", JSON_DECODE_INT_AS_REAL, &jerr);
+	object = j && json_is_object(j);
+	json_decref(j);
+	if (!object)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "metadata: not a JSON object%s%s", j ? "" : ": ", j ? "" : jerr.text);
+	text = strdup(json);
+	if (!text)
+		return dbreg_fail_oom(err);
+	free(s->metadata);
+	s->metadata = text;
 	return 0;
 }
 
@@ -455,6 +480,11 @@ const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f)
 char *dbreg_spec_tags_json(const struct dbreg_spec *s)
 {
 	return s->tags ? json_dumps(s->tags, JSON_COMPACT) : NULL;
+}
+
+const char *dbreg_spec_metadata_json(const struct dbreg_spec *s)
+{
+	return s->metadata;
 }
 
 const char *dbreg_spec_stored_password(const struct dbreg_spec *s)

@@ -14,6 +14,17 @@
 
 #include "internal.h"
 
+/* libpq's default socket directory, which its password-file lookup calls localhost. */
+#if defined(__has_include)
+#if __has_include(<pg_config_manual.h>)
+#include <pg_config_manual.h>
+#endif
+#endif
+#ifndef DEFAULT_PGSOCKET_DIR
+#define DEFAULT_PGSOCKET_DIR "/var/run/postgresql"
+#endif
+
+
 static void scrub_libpq_message(const char *msg, const char *input, char *out, size_t size);
 
 static const char *nonempty(const char *s)
@@ -258,6 +269,25 @@ void dbreg_pgenv_take(void)
 		for (size_t i = 0; i < ELEMENTSOF(fallback_env); i++)
 			take_env(fallback_env[i][0], fallback_env[i][1]);
 	PQconninfoFree(opts);
+}
+
+const char *dbreg_pgpass_host(const char *host)
+{
+	return !host || !*host || strcmp(host, DEFAULT_PGSOCKET_DIR) == 0 ? "localhost" : host;
+}
+
+bool dbreg_libpq_var(const char *var, bool *ret_tls)
+{
+	PQconninfoOption *opts = PQconndefaults();
+	bool found = false;
+
+	*ret_tls = kept(var) && strcmp(var, "PGPASSFILE") != 0;
+	for (PQconninfoOption *o = opts; o && o->keyword && !found; o++)
+		found = o->envvar && strcmp(o->envvar, var) == 0;
+	for (size_t i = 0; !opts && i < ELEMENTSOF(fallback_env) && !found; i++)
+		found = strcmp(fallback_env[i][1], var) == 0;
+	PQconninfoFree(opts);
+	return found || kept(var);
 }
 
 const char *dbreg_pgenv_get(const char *var)
@@ -885,53 +915,95 @@ static int keep(char **dst, const char *key, const char *want, const char *val)
 	return *dst ? 0 : -1;
 }
 
-/* Looks for [name] in one file: 1 found (settings kept), 0 not, -1 out of memory,
- * -2 unreadable (s->error says why). */
-static int service_in_file(const char *path, const char *name, struct dbreg_service *s)
+int dbreg_service_walk(char *text, size_t len,
+                       int (*visit)(void *ud, enum dbreg_service_line kind, const char *key, const char *value,
+                                    unsigned line),
+                       void *ud)
 {
-	FILE *fp = fopen(path, "re");
-	char *line = NULL;
-	size_t cap = 0, nlen = strlen(name);
-	bool in_group = false, found = false;
-	ssize_t len;
+	char *p = text, *end = text + len;
+	unsigned line = 0;
 	int r = 0;
 
-	if (!fp) {
-		snprintf(s->error, sizeof(s->error), "service file %s cannot be read: %s", path, strerror(errno));
+	while (r == 0 && p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p)), *e = nl ? nl : end, *s = p, *q;
+
+		line++;
+		p = nl ? nl + 1 : end;
+		while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*e = '\0';  /* the newline, or the terminating NUL */
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s || *s == '#')
+			continue;
+		if (*s == '[') {
+			q = strchr(s, ']');
+			if (q)
+				*q = '\0';
+			r = visit(ud, DBREG_SVC_GROUP, s + 1, q ? "" : NULL, line);
+		} else if ((q = strchr(s, '='))) {
+			*q = '\0';
+			r = visit(ud, DBREG_SVC_SETTING, s, q + 1, line);
+		} else {
+			r = visit(ud, DBREG_SVC_OTHER, s, NULL, line);
+		}
+	}
+	return r;
+}
+
+struct service_search {
+	const char *name;
+	struct dbreg_service *s;
+	bool in_group, found;
+};
+
+static int search_visit(void *ud, enum dbreg_service_line kind, const char *key, const char *value, unsigned line)
+{
+	struct service_search *f = ud;
+	struct dbreg_service *s = f->s;
+
+	(void)line;
+	if (kind == DBREG_SVC_GROUP) {
+		if (f->in_group)
+			return 1;  /* the group ended; libpq stops here too */
+		f->in_group = value && strcmp(key, f->name) == 0;
+		f->found = f->found || f->in_group;
+		return 0;
+	}
+	if (kind != DBREG_SVC_SETTING || !f->in_group)
+		return 0;
+	if (keep(&s->host, key, "host", value) < 0 || keep(&s->hostaddr, key, "hostaddr", value) < 0 ||
+	    keep(&s->port, key, "port", value) < 0 || keep(&s->sslmode, key, "sslmode", value) < 0 ||
+	    keep(&s->requiressl, key, "requiressl", value) < 0)
+		return -1;
+	return 0;
+}
+
+/* Looks for [name] in one file: 1 found (settings kept), 0 not, -1 out of memory,
+ * -2 unreadable (s->error says why).  The file may hold passwords: locked memory. */
+static int service_in_file(const char *path, const char *name, struct dbreg_service *s)
+{
+	struct service_search f = { .name = name, .s = s };
+	struct dbreg_error err;
+	char *text;
+	size_t len;
+	int r;
+
+	dbreg_error_clear(&err);
+	if (dbreg_secret_file_read("service file", path, false, DBREG_ERR_CONFIG, DBREG_SERVICE_FILE_MAX, &text, &len,
+	                           &err) < 0) {
+		if (err.kind == DBREG_ERR_INTERNAL)
+			return -1;
+		snprintf(s->error, sizeof(s->error), "%s", err.message);
 		return -2;
 	}
-	while (r == 0 && (len = getline(&line, &cap, fp)) >= 0) {
-		char *p = line, *eq;
-
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
-		                   line[len - 1] == '\t'))
-			line[--len] = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!*p || *p == '#')
-			continue;
-		if (*p == '[') {
-			if (in_group)
-				break;  /* the group ended; libpq stops here too */
-			in_group = strncmp(p + 1, name, nlen) == 0 && p[nlen + 1] == ']';
-			found = found || in_group;
-			continue;
-		}
-		if (!in_group || !(eq = strchr(p, '=')))
-			continue;
-		*eq = '\0';
-		if (keep(&s->host, p, "host", eq + 1) < 0 || keep(&s->hostaddr, p, "hostaddr", eq + 1) < 0 ||
-		    keep(&s->port, p, "port", eq + 1) < 0 || keep(&s->sslmode, p, "sslmode", eq + 1) < 0 ||
-		    keep(&s->requiressl, p, "requiressl", eq + 1) < 0)
-			r = -1;
-	}
-	free(line);
-	fclose(fp);
+	r = dbreg_service_walk(text, len, search_visit, &f);
+	dbreg_key_text_free(text);
 	if (r < 0)
 		return -1;
-	if (found)
+	if (f.found)
 		snprintf(s->file, sizeof(s->file), "%s", path);
-	return found ? 1 : 0;
+	return f.found ? 1 : 0;
 }
 
 static void searched(struct dbreg_service *s, const char *path)

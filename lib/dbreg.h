@@ -257,6 +257,48 @@ int dbreg_register_revived(struct dbreg_ctx *ctx);
 /* Changes only the fields set in spec. */
 int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s,
                  unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
+/* The metadata object (JSON text, checked here; DBREG_ERR_USAGE when it is not an object). */
+int dbreg_spec_set_metadata(struct dbreg_spec *s, const char *json, struct dbreg_error *err);
+
+/* ---- import (dbreg-import(1)) ---- */
+/* Connections read from files, then registered together: all or none. */
+struct dbreg_import;
+int dbreg_import_new(struct dbreg_import **ret, struct dbreg_error *err);
+void dbreg_import_free(struct dbreg_import *im);
+/* The type and region code given to entries that have none (NULL: none);
+ * checked as register checks --type and --region. */
+int dbreg_import_set_defaults(struct dbreg_import *im, const char *type, const char *region,
+                              struct dbreg_error *err);
+/* After dbreg_ctx_connect: every [NAME] section of the pg_service.conf at path
+ * ("-": stdin) as connection NAME, from its host, port, dbname, user and
+ * sslmode (other keys are ignored with a warning).  Its password, as libpq
+ * picks it: the section's password= (with a warning), else the first matching
+ * line of the pgpass file (NULL: none; like libpq, refused as DBREG_ERR_CONFIG
+ * when group or others can access it); encrypted at once in the registry's
+ * format, the plaintext wiped.  A refusal names FILE:LINE; DBREG_ERR_USAGE for
+ * values dbreg checks. */
+int dbreg_import_read_service(struct dbreg_import *im, struct dbreg_ctx *ctx, const char *path,
+                              const char *pgpass, struct dbreg_error *err);
+/* Every row of a CSV (RFC 4180; "-": stdin) whose header row names list's
+ * fields (list -o csv): the writable ones are read (the region by region_code
+ * where the file has it), the others ignored; an empty cell is not given.
+ * A refusal names FILE:LINE, the line a row starts on. */
+int dbreg_import_read_csv(struct dbreg_import *im, const char *path, struct dbreg_error *err);
+/* What reading found worth a warning ("FILE:LINE: ..."; never a password). */
+size_t dbreg_import_warning_count(const struct dbreg_import *im);
+const char *dbreg_import_warning(const struct dbreg_import *im, size_t i);
+/* The entries read, in the files' order. */
+size_t dbreg_import_count(const struct dbreg_import *im);
+const char *dbreg_import_name(const struct dbreg_import *im, size_t i);
+/* Registers every entry as dbreg_register would (flags DBREG_WRITE_REPLACE,
+ * DBREG_WRITE_DRY_RUN) in one transaction: any refusal rolls back all of them,
+ * its message prefixed with the entry's FILE:LINE.  *ret_rows (optional): the
+ * rows as written (a dry run: as they would be), by name. */
+int dbreg_import_run(struct dbreg_ctx *ctx, struct dbreg_import *im, unsigned flags,
+                     struct dbreg_conn_list **ret_rows, struct dbreg_error *err);
+/* After dbreg_import_run: did entry i revive a deleted row of its name? */
+int dbreg_import_revived(const struct dbreg_import *im, size_t i);
+
 /* Soft delete, or with purge remove the row.  *ret_tenants (optional) gets the
  * number of tenants still pointing at it. */
 int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge,
@@ -506,6 +548,54 @@ int dbreg_open(struct dbreg_ctx *ctx, const char *name, int timeout_ms, struct p
  * (optional, free() it) gets the schema. */
 int dbreg_open_tenant(struct dbreg_ctx *ctx, const char *tenant, int timeout_ms, struct pg_conn **ret_conn,
                       char **ret_schema, struct dbreg_error *err);
+
+/* What a program run on a registered database gets (dbreg psql, dbreg exec):
+ * this process's environment without DB_ENCRYPTION_*, DB_FERNET_*,
+ * ADMIN_DATABASE_URL and every variable libpq reads but the TLS client files;
+ * then PGHOST, PGPORT, PGDATABASE, PGUSER, PGSSLMODE from the row (NAME, or
+ * with tenant non-NULL that tenant's connection, plus PGOPTIONS setting
+ * search_path to its schema, public), and PGPASSFILE: a new 0600 file in
+ * $XDG_RUNTIME_DIR (else /tmp) holding the decrypted password, removed by
+ * _free (or, for a row without a password, the caller's own PGPASSFILE). */
+struct dbreg_child;
+int dbreg_child_prepare(struct dbreg_ctx *ctx, const char *name, const char *tenant, struct dbreg_child **ret,
+                        struct dbreg_error *err);
+/* NULL-terminated, for execve(). */
+char *const *dbreg_child_environ(const struct dbreg_child *c);
+/* The private password file, or NULL. */
+const char *dbreg_child_passfile(const struct dbreg_child *c);
+/* The tenant's schema, or NULL. */
+const char *dbreg_child_schema(const struct dbreg_child *c);
+void dbreg_child_free(struct dbreg_child *c);
+
+/* ---- connection strings and files for other programs (dbreg conninfo, dbreg export) ---- */
+/* Every one says what dbreg connects with: port 5432 and sslmode prefer where
+ * the row has none; a NULL host, database or user is left to libpq. */
+enum dbreg_conninfo_format {
+	DBREG_CONNINFO_KEYVALUE,  /* host=... port=... dbname=... user=... sslmode=..., quoted as libpq reads it */
+	DBREG_CONNINFO_URI,       /* postgresql://user@host:port/dbname?sslmode=..., every part percent-encoded */
+};
+/* The value the record connects with for host, port, dbname, user or
+ * sslmode; NULL for another keyword or where libpq's default applies.  It
+ * lives as long as the record. */
+const char *dbreg_conninfo_value(const struct dbreg_conn *c, const char *keyword);
+/* The record's connection string, never with a password; free() it. */
+int dbreg_conninfo_string(const struct dbreg_conn *c, enum dbreg_conninfo_format format, char **ret,
+                          struct dbreg_error *err);
+/* A pg_service.conf: one [NAME] section per record, with host, port, dbname,
+ * user and sslmode lines, never a password; free() it.  A value the file
+ * cannot carry (a control character, trailing white space) is
+ * DBREG_ERR_FAILED naming the connection. */
+int dbreg_service_file(const struct dbreg_conn_list *l, char **ret, struct dbreg_error *err);
+/* A password file: host:port:dbname:user:password lines (: and \ escaped with
+ * \; libpq's default socket directory as localhost) for the records of l that have a
+ * password, each decrypted with the context's keys as a login would be.
+ * *ret_written and *ret_skipped (optional) count the lines and the records
+ * without a password.  Release *ret with dbreg_secret_free.  A password that
+ * does not decrypt fails naming its connection (DBREG_ERR_CONFIG for want of
+ * a key), and nothing is handed out. */
+int dbreg_pgpass_file(struct dbreg_ctx *ctx, const struct dbreg_conn_list *l, char **ret, size_t *ret_written,
+                      size_t *ret_skipped, struct dbreg_error *err);
 
 #ifdef __cplusplus
 }

@@ -62,6 +62,12 @@ void dbreg_params_add(struct dbreg_params *p, const char *key, const char *val);
  * files) out of the environment, once, before any thread: only the admin
  * connection gets them back, as explicit keywords under its URL. */
 void dbreg_pgenv_take(void);
+/* The host a .pgpass line names for host: libpq's "localhost" for none or its
+ * default socket directory, else host itself (another directory as its path). */
+const char *dbreg_pgpass_host(const char *host);
+/* Is var one that libpq reads (PQconndefaults()'s envvar)?  *ret_tls: one of
+ * the TLS client files (PGSSLCERT, PGSSLKEY, PGSSLROOTCERT, PGSSLCRL, PGSSLCRLDIR). */
+bool dbreg_libpq_var(const char *var, bool *ret_tls);
 /* A variable dbreg_pgenv_take moved (NULL when it was not set or empty). */
 const char *dbreg_pgenv_get(const char *var);
 /* Opens the admin connection for url (libpq's expand_dbname) over the moved
@@ -187,6 +193,11 @@ const struct dbreg_profile *dbreg_ctx_profile(struct dbreg_ctx *ctx);
 int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct dbreg_spec *s,
                      const char *name, struct dbreg_error *err);
 
+/* A transaction around several dbreg_register calls (import): begin, then end
+ * with commit (fails when the transaction is gone) or without (ROLLBACK). */
+int dbreg_registry_begin(struct dbreg_ctx *ctx, struct dbreg_error *err);
+int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *err);
+
 /* Targets to log in to, for targets.c (which reads the columns by name). */
 /* Live rows matching the filter (names select inactive rows too); an unknown
  * name is DBREG_ERR_FAILED. */
@@ -206,6 +217,8 @@ char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct
 const char *dbreg_field_default(enum dbreg_field f);
 const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */
+/* The metadata object's text as given (NULL: not given). */
+const char *dbreg_spec_metadata_json(const struct dbreg_spec *s);
 const char *dbreg_spec_stored_password(const struct dbreg_spec *s);
 const char *dbreg_spec_test_password(const struct dbreg_spec *s);
 int dbreg_spec_writable(enum dbreg_field f);
@@ -238,6 +251,14 @@ int dbreg_sslmode_rank(const char *mode);
  * others can read) into locked memory; release with dbreg_key_text_free. */
 int dbreg_key_file_read(const char *path, char **ret_text, struct dbreg_error *err);
 void dbreg_key_text_free(char *text);
+/* secret.c: a whole file that may hold passwords (a .pgpass, a service file)
+ * into locked memory with read(2), never stdio: NUL-terminated, *ret_len (optional)
+ * without the NUL; at most max bytes.  private_only: only a regular file that group
+ * and others cannot access, as libpq requires of .pgpass (else DBREG_ERR_CONFIG);
+ * other failures are of kind.  what names it in messages.  Release with
+ * dbreg_key_text_free (wipes). */
+int dbreg_secret_file_read(const char *what, const char *path, bool private_only, enum dbreg_errkind kind,
+                           size_t max, char **ret_text, size_t *ret_len, struct dbreg_error *err);
 
 /* ctx.c: the admin URL the context uses (ADMIN_DATABASE_URL unless overridden), or NULL. */
 const char *dbreg_ctx_admin_url(struct dbreg_ctx *ctx);
@@ -264,6 +285,18 @@ struct dbreg_service {
 };
 /* -1 only when out of memory. */
 int dbreg_service_find(const char *name, struct dbreg_service *ret);
+/* conninfo.c: a service file's text (NUL-terminated, len without the NUL,
+ * changed in place) line by line as libpq reads it: white space around a line
+ * and "#" comments skipped; each "[name" line is a GROUP (key the name, value
+ * "" when the "]" is there, NULL when not), each "key=value" a SETTING (nothing
+ * trimmed around "="), anything else OTHER (key the line).  line counts from 1.
+ * Stops at the first nonzero visit, and returns it (0 at the end). */
+#define DBREG_SERVICE_FILE_MAX (4u << 20)
+enum dbreg_service_line { DBREG_SVC_GROUP, DBREG_SVC_SETTING, DBREG_SVC_OTHER };
+int dbreg_service_walk(char *text, size_t len,
+                       int (*visit)(void *ud, enum dbreg_service_line kind, const char *key, const char *value,
+                                    unsigned line),
+                       void *ud);
 void dbreg_service_clear(struct dbreg_service *s);
 
 #endif

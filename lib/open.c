@@ -1,12 +1,17 @@
 /* open.c — a registered database for a program: its libpq parameters, or a ready connection, by name or
  * by tenant, through the one target builder and the one decrypt (targets.c). */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "internal.h"
 #include "targets.h"
+
+extern char **environ;
 
 #define PARAMS_MAX 16
 
@@ -44,14 +49,7 @@ static int load_target(struct dbreg_ctx *ctx, const char *name, struct fanout_jo
 	if (dbreg_ctx_connect(ctx, NULL, err) < 0 || dbreg_show(ctx, name, &l, err) < 0)
 		return -1;
 	c = dbreg_conn_list_at(l, 0);
-	t = (struct target_spec){
-		.name = name,
-		.host = dbreg_conn_get(c, DBREG_F_HOST),
-		.port = dbreg_conn_get(c, DBREG_F_PORT),
-		.dbname = dbreg_conn_get(c, DBREG_F_DATABASE_NAME),
-		.user = dbreg_conn_get(c, DBREG_F_USERNAME),
-		.sslmode = dbreg_conn_get(c, DBREG_F_SSL_MODE),
-	};
+	t = target_spec_of(c);
 	target_params(j, &t, "dbreg", NULL);
 	r = dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err);
 	if (r == 0 && stored && *stored)
@@ -76,18 +74,23 @@ _public_ int dbreg_target_params(struct dbreg_ctx *ctx, const char *name, struct
 
 	if (load_target(ctx, name, &j, &row, err) < 0)
 		return -1;
-	dbreg_conn_list_free(row);
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		sodium_memzero(j.secret, sizeof(j.secret));
+		dbreg_conn_list_free(row);
 		return dbreg_fail_oom(err);
 	}
 	p->password_at = -1;
-	/* The job's values point into the row and j; the caller's outlive both. */
+	/* The job's values point into the row and j: copied before either goes. */
 	for (int i = 0; i < j.nparams && i < PARAMS_MAX && r == 0; i++) {
 		bool secret = strcmp(j.keys[i], "password") == 0;
-		size_t len = strlen(j.vals[i]);
-		char *copy = secret ? sodium_malloc(len + 1) : malloc(len + 1);
+		size_t len;
+		char *copy;
+
+		if (!j.vals[i])
+			continue;  /* NULL in the row: libpq's default, as for a check */
+		len = strlen(j.vals[i]);
+		copy = secret ? sodium_malloc(len + 1) : malloc(len + 1);
 
 		if (!copy) {
 			r = dbreg_fail_oom(err);
@@ -102,6 +105,7 @@ _public_ int dbreg_target_params(struct dbreg_ctx *ctx, const char *name, struct
 		p->n++;
 	}
 	sodium_memzero(j.secret, sizeof(j.secret));
+	dbreg_conn_list_free(row);
 	if (r < 0) {
 		dbreg_target_params_free(p);
 		return -1;
@@ -138,6 +142,7 @@ static int connect_job(struct fanout_job *j, const char *name, int timeout_ms, P
 
 	j->keep_conn = true;
 	if (fanout_run(j, 1, &fo, why, sizeof(why)) < 0) {
+		sodium_memzero(j->secret, sizeof(j->secret));
 		fanout_job_clear(j);
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
 	}
@@ -217,5 +222,247 @@ out:
 	free(schema);
 	free(ident);
 	dbreg_resolution_free(res);
+	return r;
+}
+
+/* ---- a program run on a registered database (dbreg psql, dbreg exec) ---- */
+
+struct dbreg_child {
+	char **env;        /* NULL-terminated */
+	size_t nenv;
+	char *passfile;    /* NULL when the row has no password */
+	char *schema;      /* the tenant's, or NULL */
+};
+
+_public_ void dbreg_child_free(struct dbreg_child *c)
+{
+	if (!c)
+		return;
+	if (c->passfile) {
+		unlink(c->passfile);
+		free(c->passfile);
+	}
+	for (size_t i = 0; i < c->nenv; i++)
+		free(c->env[i]);
+	free(c->env);
+	free(c->schema);
+	free(c);
+}
+
+_public_ char *const *dbreg_child_environ(const struct dbreg_child *c)
+{
+	return c->env;
+}
+
+_public_ const char *dbreg_child_passfile(const struct dbreg_child *c)
+{
+	return c->passfile;
+}
+
+_public_ const char *dbreg_child_schema(const struct dbreg_child *c)
+{
+	return c->schema;
+}
+
+/* What of dbreg's environment a child keeps: not the keys, the passphrase, the admin URL,
+ * nor anything libpq reads but the TLS client files. */
+static bool child_keeps(const char *entry)
+{
+	size_t n = strcspn(entry, "=");
+	char var[128];
+	bool tls;
+
+	if (entry[n] != '=' || n >= sizeof(var))
+		return false;
+	memcpy(var, entry, n);
+	var[n] = '\0';
+	if (strncmp(var, "DB_ENCRYPTION_", 14) == 0 || strncmp(var, "DB_FERNET_", 10) == 0 ||
+	    strcmp(var, "ADMIN_DATABASE_URL") == 0)
+		return false;
+	return !dbreg_libpq_var(var, &tls) || tls;
+}
+
+static int child_setenv(struct dbreg_child *c, const char *var, const char *value)
+{
+	char *e, **grown;
+
+	if (!value || !*value)
+		return 0;
+	if (asprintf(&e, "%s=%s", var, value) < 0)
+		return -1;
+	grown = realloc(c->env, (c->nenv + 2) * sizeof(*grown));
+	if (!grown) {
+		free(e);
+		return -1;
+	}
+	c->env = grown;
+	c->env[c->nenv++] = e;
+	c->env[c->nenv] = NULL;
+	return 0;
+}
+
+/* One .pgpass field: ':' and '\' escaped as libpq reads them. */
+static size_t pgpass_field(char *out, const char *v)
+{
+	size_t o = 0;
+
+	for (; *v; v++) {
+		if (*v == ':' || *v == '\\')
+			out[o++] = '\\';
+		out[o++] = *v;
+	}
+	return o;
+}
+
+/* The password in a new private file, one line "host:port:*:user:password". */
+static int write_passfile(struct dbreg_child *c, const struct dbreg_target_params *p, struct dbreg_error *err)
+{
+	const char *dir = getenv("XDG_RUNTIME_DIR"), *host = dbreg_pgpass_host(dbreg_target_params_get(p, "host"));
+	const char *pw = dbreg_target_params_get(p, "password");
+	const char *port = dbreg_target_params_get(p, "port"), *user = dbreg_target_params_get(p, "user");
+	size_t size, o = 0;
+	char *line;
+	int fd, r = 0;
+
+	if (!port || !user)
+		return dbreg_fail(err, DBREG_ERR_FAILED, "the connection has no port or user to match a password to");
+	/* A line break would end the password early and start another line. */
+	for (const char *s = pw; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return dbreg_fail(err, DBREG_ERR_FAILED,
+			                  "the stored password holds a control character no password file can carry");
+	if (!dir || dir[0] != '/' || access(dir, W_OK | X_OK) != 0)
+		dir = "/tmp";
+	if (asprintf(&c->passfile, "%s/dbreg-pgpass-XXXXXX", dir) < 0) {
+		c->passfile = NULL;
+		return dbreg_fail_oom(err);
+	}
+	fd = mkstemp(c->passfile);  /* 0600 */
+	if (fd < 0) {
+		dbreg_fail(err, DBREG_ERR_CONFIG, "cannot create a password file in %s: %s", dir, strerror(errno));
+		free(c->passfile);
+		c->passfile = NULL;
+		return -1;
+	}
+	size = 2 * (strlen(host) + strlen(port) + strlen(user) + strlen(pw)) + 8;
+	line = sodium_malloc(size);
+	if (!line) {
+		close(fd);
+		return dbreg_fail_oom(err);
+	}
+	o += pgpass_field(line + o, host);
+	line[o++] = ':';
+	o += pgpass_field(line + o, port);
+	memcpy(line + o, ":*:", 3);
+	o += 3;
+	o += pgpass_field(line + o, user);
+	line[o++] = ':';
+	o += pgpass_field(line + o, pw);
+	line[o++] = '\n';
+	/* write(2), not stdio: no copy of the password left in a buffer. */
+	for (size_t done = 0; done < o && r == 0;) {
+		ssize_t w = write(fd, line + done, o - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			r = dbreg_fail(err, DBREG_ERR_CONFIG, "cannot write the password file: %s", strerror(errno));
+		else
+			done += (size_t)w;
+	}
+	sodium_free(line);
+	if (close(fd) < 0 && r == 0)
+		r = dbreg_fail(err, DBREG_ERR_CONFIG, "cannot write the password file: %s", strerror(errno));
+	return r;
+}
+
+/* search_path for PGOPTIONS: libpq splits options at spaces, a backslash escaping the next. */
+static int child_pgoptions(struct dbreg_child *c, const char *ident)
+{
+	char value[400];
+	size_t o = 0;
+
+	o += (size_t)snprintf(value, sizeof(value), "-c search_path=");
+	for (const char *s = ident; *s && o + 4 < sizeof(value); s++) {
+		if (*s == ' ' || *s == '\\')
+			value[o++] = '\\';
+		value[o++] = *s;
+	}
+	value[o] = '\0';
+	snprintf(value + o, sizeof(value) - o, ",\\ public");
+	return child_setenv(c, "PGOPTIONS", value);
+}
+
+_public_ int dbreg_child_prepare(struct dbreg_ctx *ctx, const char *name, const char *tenant, struct dbreg_child **ret,
+                                 struct dbreg_error *err)
+{
+	static const struct { const char *var, *keyword; } from_row[] = {
+		{ "PGHOST", "host" }, { "PGPORT", "port" }, { "PGDATABASE", "dbname" }, { "PGUSER", "user" },
+		{ "PGSSLMODE", "sslmode" },
+	};
+	struct dbreg_resolution *res = NULL;
+	struct dbreg_target_params *p = NULL;
+	struct dbreg_child *c;
+	char *ident = NULL;
+	int r = -1;
+
+	if (!(c = calloc(1, sizeof(*c))) || !(c->env = calloc(1, sizeof(*c->env)))) {
+		free(c);
+		return dbreg_fail_oom(err);
+	}
+	if (tenant) {
+		if (dbreg_ctx_connect(ctx, NULL, err) < 0 ||
+		    dbreg_resolve_schema(ctx, DBREG_CONTEXT_TENANT, tenant, &res, err) < 0 ||
+		    dbreg_resolution_find_connection(ctx, res, NULL, err) < 0 ||
+		    dbreg_resolution_sql_identifier(ctx, res, &ident, err) < 0)
+			goto out;
+		name = dbreg_conn_get(dbreg_resolution_connection(res), DBREG_F_CONNECTION_NAME);
+		if (!(c->schema = strdup(dbreg_resolution_schema(res)))) {
+			dbreg_fail_oom(err);
+			goto out;
+		}
+	}
+	if (dbreg_target_params(ctx, name, &p, err) < 0)
+		goto out;
+	for (char **e = environ; *e; e++)
+		if (child_keeps(*e)) {
+			char *copy = strdup(*e), **grown = realloc(c->env, (c->nenv + 2) * sizeof(*grown));
+
+			if (!copy || !grown) {
+				free(copy);
+				if (grown)
+					c->env = grown;
+				dbreg_fail_oom(err);
+				goto out;
+			}
+			c->env = grown;
+			c->env[c->nenv++] = copy;
+			c->env[c->nenv] = NULL;
+		}
+	for (size_t i = 0; i < ELEMENTSOF(from_row); i++)
+		if (child_setenv(c, from_row[i].var, dbreg_target_params_get(p, from_row[i].keyword)) < 0) {
+			dbreg_fail_oom(err);
+			goto out;
+		}
+	if (dbreg_target_params_get(p, "password")) {
+		if (write_passfile(c, p, err) < 0 || child_setenv(c, "PGPASSFILE", c->passfile) < 0)
+			goto out;
+	} else if (child_setenv(c, "PGPASSFILE", getenv("PGPASSFILE")) < 0) {
+		/* No password of its own: the operator's password file, as for health. */
+		dbreg_fail_oom(err);
+		goto out;
+	}
+	if (ident && child_pgoptions(c, ident) < 0) {
+		dbreg_fail_oom(err);
+		goto out;
+	}
+	*ret = c;
+	c = NULL;
+	r = 0;
+out:
+	dbreg_target_params_free(p);
+	dbreg_resolution_free(res);
+	free(ident);
+	dbreg_child_free(c);
 	return r;
 }

@@ -499,6 +499,26 @@ static int begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
 	return run(dbreg_ctx_conn(ctx), "BEGIN", err, "cannot start a transaction");
 }
 
+/* Several writes as one (import): BEGIN, then COMMIT, or ROLLBACK on any failure
+ * (a failed write may have rolled back already: see write_rows). */
+int dbreg_registry_begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	if (dbreg_ctx_check_writable(ctx, err) < 0)
+		return -1;
+	return begin(ctx, err);
+}
+
+int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *err)
+{
+	PGconn *conn = dbreg_ctx_conn(ctx);
+
+	if (commit && PQtransactionStatus(conn) == PQTRANS_INTRANS)
+		return run(conn, "COMMIT", err, "cannot commit the transaction");
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return commit ? dbreg_fail(err, DBREG_ERR_FAILED, "the transaction was rolled back") : 0;
+}
+
 /* Runs a writing statement; a dry run is rolled back whatever happens. */
 static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg_spec *s, const char *name,
                       unsigned flags, struct dbreg_conn_list **ret, struct dbreg_error *err)
@@ -627,7 +647,14 @@ static void emit_rewrite(struct stmt *st, const struct dbreg_spec *s, const char
 			emit(st, "%s = %s%s, ", dbreg_field_name(f),
 			     dbreg_spec_is_set(s, f) || dbreg_field_default(f) ? "EXCLUDED." : "DEFAULT",
 			     dbreg_spec_is_set(s, f) || dbreg_field_default(f) ? dbreg_field_name(f) : "");
-	emit(st, "encrypted_password = EXCLUDED.encrypted_password, tags = %s", tags ? "EXCLUDED.tags" : "DEFAULT");
+	/* No password given (an import row without one): a live row keeps its own. */
+	emit(st, "encrypted_password = %s, tags = %s",
+	     dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) ? "EXCLUDED.encrypted_password"
+	                                                : "CASE WHEN d.deleted_at IS NULL THEN d.encrypted_password END",
+	     tags ? "EXCLUDED.tags" : "DEFAULT");
+	/* Metadata is rewritten only when given (import); otherwise each caller says. */
+	if (dbreg_spec_metadata_json(s))
+		emit(st, ", metadata = EXCLUDED.metadata");
 }
 
 _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
@@ -651,6 +678,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", encrypted_password");
 	if (tags)
 		emit(&st, ", tags");
+	if (dbreg_spec_metadata_json(s))
+		emit(&st, ", metadata");
 	emit(&st, ") VALUES ($%d", param(&st, name));
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && (dbreg_spec_is_set(s, f) || dbreg_field_default(f))) {
@@ -661,6 +690,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", $%d", param(&st, stored_value(ctx, s)));
 	if (tags)
 		emit(&st, ", ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", param(&st, tags));
+	if (dbreg_spec_metadata_json(s))
+		emit(&st, ", $%d::jsonb", param(&st, dbreg_spec_metadata_json(s)));
 	emit(&st, ")");
 	if (dbreg_ctx_profile(ctx)->names_unique_all) {
 		/* Names unique over all rows (the platform's): a name whose only row is
@@ -668,8 +699,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		 * options with fresh health; a live one only with --replace. */
 		emit(&st, " ON CONFLICT (connection_name) DO UPDATE SET ");
 		emit_rewrite(&st, s, tags);
-		emit(&st, ", deleted_at = NULL, is_healthy = true, consecutive_failures = 0, last_health_check = NULL,"
-		          " metadata = DEFAULT");
+		emit(&st, ", deleted_at = NULL, is_healthy = true, consecutive_failures = 0, last_health_check = NULL%s",
+		     dbreg_spec_metadata_json(s) ? "" : ", metadata = DEFAULT");
 		if (!(flags & DBREG_WRITE_REPLACE))
 			emit(&st, " WHERE d.deleted_at IS NOT NULL");
 	} else if (flags & DBREG_WRITE_REPLACE) {
@@ -709,6 +740,10 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	}
 	if (tags) {
 		emit(&st, "%stags = ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", sep, param(&st, tags));
+		sep = ", ";
+	}
+	if (dbreg_spec_metadata_json(s)) {
+		emit(&st, "%smetadata = $%d::jsonb", sep, param(&st, dbreg_spec_metadata_json(s)));
 		sep = ", ";
 	}
 	if (!*sep) {

@@ -848,6 +848,77 @@ int dbreg_key_file_read(const char *path, char **ret_text, struct dbreg_error *e
 	return read_key_file(path, ret_text, err);
 }
 
+int dbreg_secret_file_read(const char *what, const char *path, bool private_only, enum dbreg_errkind kind,
+                           size_t max, char **ret_text, size_t *ret_len, struct dbreg_error *err)
+{
+	char *buf = NULL, shown[256];
+	size_t len = 0, cap = 4096;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	dbreg_printable(path, shown, sizeof(shown));
+	if (private_only) {
+		fd = open_private_file(what, path, shown, err);
+		if (fd < 0)
+			return -1;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return dbreg_fail(err, kind, "%s %s: %s", what, shown, strerror(errno));
+		if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			close(fd);
+			return dbreg_fail(err, kind, "%s %s: %s", what, shown, strerror(EISDIR));
+		}
+	}
+	/* Locked memory that grows by copying: sodium_malloc has no realloc. */
+	for (;;) {
+		if (!buf || len == cap) {
+			char *bigger;
+
+			if (buf)
+				cap *= 2;
+			if (cap > max + 1)
+				cap = max + 1;
+			if (buf && len == cap) {
+				sodium_free(buf);
+				close(fd);
+				return dbreg_fail(err, kind, "%s %s: longer than %zu bytes", what, shown, max);
+			}
+			bigger = sodium_malloc(cap + 1);
+			if (!bigger) {
+				sodium_free(buf);
+				close(fd);
+				return dbreg_fail_oom(err);
+			}
+			if (buf) {
+				memcpy(bigger, buf, len);
+				sodium_free(buf);  /* wipes */
+			}
+			buf = bigger;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sodium_free(buf);
+			close(fd);
+			return dbreg_fail(err, kind, "%s %s: %s", what, shown, strerror(errno));
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*ret_text = buf;
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
 void dbreg_key_text_free(char *text)
 {
 	if (text)

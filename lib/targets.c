@@ -15,6 +15,18 @@ static const char *or_default(const char *v, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
+struct target_spec target_spec_of(const struct dbreg_conn *c)
+{
+	return (struct target_spec){
+		.name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME),
+		.host = dbreg_conn_get(c, DBREG_F_HOST),
+		.port = dbreg_conn_get(c, DBREG_F_PORT),
+		.dbname = dbreg_conn_get(c, DBREG_F_DATABASE_NAME),
+		.user = dbreg_conn_get(c, DBREG_F_USERNAME),
+		.sslmode = dbreg_conn_get(c, DBREG_F_SSL_MODE),
+	};
+}
+
 void target_params(struct fanout_job *j, const struct target_spec *s, const char *appname, const char *options)
 {
 	fanout_job_add(j, "host", s->host);

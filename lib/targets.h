@@ -11,6 +11,9 @@ struct target_spec {
 	const char *host, *port, *dbname, *user, *sslmode;
 };
 
+/* The settings of a registry row (its strings stay the row's). */
+struct target_spec target_spec_of(const struct dbreg_conn *c);
+
 /* The one builder of target parameters: every keyword explicit (no port is
  * 5432, no sslmode `prefer`), since libpq's environment is the admin
  * connection's (dbreg_pgenv_take); options is the per-run "-c ..." or NULL. */

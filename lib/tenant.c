@@ -161,14 +161,7 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	if (!c)
 		return dbreg_fail(err, DBREG_ERR_USAGE, "no connection found to check the schema on");
 	name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
-	t = (struct target_spec){
-		.name = name,
-		.host = dbreg_conn_get(c, DBREG_F_HOST),
-		.port = dbreg_conn_get(c, DBREG_F_PORT),
-		.dbname = dbreg_conn_get(c, DBREG_F_DATABASE_NAME),
-		.user = dbreg_conn_get(c, DBREG_F_USERNAME),
-		.sslmode = dbreg_conn_get(c, DBREG_F_SSL_MODE),
-	};
+	t = target_spec_of(c);
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
 	if (stored && *stored) {

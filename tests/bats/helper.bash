@@ -133,6 +133,16 @@ registry_field() {
 		WHERE connection_name = :'name' AND deleted_at IS NULL;"
 }
 
+# register_sandbox NAME [OPTION...]: register NAME as the sandbox's own registry database,
+# logged in as dbreg_admin with its password (a target every command can reach).
+register_sandbox() {
+	local name=$1
+	shift
+	printf '%s\n' "$(sandbox_admin_password)" | "$DBREG" register "$name" --host "${PGSANDBOX_HOST:-127.0.0.1}" \
+		--port "$PGSANDBOX_PORT" --database "$DBREG_TEST_REGISTRY" --user "$DBREG_ADMIN_ROLE" \
+		--password-stdin "$@" >/dev/null
+}
+
 # sandbox_admin_password: the password of the sandbox role dbreg_admin.
 sandbox_admin_password() {
 	if [ -n "${PGSANDBOX_DIR-}" ] && [ -r "$PGSANDBOX_DIR/admin.password" ]; then

@@ -750,3 +750,28 @@ history_entries() {
 	wait_for "dbreg:v1:"
 	[[ $(pane) != *typed-secret-42* ]] || fail "the password was echoed: $(pane)"
 }
+
+@test "repl: psql gets the terminal, Ctrl-C cancels its query, and the REPL has it back after" {
+	register_sandbox sbx
+	tmux_start
+	type_keys "psql sbx -- -X"
+	keys Enter
+	wait_for "$DBREG_TEST_REGISTRY=>"
+	# \g, not ';': tmux reads a trailing ';' as its own command separator.
+	type_keys 'SELECT 40 + 2 AS answer \g'
+	keys Enter
+	wait_for "(1 row)"
+	type_keys 'SELECT pg_sleep(30) \g'
+	keys Enter
+	sleep 0.5
+	keys C-c
+	wait_for "canceling statement due to user request"
+	[[ $(pane) != *"repl exited"* ]] || fail "Ctrl-C ended the REPL: $(pane)"
+	type_keys '\q'
+	keys Enter
+	wait_for_prompts 2
+	command_line "list --names"
+	run pane_after 2
+	assert_line sbx
+	[[ $(pane) != *"repl exited"* ]] || fail "the session ended: $(pane)"
+}

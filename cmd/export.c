@@ -1,0 +1,298 @@
+/* export.c — dbreg conninfo and dbreg export: registered connections for psql and every libpq program. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbreg-cmd.h"
+
+static const struct option conninfo_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "format", required_argument, NULL, 'o' },
+	{},
+};
+
+/* The JSON shape: these keys, port a number. */
+static void print_conninfo_json(FILE *f, const struct dbreg_conn *c)
+{
+	static const char *const keys[] = { "host", "port", "dbname", "user", "sslmode" };
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+		const char *v = dbreg_conninfo_value(c, keys[i]);
+		char *end = NULL;
+		long port = v ? strtol(v, &end, 10) : 0;
+
+		if (strcmp(keys[i], "port") == 0 && v && *v && end && !*end)
+			json_object_set_new(o, keys[i], json_integer(port));
+		else
+			json_object_set_new(o, keys[i], out_json_text(v));
+	}
+	out_json_print(f, o);
+	json_decref(o);
+}
+
+static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	enum out_format fmt = OUT_KV;
+	struct dbreg_conn_list *l = NULL;
+	struct dbreg_error err;
+	char *text = NULL;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":ho:", conninfo_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_conninfo,
+			          "  -o, --format FMT   kv (default, libpq key=value), uri or json\n"
+			          "  -h, --help         show this help\n");
+			return EXIT_OK;
+		case 'o':
+			if (out_parse_format("conninfo", optarg, OUT_KV | OUT_URI | OUT_JSON, &fmt) < 0)
+				return EXIT_USAGE;
+			break;
+		default:
+			return option_error("conninfo", c, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error("conninfo", "a connection NAME is required");
+	if (optind + 1 < argc)
+		return usage_error("conninfo", "unexpected argument '%s'", argv[optind + 1]);
+	dbreg_error_clear(&err);
+	if (dbreg_check_connection_name(argv[optind], &err) < 0)
+		return usage_error("conninfo", "%s", err.message);
+	r = connect_registry(ctx);
+	if (r)
+		return r;
+	if (dbreg_show(ctx, argv[optind], &l, &err) < 0)
+		return fail(&err);
+	if (fmt == OUT_JSON) {
+		print_conninfo_json(stdout, dbreg_conn_list_at(l, 0));
+	} else {
+		r = dbreg_conninfo_string(dbreg_conn_list_at(l, 0), fmt == OUT_URI ? DBREG_CONNINFO_URI : DBREG_CONNINFO_KEYVALUE,
+		                          &text, &err);
+		if (r < 0) {
+			dbreg_conn_list_free(l);
+			return fail(&err);
+		}
+		out_fputs_safe(text, stdout);
+		putchar('\n');
+		free(text);
+	}
+	dbreg_conn_list_free(l);
+	return EXIT_OK;
+}
+
+enum { ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_SERVICE_FILE, ARG_PGPASS, ARG_OUTPUT, ARG_FORCE };
+static const struct option export_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "type", required_argument, NULL, ARG_TYPE },
+	{ "region", required_argument, NULL, ARG_REGION },
+	{ "tag", required_argument, NULL, ARG_TAG },
+	{ "service-file", no_argument, NULL, ARG_SERVICE_FILE },
+	{ "pgpass", required_argument, NULL, ARG_PGPASS },
+	{ "output", required_argument, NULL, ARG_OUTPUT },
+	{ "force", no_argument, NULL, ARG_FORCE },
+	{},
+};
+
+/* The password file, past stdio's buffers (which nobody wipes): 0600, whole or not at all. */
+static int write_pgpass(const char *path, const char *text, bool force)
+{
+	struct out_file o;
+	size_t len = strlen(text), done = 0;
+
+	if (out_file_open(&o, path, 0600) < 0)
+		return -1;
+	while (done < len) {
+		ssize_t w = write(fileno(o.f), text + done, len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("cannot write %s: %s", path, w < 0 ? strerror(errno) : "short write");
+			out_file_abort(&o);
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return out_file_commit(&o, force);
+}
+
+static int write_service_file(const char *path, const char *text, bool force)
+{
+	struct out_file o;
+
+	if (out_file_open(&o, path, 0644) < 0)
+		return -1;
+	fputs(text, o.f);
+	return out_file_commit(&o, force);
+}
+
+/* Text of whole lines for a terminal: each line escaped, the line breaks kept. */
+static void print_lines_safe(char *text, FILE *f)
+{
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		out_fputs_safe(line, f);
+		fputc('\n', f);
+		if (!nl)
+			break;
+	}
+}
+
+/* The selection: every name registered (else the first that is not, exit 1), narrowed by the filters. */
+static int select_connections(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter,
+                              struct dbreg_conn_list **ret)
+{
+	struct dbreg_error err;
+
+	dbreg_error_clear(&err);
+	for (size_t i = 0; names && names[i]; i++) {
+		struct dbreg_conn_list *one = NULL;
+
+		if (dbreg_show(ctx, names[i], &one, &err) < 0)
+			return fail(&err);
+		dbreg_conn_list_free(one);
+	}
+	if (dbreg_filter_set_names(filter, names, &err) < 0 || dbreg_list(ctx, filter, ret, &err) < 0)
+		return fail(&err);
+	if (dbreg_conn_list_count(*ret) == 0) {
+		dbreg_conn_list_free(*ret);
+		*ret = NULL;
+		log_error("no connection matches the selection");
+		return EXIT_NEGATIVE;
+	}
+	return EXIT_OK;
+}
+
+static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	const char *arg_pgpass = NULL, *arg_output = NULL;
+	bool arg_service_file = false, arg_force = false;
+	struct dbreg_filter *filter = NULL;
+	struct dbreg_conn_list *l = NULL;
+	const char *const *names, *path;
+	size_t written = 0, skipped = 0;
+	struct dbreg_error err;
+	char *text = NULL;
+	int c, r;
+
+	dbreg_error_clear(&err);
+	if (dbreg_filter_new(&filter, &err) < 0)
+		return fail(&err);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", export_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			verb_help(&verb_export,
+			          "  --type TYPE        only connections of this type\n"
+			          "  --region CODE      only connections in this region\n"
+			          "  --tag TAG          only connections with this tag (repeat: with all of them)\n"
+			          "  --service-file     write a pg_service.conf (no passwords) to stdout or --output\n"
+			          "  --pgpass FILE      write a password file to FILE, mode 0600\n"
+			          "  --output FILE      write the service file to FILE atomically (mode 0644)\n"
+			          "  --force            replace FILE if it exists\n"
+			          "  -h, --help         show this help\n");
+			dbreg_filter_free(filter);
+			return EXIT_OK;
+		case ARG_TYPE: r = dbreg_filter_set_type(filter, optarg, &err); break;
+		case ARG_REGION: r = dbreg_filter_set_region(filter, optarg, &err); break;
+		case ARG_TAG: r = dbreg_filter_add_tag(filter, optarg, &err); break;
+		case ARG_SERVICE_FILE: arg_service_file = true; r = 0; break;
+		case ARG_PGPASS: arg_pgpass = optarg; r = 0; break;
+		case ARG_OUTPUT: arg_output = optarg; r = 0; break;
+		case ARG_FORCE: arg_force = true; r = 0; break;
+		default:
+			dbreg_filter_free(filter);
+			return option_error("export", c, argv);
+		}
+		if (r < 0) {
+			dbreg_filter_free(filter);
+			return fail(&err);
+		}
+	}
+	r = parse_names("export", argc, argv, &names);
+	if (!r && arg_service_file && arg_pgpass)
+		r = usage_error("export", "--service-file and --pgpass exclude each other");
+	else if (!r && !arg_service_file && !arg_pgpass)
+		r = usage_error("export", "one of --service-file and --pgpass FILE is required");
+	else if (!r && arg_pgpass && strcmp(arg_pgpass, "-") == 0)
+		r = usage_error("export", "--pgpass: the password file is never written to standard output");
+	else if (!r && arg_pgpass && !*arg_pgpass)
+		r = usage_error("export", "--pgpass: the file name is empty");
+	else if (!r && arg_output && !arg_service_file)
+		r = usage_error("export", "--output goes with --service-file (--pgpass names its own FILE)");
+	else if (!r && arg_output && !*arg_output)
+		r = usage_error("export", "--output: the file name is empty");
+	else if (!r && arg_force && !arg_output && !arg_pgpass)
+		r = usage_error("export", "--force needs --output FILE or --pgpass FILE");
+	if (r) {
+		dbreg_filter_free(filter);
+		return r;
+	}
+	path = arg_pgpass ? arg_pgpass : arg_output;
+	/* Before anything is read or decrypted; out_file_commit refuses again if one appears meanwhile. */
+	if (path && !arg_force && access(path, F_OK) == 0) {
+		dbreg_filter_free(filter);
+		log_error("%s already exists; use --force to replace it", path);
+		return EXIT_NEGATIVE;
+	}
+	r = connect_registry(ctx);
+	if (!r)
+		r = select_connections(ctx, names, filter, &l);
+	dbreg_filter_free(filter);
+	if (r)
+		return r;
+	if (arg_pgpass) {
+		if (dbreg_pgpass_file(ctx, l, &text, &written, &skipped, &err) < 0) {
+			dbreg_conn_list_free(l);
+			return fail(&err);
+		}
+		r = write_pgpass(arg_pgpass, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
+		dbreg_secret_free(text);
+		if (r == EXIT_OK) {
+			fprintf(stderr, "wrote %zu password%s to ", written, written == 1 ? "" : "s");
+			out_fputs_safe(arg_pgpass, stderr);
+			if (skipped)
+				fprintf(stderr, " (%zu connection%s without a password skipped)", skipped, skipped == 1 ? "" : "s");
+			fputc('\n', stderr);
+		}
+	} else {
+		if (dbreg_service_file(l, &text, &err) < 0) {
+			dbreg_conn_list_free(l);
+			return fail(&err);
+		}
+		if (arg_output)
+			r = write_service_file(arg_output, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
+		else
+			print_lines_safe(text, stdout);
+		free(text);
+	}
+	dbreg_conn_list_free(l);
+	return r;
+}
+
+const struct verb verb_conninfo = {
+	.name = "conninfo",
+	.run = run_conninfo,
+	.summary = "print a connection's libpq connection string (never its password)",
+	.usage = "NAME [-o kv|uri|json]",
+	.options = conninfo_options,
+	.takes_names = true,
+};
+
+const struct verb verb_export = {
+	.name = "export",
+	.run = run_export,
+	.summary = "write connections as a pg_service.conf or a .pgpass file",
+	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... (--service-file [--output FILE] | --pgpass FILE)\n"
+	         "       [--force]",
+	.options = export_options,
+	.takes_names = true,
+};
