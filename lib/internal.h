@@ -92,6 +92,8 @@ bool dbreg_port_ok(const char *text);
 
 /* secret.c */
 int dbreg_keyring_count(const struct dbreg_keyring *kr);
+/* The key id of the current key (the first added), or NULL for an empty ring. */
+const char *dbreg_keyring_current_id(const struct dbreg_keyring *kr);
 /* Adds the keys of a DB_ENCRYPTION_OLD_KEYS list: at most 15, empty items
  * ignored, a bad one named by its position counted from 1.  With ret_bad,
  * goes past bad items and lists their positions (up to max_bad; *ret_nbad

@@ -169,6 +169,11 @@ _public_ void dbreg_keyring_free(struct dbreg_keyring *kr)
 	free(kr);
 }
 
+const char *dbreg_keyring_current_id(const struct dbreg_keyring *kr)
+{
+	return kr && kr->n > 0 ? kr->keys[0].id : NULL;
+}
+
 int dbreg_keyring_count(const struct dbreg_keyring *kr)
 {
 	return kr ? kr->n : 0;

@@ -414,7 +414,7 @@ static bool cell_null(const PGresult *res, int row, int col)
 	return col < 0 || PQgetisnull(res, row, col);
 }
 
-static void check_rows(struct run *r, PGconn *conn)
+static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 {
 	struct dbreg_error e;
 	PGresult *res;
@@ -482,6 +482,10 @@ static void check_rows(struct run *r, PGconn *conn)
 			bool fernet = dbreg_is_fernet(stored), ours = strncmp(stored, "dbreg:", 6) == 0;
 			char *password = NULL;
 
+			/* A registry that writes dbreg's format: the platform's services read dbreg's. */
+			if (fernet && password_format && strcmp(password_format, "dbreg") == 0)
+				add(r, WARNING, "password-fernet", name,
+				    "the stored password is a Fernet token in a registry that writes dbreg's format");
 			/* Only dbreg's own format needs DB_ENCRYPTION_KEY. */
 			if (ours)
 				r->passwords++;
@@ -497,6 +501,14 @@ static void check_rows(struct run *r, PGconn *conn)
 					r->f->oom = true;
 				else
 					add(r, ERROR, "conn-password", name, "%s", e.message);
+			} else if (ours) {
+				char id[DBREG_KEY_ID_LEN + 1];
+
+				/* Readable, but only through an old key: rotate-key moves it. */
+				if (dbreg_stored_key_id(stored, id) == 0 && dbreg_keyring_current_id(r->kr) &&
+				    strcmp(id, dbreg_keyring_current_id(r->kr)) != 0)
+					add(r, WARNING, "key-old-in-use", name, "the stored password is under the old key %s, not the"
+					    " current %s (dbreg rotate-key re-encrypts it)", id, dbreg_keyring_current_id(r->kr));
 			}
 			dbreg_secret_free(password);
 		}
@@ -662,7 +674,7 @@ static void check_admin(struct run *r)
 		    "the registry schema is at version %d, newer than this dbreg knows (%d); upgrade dbreg", p.version, want);
 	/* The rows are read through the columns; without them there is nothing to judge. */
 	if (p.have_registry && check_shape(r, &p))
-		check_rows(r, conn);
+		check_rows(r, conn, p.password_format);
 	if (p.have_tenants)
 		check_tenants(r, conn);
 	else if (p.have_log && p.version >= 2)

@@ -132,6 +132,8 @@ jq_of() {
 	assert_success
 	assert_equal "$(jq -r '[.findings[] | select(.severity == "error")] | length' <<<"$output")" 0
 	assert_equal "$(jq -r '.findings[] | select(.code == "schema-unadopted") | .severity' <<<"$output")" warning
+	# Fernet is this registry's own format: nothing to say of its tokens.
+	assert_equal "$(jq -r '[.findings[] | select(.code == "password-fernet")] | length' <<<"$output")" 0
 }
 
 # platform_tenant SLUG SCHEMA [CONNECTION-NAME]: an active tenant as the platform stores one.
@@ -313,9 +315,14 @@ adopted() {
 	[[ $output == dbreg:v1:* ]] || fail "$output"
 	"$DBREG" register fmt-db --host h --database d --user u --type backup --region eu-west-1 --password-stdin <<<"pw"
 	[[ $(registry_field fmt-db encrypted_password) == dbreg:v1:* ]] || fail "not dbreg's format"
-	# Fernet rows stay readable whatever is written.
+	# Fernet rows stay readable whatever is written; validate-config says they are not dbreg's.
 	run --separate-stderr "$DBREG" show neofast-shared-us-primary -o json
 	assert_equal "$(jq -r .password_format <<<"$output")" fernet
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_equal "$(jq -r '[.findings[] | select(.code == "password-fernet") | .severity] | unique | @json' <<<"$output")" \
+		'["warning"]'
+	[[ $(jq -r '[.findings[] | select(.code == "password-fernet") | .connection_name] | join(" ")' <<<"$output") == *neofast-shared-us-primary* ]] ||
+		fail "$output"
 
 	run --separate-stderr "$DBREG" init --password-format fernet
 	assert_success

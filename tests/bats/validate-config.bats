@@ -460,9 +460,12 @@ loosen_registry() {
 	assert_no_secret "${stored:18}"
 	assert_no_secret pw-orders-secret
 	assert_no_secret "$DB_ENCRYPTION_KEY"
-	# With the old key among the old keys, it decrypts.
+	# With the old key among the old keys, it decrypts; a warning says it is on an old key.
 	DB_ENCRYPTION_OLD_KEYS=$old_key vc
 	assert_success
+	assert_finding key-old-in-use warning orders-db
+	assert_output --partial "${stored:9:8}"
+	refute_finding conn-password
 	# A tampered text fails the authentication: an error, not garbage.
 	DB_ENCRYPTION_KEY=$old_key
 	psql_admin -c "UPDATE admin.database_connections
