@@ -24,6 +24,7 @@ _dbreg_arg_options()
         export) echo '--type --region --tag --pgpass --output' ;;
         import) echo '--from --pgpass --type --region' ;;
         psql | exec) echo '--tenant' ;;
+        rotate-key) echo '--to -o --format' ;;
         init | encrypt-password) echo '--password-format' ;;
         health)
             echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
@@ -59,6 +60,7 @@ _dbreg_options()
         encrypt-password) echo "--password-stdin --password-format $help" ;;
         generate-key) echo "--output --force $help" ;;
         psql | exec) echo "--tenant $help" ;;
+        rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
         health)
             echo "--type --region --level --timeout --jobs --warn-ms --no-update
                 -o --format --output $help"
@@ -80,7 +82,7 @@ _dbreg_formats()
         show | pool-stats) echo 'table json' ;;
         health) echo 'table json prometheus nagios' ;;
         resolve-schema) echo 'text json sql' ;;
-        validate-config) echo 'text json' ;;
+        validate-config | rotate-key) echo 'text json' ;;
     esac
 }
 
@@ -90,7 +92,7 @@ _dbreg()
     _init_completion -s || return
 
     local commands='init register update list show conninfo export deregister import encrypt-password
-        generate-key health resolve-schema pool-stats validate-config psql exec repl help'
+        generate-key health resolve-schema pool-stats validate-config psql exec rotate-key repl help'
 
     # The command is the first word that is neither a global option nor its value.
     local i cmd='' cmd_at=0
@@ -146,7 +148,7 @@ _dbreg()
             -o | --format)
                 COMPREPLY=($(compgen -W "$(_dbreg_formats "$cmd")" -- "$cur"))
                 ;;
-            --password-format)
+            --password-format | --to)
                 COMPREPLY=($(compgen -W 'dbreg fernet' -- "$cur"))
                 ;;
             --level)

@@ -66,7 +66,7 @@ function __dbreg_connections
 end
 
 set -l commands init register update list show conninfo export deregister import encrypt-password \
-    generate-key health resolve-schema pool-stats validate-config psql exec repl
+    generate-key health resolve-schema pool-stats validate-config psql exec rotate-key repl
 
 complete -c dbreg -f
 
@@ -236,3 +236,10 @@ complete -c dbreg -n '__dbreg_using export' -l service-file -d 'Write a pg_servi
 complete -c dbreg -n '__dbreg_using export' -l pgpass -r -F -d 'Write a password file, mode 0600'
 complete -c dbreg -n '__dbreg_using export' -l output -r -F -d 'Write the service file to a file'
 complete -c dbreg -n '__dbreg_using export' -l force -d 'Replace an existing file'
+
+# rotate-key
+complete -c dbreg -n __dbreg_no_command -a rotate-key -d 'Re-encrypt every stored password with the current key'
+complete -c dbreg -n '__dbreg_using rotate-key' -l dry-run -d 'Say what would be re-encrypted, write nothing'
+complete -c dbreg -n '__dbreg_using rotate-key' -l to -x -a 'dbreg fernet' -d 'The format to re-encrypt into'
+complete -c dbreg -n '__dbreg_using rotate-key' -l skip-undecryptable -d 'Leave passwords that do not decrypt'
+complete -c dbreg -n '__dbreg_using rotate-key' -s o -l format -x -a 'text json' -d 'Output format'

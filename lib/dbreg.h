@@ -518,6 +518,34 @@ size_t dbreg_findings_count(const struct dbreg_findings *f);
 const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i);
 void dbreg_findings_free(struct dbreg_findings *f);
 
+/* ---- rotate-key ---- */
+enum {
+	DBREG_ROTATE_DRY_RUN = 1 << 0,               /* say what would change, write nothing */
+	DBREG_ROTATE_SKIP_UNDECRYPTABLE = 1 << 1,    /* leave (and list) rows that do not decrypt */
+};
+/* Re-encrypts every stored password (live and deleted rows) into format to
+ * ("dbreg": the current key; "fernet": the passphrase's key; NULL: the
+ * registry's format), which then becomes the registry's, in one transaction
+ * under the rotation lock.  Rows already in that format and key are left
+ * alone; Fernet rows stay Fernet rows when the format is fernet.  A row that
+ * does not decrypt (a key not in the keyring included) or does not fit fails
+ * the whole (DBREG_ERR_FAILED naming the rows, nothing written), unless
+ * DBREG_ROTATE_SKIP_UNDECRYPTABLE. */
+struct dbreg_rotation;
+int dbreg_rotate_key(struct dbreg_ctx *ctx, const char *to, unsigned flags, struct dbreg_rotation **ret,
+                     struct dbreg_error *err);
+int dbreg_rotation_dry_run(const struct dbreg_rotation *r);
+/* The format rotated into. */
+const char *dbreg_rotation_format(const struct dbreg_rotation *r);
+/* Where the re-encrypted rows came from: a key id, or "fernet"; *ret_count rows each. */
+size_t dbreg_rotation_source_count(const struct dbreg_rotation *r);
+const char *dbreg_rotation_source(const struct dbreg_rotation *r, size_t i, long *ret_count);
+long dbreg_rotation_already_current(const struct dbreg_rotation *r);
+/* The connections left as they were (DBREG_ROTATE_SKIP_UNDECRYPTABLE). */
+size_t dbreg_rotation_skipped_count(const struct dbreg_rotation *r);
+const char *dbreg_rotation_skipped(const struct dbreg_rotation *r, size_t i);
+void dbreg_rotation_free(struct dbreg_rotation *r);
+
 /* ---- reaching a registered database (dbreg_open(3)) ---- */
 /* libpq's connection, declared without libpq-fe.h (which names it PGconn). */
 struct pg_conn;

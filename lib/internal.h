@@ -198,6 +198,12 @@ int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct db
 /* A transaction around several dbreg_register calls (import): begin, then end
  * with commit (fails when the transaction is gone) or without (ROLLBACK). */
 int dbreg_registry_begin(struct dbreg_ctx *ctx, struct dbreg_error *err);
+/* The registry's password format set to format: 1 changed, 0 already so, -1. */
+int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struct dbreg_error *err);
+/* rotate-key, in the caller's transaction: the rows with a stored password (id,
+ * connection_name, encrypted_password), locked, under the rotation lock; and one's new text. */
+PGresult *dbreg_registry_rotation_rows(struct dbreg_ctx *ctx, struct dbreg_error *err);
+int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err);
 int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *err);
 
 /* Targets to log in to, for targets.c (which reads the columns by name). */

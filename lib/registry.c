@@ -178,8 +178,6 @@ fail:
 _public_ int dbreg_set_password_format(struct dbreg_ctx *ctx, const char *format, int *ret_changed,
                                        struct dbreg_error *err)
 {
-	const char *params[1] = { format };
-	PGresult *res;
 	int changed;
 
 	if (!format || (strcmp(format, "dbreg") != 0 && strcmp(format, "fernet") != 0))
@@ -187,17 +185,59 @@ _public_ int dbreg_set_password_format(struct dbreg_ctx *ctx, const char *format
 		                  format ? format : "");
 	if (dbreg_ctx_connect(ctx, NULL, err) < 0 || dbreg_ctx_check_writable(ctx, err) < 0)
 		return -1;
-	res = dbreg_exec(ctx,
-	                 "INSERT INTO admin.dbreg_settings AS s (name, value) VALUES ('password_format', $1)"
-	                 " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE s.value <> EXCLUDED.value",
-	                 1, params, PGRES_COMMAND_OK, err);
+	changed = dbreg_registry_write_format(ctx, format, err);
+	if (changed < 0)
+		return -1;
+	dbreg_ctx_forget_profile(ctx);
+	if (ret_changed)
+		*ret_changed = changed;
+	return 0;
+}
+
+int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struct dbreg_error *err)
+{
+	const char *params[1] = { format };
+	PGresult *res = dbreg_exec(ctx,
+	                           "INSERT INTO admin.dbreg_settings AS s (name, value) VALUES ('password_format', $1)"
+	                           " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value WHERE s.value <> EXCLUDED.value",
+	                           1, params, PGRES_COMMAND_OK, err);
+	int changed;
+
 	if (!res)
 		return -1;
 	changed = strcmp(PQcmdTuples(res), "0") != 0;
 	PQclear(res);
-	dbreg_ctx_forget_profile(ctx);
-	if (ret_changed)
-		*ret_changed = changed;
+	return changed;
+}
+
+/* ---- rotate-key ---- */
+
+/* In the caller's transaction: every row with a stored password, live and deleted, locked,
+ * under the rotation lock (one rotation at a time; key "dbrot" in ASCII). */
+PGresult *dbreg_registry_rotation_rows(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	PGresult *res = dbreg_exec(ctx, "SELECT pg_advisory_xact_lock(431148396404)", 0, NULL, PGRES_TUPLES_OK, err);
+
+	if (!res)
+		return NULL;
+	PQclear(res);
+	return dbreg_exec(ctx,
+	                  "SELECT id::text AS id, connection_name::text AS connection_name,"
+	                  " encrypted_password::text AS encrypted_password FROM " REGISTRY
+	                  " WHERE coalesce(encrypted_password, '') <> '' ORDER BY connection_name, deleted_at NULLS FIRST"
+	                  " FOR UPDATE",
+	                  0, NULL, PGRES_TUPLES_OK, err);
+}
+
+int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err)
+{
+	const char *params[2] = { id, stored };
+	PGresult *res = dbreg_exec(ctx, "UPDATE " REGISTRY " SET encrypted_password = $2 WHERE id::text = $1", 2, params,
+	                           PGRES_COMMAND_OK, err);
+
+	if (!res)
+		return -1;
+	PQclear(res);
 	return 0;
 }
 
