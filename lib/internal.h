@@ -92,6 +92,20 @@ bool dbreg_port_ok(const char *text);
 
 /* secret.c */
 int dbreg_keyring_count(const struct dbreg_keyring *kr);
+/* Format v2 (SPEC §3): the associated data binds the text to its row's target. */
+struct dbreg_binding {
+	const char *id;        /* canonical lower-case UUID text */
+	const char *host, *port, *database, *user, *ssl_mode;  /* NULL: empty */
+};
+/* v2 text under the current key; nonce (24 bytes) NULL: a random one (given: known answers). */
+int dbreg_encrypt_v2(const struct dbreg_keyring *kr, const struct dbreg_binding *b, const unsigned char *nonce,
+                     const char *password, size_t len, char **ret_stored, struct dbreg_error *err);
+/* v2 text for its binding: another binding is DBREG_ERR_FAILED "does not belong to this
+ * connection's target". */
+int dbreg_decrypt_v2(const struct dbreg_keyring *kr, const struct dbreg_binding *b, const char *stored,
+                     char **ret_password, struct dbreg_error *err);
+/* 1 or 2 and the key id of dbreg's stored text, -1 for anything else. */
+int dbreg_stored_version(const char *stored, char id[DBREG_KEY_ID_LEN + 1]);
 /* The key id of the current key (the first added), or NULL for an empty ring. */
 const char *dbreg_keyring_current_id(const struct dbreg_keyring *kr);
 /* Adds the keys of a DB_ENCRYPTION_OLD_KEYS list: at most 15, empty items

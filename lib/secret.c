@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -432,30 +433,63 @@ static const struct key *keyring_find(const struct dbreg_keyring *kr, const char
 	return NULL;
 }
 
-_public_ int dbreg_encrypt(const struct dbreg_keyring *kr, const char *password, size_t len,
-                           char **ret_stored, struct dbreg_error *err)
+/* "dbreg:vN:" */
+static void version_prefix(int version, char prefix[PREFIX_LEN + 1])
 {
-	unsigned char blob[NONCE_LEN + DBREG_PASSWORD_MAX + TAG_LEN];
+	snprintf(prefix, PREFIX_LEN + 1, "dbreg:v%d:", version);
+}
+
+/* v2's associated data after its header: NUL id NUL host NUL port NUL database NUL user NUL
+ * ssl_mode (a NULL field is empty, no trailing NUL); malloc'd into *ret, its length returned. */
+static ssize_t binding_tail(const struct dbreg_binding *b, unsigned char **ret)
+{
+	const char *f[6] = { b->id, b->host, b->port, b->database, b->user, b->ssl_mode };
+	size_t n = 0, o = 0;
+	unsigned char *t;
+
+	for (size_t i = 0; i < ELEMENTSOF(f); i++)
+		n += 1 + (f[i] ? strlen(f[i]) : 0);
+	if (!(t = malloc(n)))
+		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(f); i++) {
+		size_t len = f[i] ? strlen(f[i]) : 0;
+
+		t[o++] = '\0';
+		memcpy(t + o, f[i] ? f[i] : "", len);
+		o += len;
+	}
+	*ret = t;
+	return (ssize_t)o;
+}
+
+/* The stored text "dbreg:vN:<id>:<base64url(nonce || ciphertext || tag)>" of password under
+ * key k, the associated data being the header and then tail; nonce NULL: a random one. */
+static int seal(const struct key *k, int version, const unsigned char *tail, size_t tail_len,
+                const unsigned char *nonce, const char *password, size_t len, char **ret_stored, struct dbreg_error *err)
+{
+	unsigned char blob[NONCE_LEN + DBREG_PASSWORD_MAX + TAG_LEN], *ad;
 	unsigned long long clen;
-	const struct key *k;
 	char header[HEADER_LEN + 1];
 	size_t b64len, total;
 	char *out;
 
-	if (sodium_ready(err) < 0)
-		return -1;
-	if (!kr || kr->n == 0)
-		return dbreg_fail(err, DBREG_ERR_CONFIG, "no encryption key loaded");
 	if (len > DBREG_PASSWORD_MAX)
 		return dbreg_fail(err, DBREG_ERR_USAGE,
 		                  "the password is %zu bytes; at most %d fit the registry", len, DBREG_PASSWORD_MAX);
-	k = &kr->keys[0];
-	memcpy(header, PREFIX, PREFIX_LEN);
+	version_prefix(version, header);
 	memcpy(header + PREFIX_LEN, k->id, DBREG_KEY_ID_LEN + 1);
-
-	randombytes_buf(blob, NONCE_LEN);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + NONCE_LEN, &clen, (const unsigned char *)password, len,
-	                                           (const unsigned char *)header, HEADER_LEN, NULL, blob, k->bytes);
+	if (!(ad = malloc(HEADER_LEN + tail_len)))
+		return dbreg_fail_oom(err);
+	memcpy(ad, header, HEADER_LEN);
+	if (tail_len)
+		memcpy(ad + HEADER_LEN, tail, tail_len);
+	if (nonce)
+		memcpy(blob, nonce, NONCE_LEN);
+	else
+		randombytes_buf(blob, NONCE_LEN);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + NONCE_LEN, &clen, (const unsigned char *)password, len, ad,
+	                                           HEADER_LEN + tail_len, NULL, blob, k->bytes);
+	free(ad);
 	b64len = sodium_base64_ENCODED_LEN(NONCE_LEN + clen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	total = HEADER_LEN + 1 + b64len;  /* b64len counts the NUL */
 	out = malloc(total);
@@ -469,11 +503,43 @@ _public_ int dbreg_encrypt(const struct dbreg_keyring *kr, const char *password,
 	return 0;
 }
 
-_public_ int dbreg_stored_key_id(const char *stored, char id[DBREG_KEY_ID_LEN + 1])
+_public_ int dbreg_encrypt(const struct dbreg_keyring *kr, const char *password, size_t len,
+                           char **ret_stored, struct dbreg_error *err)
 {
-	if (!stored || strncmp(stored, PREFIX, PREFIX_LEN) != 0 || strlen(stored) < HEADER_LEN + 1 ||
-	    stored[HEADER_LEN] != ':')
+	if (sodium_ready(err) < 0)
 		return -1;
+	if (!kr || kr->n == 0)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "no encryption key loaded");
+	return seal(&kr->keys[0], 1, NULL, 0, NULL, password, len, ret_stored, err);
+}
+
+int dbreg_encrypt_v2(const struct dbreg_keyring *kr, const struct dbreg_binding *b, const unsigned char *nonce,
+                     const char *password, size_t len, char **ret_stored, struct dbreg_error *err)
+{
+	unsigned char *tail;
+	ssize_t n;
+	int r;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	if (!kr || kr->n == 0)
+		return dbreg_fail(err, DBREG_ERR_CONFIG, "no encryption key loaded");
+	if ((n = binding_tail(b, &tail)) < 0)
+		return dbreg_fail_oom(err);
+	r = seal(&kr->keys[0], 2, tail, (size_t)n, nonce, password, len, ret_stored, err);
+	free(tail);
+	return r;
+}
+
+/* The version (1, 2) and key id of dbreg's stored text; -1 when it is not dbreg's. */
+static int stored_header(const char *stored, char id[DBREG_KEY_ID_LEN + 1])
+{
+	int version;
+
+	if (!stored || strncmp(stored, "dbreg:v", 7) != 0 || (stored[7] != '1' && stored[7] != '2') ||
+	    stored[8] != ':' || strlen(stored) < HEADER_LEN + 1 || stored[HEADER_LEN] != ':')
+		return -1;
+	version = stored[7] - '0';
 	for (size_t i = 0; i < DBREG_KEY_ID_LEN; i++) {
 		char c = stored[PREFIX_LEN + i];
 
@@ -482,24 +548,41 @@ _public_ int dbreg_stored_key_id(const char *stored, char id[DBREG_KEY_ID_LEN + 
 	}
 	memcpy(id, stored + PREFIX_LEN, DBREG_KEY_ID_LEN);
 	id[DBREG_KEY_ID_LEN] = '\0';
+	return version;
+}
+
+_public_ int dbreg_stored_key_id(const char *stored, char id[DBREG_KEY_ID_LEN + 1])
+{
+	char found[DBREG_KEY_ID_LEN + 1];
+
+	/* dbreg:v1 alone, as documented: v2 is read through dbreg_stored_version. */
+	if (stored_header(stored, found) != 1)
+		return -1;
+	memcpy(id, found, sizeof(found));
 	return 0;
 }
 
-_public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, char **ret_password,
-                           struct dbreg_error *err)
+int dbreg_stored_version(const char *stored, char id[DBREG_KEY_ID_LEN + 1])
 {
-	unsigned char blob[DBREG_STORED_MAX];
+	return stored_header(stored, id);
+}
+
+/* Opens dbreg's stored text of this version; the associated data is its header and tail.
+ * mismatch: what a failed authentication means. */
+static int unseal(const struct dbreg_keyring *kr, const char *stored, int version, const unsigned char *tail,
+                  size_t tail_len, const char *mismatch, char **ret_password, struct dbreg_error *err)
+{
+	unsigned char blob[DBREG_STORED_MAX], *ad;
 	unsigned long long plen;
 	const struct key *k;
 	char id[DBREG_KEY_ID_LEN + 1];
 	const char *b64, *end;
 	size_t blen;
 	char *out;
+	int bad;
 
-	if (sodium_ready(err) < 0)
-		return -1;
-	if (dbreg_stored_key_id(stored, id) < 0)
-		return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is not in dbreg:v1 format");
+	if (stored_header(stored, id) != version)
+		return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is not in dbreg:v%d format", version);
 	k = keyring_find(kr, id);
 	if (!k)
 		return dbreg_fail(err, DBREG_ERR_CONFIG,
@@ -512,14 +595,21 @@ _public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, c
 	    *end != '\0' || blen < NONCE_LEN + TAG_LEN)
 		return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is damaged (bad base64 or too short)");
 	out = malloc(blen - NONCE_LEN - TAG_LEN + 1);
-	if (!out)
-		return dbreg_fail_oom(err);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &plen, NULL, blob + NONCE_LEN,
-	                                               blen - NONCE_LEN, (const unsigned char *)stored, HEADER_LEN,
-	                                               blob, k->bytes) != 0) {
+	ad = malloc(HEADER_LEN + tail_len);
+	if (!out || !ad) {
 		free(out);
-		return dbreg_fail(err, DBREG_ERR_FAILED,
-		                  "the stored password does not decrypt with key %s: wrong key or altered text", id);
+		free(ad);
+		return dbreg_fail_oom(err);
+	}
+	memcpy(ad, stored, HEADER_LEN);
+	if (tail_len)
+		memcpy(ad + HEADER_LEN, tail, tail_len);
+	bad = crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &plen, NULL, blob + NONCE_LEN,
+	                                                 blen - NONCE_LEN, ad, HEADER_LEN + tail_len, blob, k->bytes);
+	free(ad);
+	if (bad) {
+		free(out);
+		return dbreg_fail(err, DBREG_ERR_FAILED, mismatch, id);
 	}
 	out[plen] = '\0';
 	if (memchr(out, '\0', plen)) {
@@ -529,6 +619,35 @@ _public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, c
 	}
 	*ret_password = out;
 	return 0;
+}
+
+_public_ int dbreg_decrypt(const struct dbreg_keyring *kr, const char *stored, char **ret_password,
+                           struct dbreg_error *err)
+{
+	if (sodium_ready(err) < 0)
+		return -1;
+	return unseal(kr, stored, 1, NULL, 0, "the stored password does not decrypt with key %s: wrong key or altered text",
+	              ret_password, err);
+}
+
+int dbreg_decrypt_v2(const struct dbreg_keyring *kr, const struct dbreg_binding *b, const char *stored,
+                     char **ret_password, struct dbreg_error *err)
+{
+	unsigned char *tail;
+	ssize_t n;
+	int r;
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	if ((n = binding_tail(b, &tail)) < 0)
+		return dbreg_fail_oom(err);
+	/* The key id matched, so the key is right: what fails is the binding (or the text). */
+	r = unseal(kr, stored, 2, tail, (size_t)n,
+	           "the stored password (key %s) does not belong to this connection's target"
+	           " (was it copied or was the row changed without dbreg?)",
+	           ret_password, err);
+	free(tail);
+	return r;
 }
 
 /* ---- Fernet: the platform's format (PLATFORM-REGISTRY.md) ---- */

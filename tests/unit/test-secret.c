@@ -228,6 +228,57 @@ static void test_env(void)
 	   "bad key refused without echoing it");
 }
 
+/* Format v2: the known answer (computed independently with PyNaCl), and the binding. */
+static void test_v2(void)
+{
+	static const char kat[] = "dbreg:v2:cb2f5160:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXt1Z3ArWDDTbnm_XNyrwH8-bOyLZqeSDuC0GRIB8nZm412pBWETVR8v8uKPQ";
+	const struct dbreg_binding b = { "01234567-89ab-4cde-8f01-23456789abcd", "db.example.com", "5432", "app",
+	                                 "app_user", "verify-full" };
+	struct dbreg_binding moved = b;
+	struct dbreg_keyring *kr = ring(seq_key, NULL), *other = ring(zero_key, NULL);
+	unsigned char nonce[24];
+	struct dbreg_error err;
+	char *stored = NULL, *plain = NULL, id[9];
+
+	for (int i = 0; i < 24; i++)
+		nonce[i] = (unsigned char)(0x40 + i);
+	ok(dbreg_encrypt_v2(kr, &b, nonce, "correct horse battery staple", 28, &stored, &err) == 0 &&
+	   strcmp(stored, kat) == 0, "v2: the known answer (key 00..1f, nonce 40..57, six target fields)");
+	free(stored);
+	stored = NULL;
+	ok(dbreg_decrypt_v2(kr, &b, kat, &plain, &err) == 0 && strcmp(plain, "correct horse battery staple") == 0,
+	   "v2: the known answer decrypts for its binding");
+	dbreg_secret_free(plain);
+	plain = NULL;
+	ok(dbreg_stored_version(kat, id) == 2 && strcmp(id, "cb2f5160") == 0, "v2: version and key id read back");
+	ok(dbreg_stored_key_id(kat, id) < 0, "v2: not dbreg:v1 text for the v1 reader");
+	const char **fields[] = { &moved.id, &moved.host, &moved.port, &moved.database, &moved.user, &moved.ssl_mode };
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *saved = *fields[i];
+
+		*fields[i] = i == 5 ? "disable" : "elsewhere";
+		dbreg_error_clear(&err);
+		ok(dbreg_decrypt_v2(kr, &moved, kat, &plain, &err) < 0 && err.kind == DBREG_ERR_FAILED &&
+		   strstr(err.message, "does not belong to this connection's target") && !plain,
+		   "v2: a change of target field %zu refuses the text", i);
+		*fields[i] = saved;
+	}
+	/* A NULL field is the empty string, no more. */
+	moved.ssl_mode = NULL;
+	ok(dbreg_encrypt_v2(kr, &moved, NULL, "pw", 2, &stored, &err) == 0, "v2: encrypt with a NULL field");
+	moved.ssl_mode = "";
+	ok(dbreg_decrypt_v2(kr, &moved, stored, &plain, &err) == 0 && strcmp(plain, "pw") == 0,
+	   "v2: NULL and empty bind the same");
+	dbreg_secret_free(plain);
+	plain = NULL;
+	ok(dbreg_decrypt_v2(other, &b, kat, &plain, &err) < 0 && err.kind == DBREG_ERR_CONFIG,
+	   "v2: a key not in the keyring is named, as for v1");
+	ok(dbreg_decrypt(kr, kat, &plain, &err) < 0, "v2: the v1 reader does not take it");
+	free(stored);
+	dbreg_keyring_free(kr);
+	dbreg_keyring_free(other);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -244,6 +295,7 @@ int main(void)
 	test_key_ids();
 	test_key_parse();
 	test_round_trip();
+	test_v2();
 	test_env();
 	return tap_done();
 }
