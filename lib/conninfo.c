@@ -255,20 +255,51 @@ static void take_env(const char *keyword, const char *var)
 	unsetenv(var);
 }
 
-void dbreg_pgenv_take(void)
+/* The (keyword, variable) pairs libpq reads, asked of PQconndefaults() once: they do not
+ * change while the process runs (libpq 15's list when it cannot answer). Kept for the
+ * process's life. */
+static const char *libpq_vars[64][2];
+static size_t nlibpq_vars;
+
+static void load_libpq_vars(void)
 {
 	PQconninfoOption *opts;
 
+	if (nlibpq_vars)
+		return;
+	opts = PQconndefaults();
+	for (PQconninfoOption *o = opts; o && o->keyword && nlibpq_vars < ELEMENTSOF(libpq_vars); o++) {
+		char *kw, *var;
+
+		if (!o->envvar)
+			continue;
+		kw = strdup(o->keyword);
+		var = strdup(o->envvar);
+		if (!kw || !var) {
+			free(kw);
+			free(var);
+			continue;
+		}
+		libpq_vars[nlibpq_vars][0] = kw;
+		libpq_vars[nlibpq_vars][1] = var;
+		nlibpq_vars++;
+	}
+	PQconninfoFree(opts);
+	for (size_t i = 0; !nlibpq_vars && i < ELEMENTSOF(fallback_env); i++) {
+		libpq_vars[i][0] = fallback_env[i][0];
+		libpq_vars[i][1] = fallback_env[i][1];
+	}
+	if (!nlibpq_vars)
+		nlibpq_vars = ELEMENTSOF(fallback_env);
+}
+
+void dbreg_pgenv_take(void)
+{
 	/* Again at every context: a variable set since then is the newer word. */
 	pgenv_taken = true;
-	opts = PQconndefaults();
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (o->envvar)
-			take_env(o->keyword, o->envvar);
-	if (!opts)
-		for (size_t i = 0; i < ELEMENTSOF(fallback_env); i++)
-			take_env(fallback_env[i][0], fallback_env[i][1]);
-	PQconninfoFree(opts);
+	load_libpq_vars();
+	for (size_t i = 0; i < nlibpq_vars; i++)
+		take_env(libpq_vars[i][0], libpq_vars[i][1]);
 }
 
 const char *dbreg_pgpass_host(const char *host)
@@ -278,16 +309,12 @@ const char *dbreg_pgpass_host(const char *host)
 
 bool dbreg_libpq_var(const char *var, bool *ret_tls)
 {
-	PQconninfoOption *opts = PQconndefaults();
-	bool found = false;
-
 	*ret_tls = kept(var) && strcmp(var, "PGPASSFILE") != 0;
-	for (PQconninfoOption *o = opts; o && o->keyword && !found; o++)
-		found = o->envvar && strcmp(o->envvar, var) == 0;
-	for (size_t i = 0; !opts && i < ELEMENTSOF(fallback_env) && !found; i++)
-		found = strcmp(fallback_env[i][1], var) == 0;
-	PQconninfoFree(opts);
-	return found || kept(var);
+	load_libpq_vars();
+	for (size_t i = 0; i < nlibpq_vars; i++)
+		if (strcmp(libpq_vars[i][1], var) == 0)
+			return true;
+	return kept(var);
 }
 
 const char *dbreg_pgenv_get(const char *var)

@@ -33,10 +33,7 @@ setup_file() {
 	local suffix
 	suffix=$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
 	export ODD_ROLE="ci o'd\\d u:@/$suffix" ODD_DB="ci db's \\x?&=%$suffix" ODD_PW='p:w\o r\:d'
-	psql_super -v "role=$ODD_ROLE" -v "db=$ODD_DB" -v "pw=$ODD_PW" <<-'EOF'
-		CREATE ROLE :"role" LOGIN PASSWORD :'pw';
-		CREATE DATABASE :"db" OWNER :"role";
-	EOF
+	role_create "$ODD_ROLE" "$ODD_DB" "$ODD_PW"
 	"$DBREG" register ci-real-odd --host "$host" --port "$PGSANDBOX_PORT" --database "$ODD_DB" \
 		--user "$ODD_ROLE" --password-stdin <<<"$ODD_PW" >/dev/null
 	if [ -S "${PGSANDBOX_DIR-}/.s.PGSQL.$PGSANDBOX_PORT" ]; then
@@ -46,12 +43,7 @@ setup_file() {
 }
 
 teardown_file() {
-	if [ -n "${ODD_ROLE-}" ] && [ -n "${PGSANDBOX_SUPERUSER_URL-}" ]; then
-		psql_super -v "role=$ODD_ROLE" -v "db=$ODD_DB" <<-'EOF'
-			DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-			DROP ROLE IF EXISTS :"role";
-		EOF
-	fi
+	role_drop "${ODD_ROLE-}" "${ODD_DB-}"
 	drop_registry "${PLATFORM_DB-}"
 	drop_registry
 }

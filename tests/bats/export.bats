@@ -36,21 +36,13 @@ setup_file() {
 	# A real role whose password has : and \ (and a space), and names that need quoting.
 	suffix=$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
 	export ODD_ROLE="ex o:d\\d $suffix" ODD_DB="ex d:b\\x $suffix" ODD_PW='p:w\o r\:d'
-	psql_super -v "role=$ODD_ROLE" -v "db=$ODD_DB" -v "pw=$ODD_PW" <<-'EOF'
-		CREATE ROLE :"role" LOGIN PASSWORD :'pw';
-		CREATE DATABASE :"db" OWNER :"role";
-	EOF
+	role_create "$ODD_ROLE" "$ODD_DB" "$ODD_PW"
 	"$DBREG" register ex-odd --host "$host" --port "$PGSANDBOX_PORT" --database "$ODD_DB" \
 		--user "$ODD_ROLE" --type DEDICATED --tag odd --password-stdin <<<"$ODD_PW" >/dev/null
 }
 
 teardown_file() {
-	if [ -n "${ODD_ROLE-}" ] && [ -n "${PGSANDBOX_SUPERUSER_URL-}" ]; then
-		psql_super -v "role=$ODD_ROLE" -v "db=$ODD_DB" <<-'EOF'
-			DROP DATABASE IF EXISTS :"db" WITH (FORCE);
-			DROP ROLE IF EXISTS :"role";
-		EOF
-	fi
+	role_drop "${ODD_ROLE-}" "${ODD_DB-}"
 	drop_registry "${PLATFORM_DB-}"
 	drop_registry
 }

@@ -133,6 +133,24 @@ registry_field() {
 		WHERE connection_name = :'name' AND deleted_at IS NULL;"
 }
 
+# role_create ROLE DATABASE PASSWORD: a login role with PASSWORD and a database it owns,
+# made by the superuser (names and password taken as they are, however odd).
+role_create() {
+	psql_super -v "role=$1" -v "db=$2" -v "pw=$3" <<-'EOF'
+		CREATE ROLE :"role" LOGIN PASSWORD :'pw';
+		CREATE DATABASE :"db" OWNER :"role";
+	EOF
+}
+
+# role_drop ROLE DATABASE: undo role_create (nothing when ROLE is empty or there is no sandbox).
+role_drop() {
+	[ -n "$1" ] && [ -n "${PGSANDBOX_SUPERUSER_URL-}" ] || return 0
+	psql_super -v "role=$1" -v "db=$2" <<-'EOF'
+		DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+		DROP ROLE IF EXISTS :"role";
+	EOF
+}
+
 # register_sandbox NAME [OPTION...]: register NAME as the sandbox's own registry database,
 # logged in as dbreg_admin with its password (a target every command can reach).
 register_sandbox() {
