@@ -173,6 +173,32 @@ _public_ int dbreg_open(struct dbreg_ctx *ctx, const char *name, int timeout_ms,
 	return r;
 }
 
+/* A tenant's connection (by name, in *ret_res) and schema: a copy, and quoted for SQL. */
+static int resolve_tenant(struct dbreg_ctx *ctx, const char *tenant, struct dbreg_resolution **ret_res,
+                          char **ret_schema, char **ret_ident, struct dbreg_error *err)
+{
+	struct dbreg_resolution *res = NULL;
+	char *ident = NULL, *schema;
+
+	if (dbreg_ctx_connect(ctx, NULL, err) < 0 ||
+	    dbreg_resolve_schema(ctx, DBREG_CONTEXT_TENANT, tenant, &res, err) < 0)
+		return -1;
+	if (dbreg_resolution_find_connection(ctx, res, NULL, err) < 0 ||
+	    dbreg_resolution_sql_identifier(ctx, res, &ident, err) < 0) {
+		dbreg_resolution_free(res);
+		return -1;
+	}
+	if (!(schema = strdup(dbreg_resolution_schema(res)))) {
+		free(ident);
+		dbreg_resolution_free(res);
+		return dbreg_fail_oom(err);
+	}
+	*ret_res = res;
+	*ret_schema = schema;
+	*ret_ident = ident;
+	return 0;
+}
+
 _public_ int dbreg_open_tenant(struct dbreg_ctx *ctx, const char *tenant, int timeout_ms, struct pg_conn **ret_conn,
                                char **ret_schema, struct dbreg_error *err)
 {
@@ -182,16 +208,8 @@ _public_ int dbreg_open_tenant(struct dbreg_ctx *ctx, const char *tenant, int ti
 	PGresult *set;
 	int r = -1;
 
-	if (dbreg_ctx_connect(ctx, NULL, err) < 0 ||
-	    dbreg_resolve_schema(ctx, DBREG_CONTEXT_TENANT, tenant, &res, err) < 0)
+	if (resolve_tenant(ctx, tenant, &res, &schema, &ident, err) < 0)
 		return -1;
-	if (dbreg_resolution_find_connection(ctx, res, NULL, err) < 0 ||
-	    dbreg_resolution_sql_identifier(ctx, res, &ident, err) < 0)
-		goto out;
-	if (!(schema = strdup(dbreg_resolution_schema(res)))) {
-		dbreg_fail_oom(err);
-		goto out;
-	}
 	if (dbreg_open(ctx, dbreg_conn_get(dbreg_resolution_connection(res), DBREG_F_CONNECTION_NAME), timeout_ms,
 	               &conn, err) < 0)
 		goto out;
@@ -282,23 +300,33 @@ static bool child_keeps(const char *entry)
 	return !dbreg_libpq_var(var, &tls) || tls;
 }
 
+/* Adds "VAR=value" (owned: freed on failure) to the child's environment. */
+static int child_addenv(struct dbreg_child *c, char *entry)
+{
+	char **grown;
+
+	if (!entry)
+		return -1;
+	grown = realloc(c->env, (c->nenv + 2) * sizeof(*grown));
+	if (!grown) {
+		free(entry);
+		return -1;
+	}
+	c->env = grown;
+	c->env[c->nenv++] = entry;
+	c->env[c->nenv] = NULL;
+	return 0;
+}
+
 static int child_setenv(struct dbreg_child *c, const char *var, const char *value)
 {
-	char *e, **grown;
+	char *e;
 
 	if (!value || !*value)
 		return 0;
 	if (asprintf(&e, "%s=%s", var, value) < 0)
 		return -1;
-	grown = realloc(c->env, (c->nenv + 2) * sizeof(*grown));
-	if (!grown) {
-		free(e);
-		return -1;
-	}
-	c->env = grown;
-	c->env[c->nenv++] = e;
-	c->env[c->nenv] = NULL;
-	return 0;
+	return child_addenv(c, e);
 }
 
 /* One .pgpass field: ':' and '\' escaped as libpq reads them. */
@@ -411,33 +439,16 @@ _public_ int dbreg_child_prepare(struct dbreg_ctx *ctx, const char *name, const 
 		return dbreg_fail_oom(err);
 	}
 	if (tenant) {
-		if (dbreg_ctx_connect(ctx, NULL, err) < 0 ||
-		    dbreg_resolve_schema(ctx, DBREG_CONTEXT_TENANT, tenant, &res, err) < 0 ||
-		    dbreg_resolution_find_connection(ctx, res, NULL, err) < 0 ||
-		    dbreg_resolution_sql_identifier(ctx, res, &ident, err) < 0)
+		if (resolve_tenant(ctx, tenant, &res, &c->schema, &ident, err) < 0)
 			goto out;
 		name = dbreg_conn_get(dbreg_resolution_connection(res), DBREG_F_CONNECTION_NAME);
-		if (!(c->schema = strdup(dbreg_resolution_schema(res)))) {
-			dbreg_fail_oom(err);
-			goto out;
-		}
 	}
 	if (dbreg_target_params(ctx, name, &p, err) < 0)
 		goto out;
 	for (char **e = environ; *e; e++)
-		if (child_keeps(*e)) {
-			char *copy = strdup(*e), **grown = realloc(c->env, (c->nenv + 2) * sizeof(*grown));
-
-			if (!copy || !grown) {
-				free(copy);
-				if (grown)
-					c->env = grown;
-				dbreg_fail_oom(err);
-				goto out;
-			}
-			c->env = grown;
-			c->env[c->nenv++] = copy;
-			c->env[c->nenv] = NULL;
+		if (child_keeps(*e) && child_addenv(c, strdup(*e)) < 0) {
+			dbreg_fail_oom(err);
+			goto out;
 		}
 	for (size_t i = 0; i < ELEMENTSOF(from_row); i++)
 		if (child_setenv(c, from_row[i].var, dbreg_target_params_get(p, from_row[i].keyword)) < 0) {
