@@ -41,7 +41,7 @@ const char *verb_closest(const char *name);
 /* Verbs */
 extern const struct verb verb_init, verb_register, verb_update, verb_list, verb_show, verb_deregister,
 	verb_encrypt_password, verb_generate_key, verb_health, verb_resolve_schema, verb_pool_stats, verb_repl,
-	verb_validate_config, verb_psql, verb_exec, verb_rotate_key;
+	verb_validate_config, verb_psql, verb_exec, verb_rotate_key, verb_rotate_password;
 extern const struct verb verb_conninfo, verb_export;
 extern const struct verb verb_import;
 

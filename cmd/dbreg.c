@@ -25,6 +25,7 @@ const struct verb *const dbreg_verbs[] = {
 	&verb_encrypt_password,
 	&verb_generate_key,
 	&verb_rotate_key,
+	&verb_rotate_password,
 	&verb_health,
 	&verb_resolve_schema,
 	&verb_pool_stats,

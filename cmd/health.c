@@ -365,6 +365,10 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (jobs_used < jobs_wanted)
 		log_warning("the open-file limit (%ld) leaves room for %zu checks at once, not %zu; raise it with 'ulimit -n'",
 		            fd_limit, jobs_used, jobs_wanted);
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
+		if (dbreg_health_report_at(r, i)->note)
+			log_warning("connection '%s': %s", dbreg_health_report_at(r, i)->connection_name,
+			            dbreg_health_report_at(r, i)->note);
 	state = overall(r);
 	if (dbreg_health_report_count(r) == 0) {
 		/* Nothing checked is nothing known: a monitor must not read it as OK. */

@@ -24,7 +24,7 @@ static void print_counts(const struct dbreg_rotation *r)
 	for (size_t i = 0; i < dbreg_rotation_source_count(r); i++) {
 		const char *label = dbreg_rotation_source(r, i, &n);
 
-		printf("%ld from %s%s, ", n, strcmp(label, "fernet") == 0 ? "" : "key ", label);
+		printf("%ld from %s%s, ", n, strcmp(label, "fernet") == 0 || strcmp(label, "v1") == 0 ? "" : "key ", label);
 	}
 	printf("%ld already current\n", dbreg_rotation_already_current(r));
 	for (size_t i = 0; i < dbreg_rotation_skipped_count(r); i++) {

@@ -10,12 +10,33 @@
 
 #include "dbreg-cmd.h"
 
-enum { ARG_PASSWORD_STDIN = 0x100, ARG_PASSWORD_FORMAT };
+enum {
+	ARG_PASSWORD_STDIN = 0x100,
+	ARG_PASSWORD_FORMAT,
+	ARG_FOR,
+	/* The six target options, in the order of DBREG_BIND_*. */
+	ARG_ID,
+	ARG_HOST,
+	ARG_PORT,
+	ARG_DATABASE,
+	ARG_USER,
+	ARG_SSL_MODE,
+};
 static const struct option encrypt_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "password-stdin", no_argument, NULL, ARG_PASSWORD_STDIN },
 	{ "password-format", required_argument, NULL, ARG_PASSWORD_FORMAT },
+	{ "for", required_argument, NULL, ARG_FOR },
+	{ "id", required_argument, NULL, ARG_ID },
+	{ "host", required_argument, NULL, ARG_HOST },
+	{ "port", required_argument, NULL, ARG_PORT },
+	{ "database", required_argument, NULL, ARG_DATABASE },
+	{ "user", required_argument, NULL, ARG_USER },
+	{ "ssl-mode", required_argument, NULL, ARG_SSL_MODE },
 	{},
+};
+static const char *const target_option[DBREG_BIND__COUNT] = {
+	"--id", "--host", "--port", "--database", "--user", "--ssl-mode",
 };
 
 /* The format to write: the one given, else the registry's when there is one to ask, else
@@ -37,14 +58,39 @@ static const char *encrypt_format(struct dbreg_ctx *ctx, const char *given)
 	return dbreg_password_format(ctx);
 }
 
+/* The target a dbreg password is bound to: the registered connection's, for --for. */
+static int target_of(struct dbreg_ctx *ctx, const char *name, const char *target[DBREG_BIND__COUNT],
+                     struct dbreg_conn_list **ret_row)
+{
+	static const enum dbreg_field fields[DBREG_BIND__COUNT] = {
+		DBREG_F_ID, DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME, DBREG_F_USERNAME, DBREG_F_SSL_MODE,
+	};
+	struct dbreg_error err;
+	const struct dbreg_conn *c;
+
+	dbreg_error_clear(&err);
+	if (!getenv("ADMIN_DATABASE_URL")) {
+		log_error("--for needs the registry: ADMIN_DATABASE_URL is not set");
+		return EXIT_CONFIG;
+	}
+	if (dbreg_ctx_connect(ctx, NULL, &err) < 0 || dbreg_show(ctx, name, ret_row, &err) < 0)
+		return fail(&err);
+	c = dbreg_conn_list_at(*ret_row, 0);
+	for (int i = 0; i < DBREG_BIND__COUNT; i++)
+		target[i] = dbreg_conn_get(c, fields[i]);
+	return EXIT_OK;
+}
+
 static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	enum pw_source src = PW_PROMPT;
 	struct dbreg_error err;
-	const char *arg_password_format = NULL, *format;
-	char *pw, *stored;
+	struct dbreg_conn_list *row = NULL;
+	const char *arg_password_format = NULL, *arg_for = NULL, *format;
+	const char *target[DBREG_BIND__COUNT] = { NULL };
+	char *pw, *stored, id[40];
+	int c, r, given = 0;
 	size_t len;
-	int c, r;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", encrypt_options, NULL)) != -1) {
@@ -53,10 +99,18 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_encrypt_password,
 			          "      --password-stdin          read the password from the first line of standard input\n"
 			          "      --password-format FORMAT  dbreg or fernet (default: the registry's, else dbreg)\n"
+			          "      --for NAME                bind it to the registered connection NAME (its id and target)\n"
+			          "      --id UUID --host HOST --port PORT --database DB --user USER --ssl-mode MODE\n"
+			          "                                bind it to this row id and target (all six)\n"
 			          "  -h, --help                    show this help\n");
 			return EXIT_OK;
 		case ARG_PASSWORD_STDIN: src = PW_STDIN; break;
 		case ARG_PASSWORD_FORMAT: arg_password_format = optarg; break;
+		case ARG_FOR: arg_for = optarg; break;
+		case ARG_ID: case ARG_HOST: case ARG_PORT: case ARG_DATABASE: case ARG_USER: case ARG_SSL_MODE:
+			given += !target[c - ARG_ID];
+			target[c - ARG_ID] = optarg;
+			break;
 		default:
 			return option_error("encrypt-password", c, argv);
 		}
@@ -68,16 +122,43 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 		                   arg_password_format);
 	if (src == PW_STDIN && in_repl_script)
 		return usage_error("encrypt-password", "--password-stdin cannot be used in a script read from standard input");
+	if (arg_for && given)
+		return usage_error("encrypt-password", "--for and %s exclude each other", target_option[0]);
+	if (given && given < DBREG_BIND__COUNT)
+		for (int i = 0; i < DBREG_BIND__COUNT; i++)
+			if (!target[i])
+				return usage_error("encrypt-password", "%s is missing: a dbreg password is bound to all six of "
+				                   "--id, --host, --port, --database, --user and --ssl-mode", target_option[i]);
+	if (target[DBREG_BIND_ID]) {
+		/* The id as the registry prints a uuid: lower case. */
+		if (!dbreg_is_canonical_uuid(target[DBREG_BIND_ID]))
+			return usage_error("encrypt-password", "--id: '%s' is not a UUID", target[DBREG_BIND_ID]);
+		for (size_t i = 0; i < 36; i++)
+			id[i] = (char)(target[DBREG_BIND_ID][i] >= 'A' && target[DBREG_BIND_ID][i] <= 'F'
+			               ? target[DBREG_BIND_ID][i] + 32 : target[DBREG_BIND_ID][i]);
+		id[36] = '\0';
+		target[DBREG_BIND_ID] = id;
+	}
 	format = encrypt_format(ctx, arg_password_format);
+	if (strcmp(format, "dbreg") == 0 && !arg_for && !given)
+		return usage_error("encrypt-password", "a dbreg password is bound to its row: give --for NAME, or --id, "
+		                   "--host, --port, --database, --user and --ssl-mode");
+	if (arg_for && (r = target_of(ctx, arg_for, target, &row)) != EXIT_OK)
+		return r;
 	dbreg_error_clear(&err);
 	/* The key (or passphrase) before the password is typed. */
-	if (dbreg_ctx_load_format_keys(ctx, format, &err) < 0)
+	if (dbreg_ctx_load_format_keys(ctx, format, &err) < 0) {
+		dbreg_conn_list_free(row);
 		return fail(&err);
+	}
 	r = password_read("encrypt-password", src, true, &pw, &len);
-	if (r)
+	if (r) {
+		dbreg_conn_list_free(row);
 		return r;
-	r = dbreg_encrypt_password(ctx, format, pw, len, &stored, &err);
+	}
+	r = dbreg_encrypt_password(ctx, format, arg_for || given ? target : NULL, pw, len, &stored, &err);
 	password_free(pw);
+	dbreg_conn_list_free(row);
 	if (r < 0)
 		return fail(&err);
 	puts(stored);

@@ -25,7 +25,11 @@ _dbreg_arg_options()
         import) echo '--from --pgpass --type --region' ;;
         psql | exec) echo '--tenant' ;;
         rotate-key) echo '--to -o --format' ;;
-        init | encrypt-password) echo '--password-format' ;;
+        rotate-password) echo '--length' ;;
+        init) echo '--password-format' ;;
+        encrypt-password)
+            echo '--password-format --for --id --host --port --database --user --ssl-mode'
+            ;;
         health)
             echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
             ;;
@@ -57,10 +61,14 @@ _dbreg_options()
             echo "--type --region --tag --service-file --pgpass --output --force $help"
             ;;
         import) echo "--from --pgpass --type --region --dry-run --replace $help" ;;
-        encrypt-password) echo "--password-stdin --password-format $help" ;;
+        encrypt-password)
+            echo "--password-stdin --password-format --for --id --host --port --database --user
+                --ssl-mode $help"
+            ;;
         generate-key) echo "--output --force $help" ;;
         psql | exec) echo "--tenant $help" ;;
         rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
+        rotate-password) echo "--length --dry-run --force $help" ;;
         health)
             echo "--type --region --level --timeout --jobs --warn-ms --no-update
                 -o --format --output $help"
@@ -92,7 +100,8 @@ _dbreg()
     _init_completion -s || return
 
     local commands='init register update list show conninfo export deregister import encrypt-password
-        generate-key health resolve-schema pool-stats validate-config psql exec rotate-key repl help'
+        generate-key health resolve-schema pool-stats validate-config psql exec rotate-key rotate-password
+        repl help'
 
     # The command is the first word that is neither a global option nor its value.
     local i cmd='' cmd_at=0
@@ -157,7 +166,7 @@ _dbreg()
             --context)
                 COMPREPLY=($(compgen -W 'admin tenant shared template' -- "$cur"))
                 ;;
-            --default-connection)
+            --default-connection | --for)
                 COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
                 ;;
             --output | --pgpass)
@@ -195,7 +204,7 @@ _dbreg()
     done
 
     case $cmd in
-        update | show | deregister | conninfo)
+        update | show | deregister | conninfo | rotate-password)
             if ((npos == 0)); then
                 COMPREPLY=($(compgen -W "$(_dbreg_connection_names)" -- "$cur"))
             fi

@@ -66,7 +66,7 @@ function __dbreg_connections
 end
 
 set -l commands init register update list show conninfo export deregister import encrypt-password \
-    generate-key health resolve-schema pool-stats validate-config psql exec rotate-key repl
+    generate-key health resolve-schema pool-stats validate-config psql exec rotate-key rotate-password repl
 
 complete -c dbreg -f
 
@@ -148,7 +148,7 @@ complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table json csv' 
 complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
 
 # show, deregister, update: one connection name
-complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec' -a '(__dbreg_connections)'
+complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec rotate-password' -a '(__dbreg_connections)'
 complete -c dbreg -n '__dbreg_using show' -s o -l format -x -a 'table json' -d 'Output format'
 complete -c dbreg -n '__dbreg_using deregister' -l purge \
     -d 'Delete the row instead of marking it deleted'
@@ -170,6 +170,15 @@ complete -c dbreg -n '__dbreg_using encrypt-password' -l password-stdin \
     -d 'Read the password from standard input'
 complete -c dbreg -n '__dbreg_using encrypt-password' -l password-format -x -a 'dbreg fernet' \
     -d 'The stored format to print'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l for -x -a '(__dbreg_connections)' \
+    -d 'Bind it to this registered connection'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l id -x -d 'Bind it to this row id'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l host -x -d 'Bind it to this host'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l port -x -d 'Bind it to this port'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l database -x -d 'Bind it to this database'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l user -x -d 'Bind it to this user'
+complete -c dbreg -n '__dbreg_using encrypt-password' -l ssl-mode -x \
+    -a 'disable allow prefer require verify-ca verify-full' -d 'Bind it to this ssl mode'
 
 # generate-key
 complete -c dbreg -n '__dbreg_using generate-key' -l output -r -F \
@@ -243,3 +252,11 @@ complete -c dbreg -n '__dbreg_using rotate-key' -l dry-run -d 'Say what would be
 complete -c dbreg -n '__dbreg_using rotate-key' -l to -x -a 'dbreg fernet' -d 'The format to re-encrypt into'
 complete -c dbreg -n '__dbreg_using rotate-key' -l skip-undecryptable -d 'Leave passwords that do not decrypt'
 complete -c dbreg -n '__dbreg_using rotate-key' -s o -l format -x -a 'text json' -d 'Output format'
+
+# rotate-password NAME
+complete -c dbreg -n __dbreg_no_command -a rotate-password \
+    -d 'Set a new random password on a connection\'s server and in the registry'
+complete -c dbreg -n '__dbreg_using rotate-password' -l length -x -d 'Characters in the new password (16..127)'
+complete -c dbreg -n '__dbreg_using rotate-password' -l dry-run -d 'Check and log in, change nothing'
+complete -c dbreg -n '__dbreg_using rotate-password' -l force \
+    -d 'Rotate even when other connections log in as the same user'

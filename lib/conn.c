@@ -50,9 +50,9 @@ static const struct field_def {
 	[DBREG_F_UPDATED_AT] = { "updated_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("updated_at") },
 	[DBREG_F_DELETED_AT] = { "deleted_at", DBREG_T_TIME, V_NONE, 0, 0, 0, TS("deleted_at") },
 	[DBREG_F_HAS_PASSWORD] = { "has_password", DBREG_T_BOOL, V_NONE, 0, 0, 0, "(coalesce(encrypted_password, '') <> '')::text" },
-	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN encrypted_password ~ '^dbreg:v1:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END" },
+	[DBREG_F_KEY_ID] = { "key_id", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN encrypted_password ~ '^dbreg:v[12]:[0-9a-f]{8}:' THEN substr(encrypted_password, 10, 8) END" },
 	[DBREG_F_REGION_CODE] = { "region_code", DBREG_T_TEXT, V_NONE, 0, 0, 0, NULL },
-	[DBREG_F_PASSWORD_FORMAT] = { "password_format", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN coalesce(encrypted_password, '') = '' THEN NULL WHEN encrypted_password LIKE 'dbreg:v1:%' THEN 'dbreg' WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END" },
+	[DBREG_F_PASSWORD_FORMAT] = { "password_format", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN coalesce(encrypted_password, '') = '' THEN NULL WHEN encrypted_password ~ '^dbreg:v[12]:' THEN 'dbreg' WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END" },
 };
 
 const char *dbreg_conn_select_list(const struct dbreg_profile *p, char *buf, size_t size)
@@ -200,9 +200,8 @@ struct dbreg_spec {
 	unsigned char set[DBREG_F__COUNT];
 	json_t *tags;              /* NULL: not given */
 	char *metadata;            /* a JSON object as compact text; NULL: not given */
-	char *stored_password;     /* encrypted text */
-	int password_set;          /* 1: write stored_password (NULL = none) */
-	char *test_password;       /* plaintext kept only for --test; locked memory */
+	int password_set;          /* 1: write password (NULL = none) */
+	char *password;            /* plaintext, encrypted when written; locked memory */
 };
 
 _public_ int dbreg_spec_new(struct dbreg_spec **ret, struct dbreg_error *err)
@@ -215,10 +214,10 @@ _public_ int dbreg_spec_new(struct dbreg_spec **ret, struct dbreg_error *err)
 	return 0;
 }
 
-static void drop_test_password(struct dbreg_spec *s)
+static void drop_password(struct dbreg_spec *s)
 {
-	sodium_free(s->test_password);  /* wipes */
-	s->test_password = NULL;
+	sodium_free(s->password);  /* wipes */
+	s->password = NULL;
 }
 
 _public_ void dbreg_spec_free(struct dbreg_spec *s)
@@ -229,8 +228,7 @@ _public_ void dbreg_spec_free(struct dbreg_spec *s)
 		free(s->values[i]);
 	json_decref(s->tags);
 	free(s->metadata);
-	free(s->stored_password);
-	drop_test_password(s);
+	drop_password(s);
 	free(s);
 }
 
@@ -394,8 +392,9 @@ _public_ int dbreg_spec_merge_url(struct dbreg_spec *s, const char *url, struct 
 	return r;
 }
 
-_public_ int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *password, size_t len,
-                                    char **ret_stored, struct dbreg_error *err)
+/* One stored password in format (NULL: "dbreg"): dbreg:v2 for its target b, or Fernet. */
+int dbreg_encrypt_stored(struct dbreg_ctx *ctx, const char *format, const struct dbreg_binding *b,
+                         const char *password, size_t len, char **ret_stored, struct dbreg_error *err)
 {
 	const unsigned char *key;
 
@@ -405,42 +404,88 @@ _public_ int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, c
 		return -1;
 	if (format && strcmp(format, "fernet") == 0)
 		return dbreg_ctx_fernet_key(ctx, &key, err) < 0 ? -1 : dbreg_fernet_encrypt(key, password, len, ret_stored, err);
-	return dbreg_encrypt(dbreg_ctx_keyring(ctx), password, len, ret_stored, err);
+	if (!b)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "a dbreg password is bound to its target: give the row's id and target");
+	/* Every caller but encrypt-password (which checks its --id) passes a row's id. */
+	if (!b->id || !dbreg_is_canonical_uuid(b->id))
+		return dbreg_fail(err, DBREG_ERR_FAILED, "the row's id '%s' is not a UUID: a dbreg password cannot be bound to it",
+		                  b->id ? b->id : "");
+	return dbreg_encrypt_v2(dbreg_ctx_keyring(ctx), b, NULL, password, len, ret_stored, err);
+}
+
+_public_ int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *const target[DBREG_BIND__COUNT],
+                                    const char *password, size_t len, char **ret_stored, struct dbreg_error *err)
+{
+	struct dbreg_binding b;
+	const char *port = target ? target[DBREG_BIND_PORT] : NULL, *mode = target ? target[DBREG_BIND_SSL_MODE] : NULL;
+
+	/* What the registry would hold: a port in plain decimal, one of libpq's sslmodes. */
+	if (port && *port && (port[0] == '0' || strspn(port, "0123456789") != strlen(port) || !dbreg_port_ok(port)))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "the port must be plain decimal, 1..65535");
+	if (mode && *mode && dbreg_sslmode_rank(mode) < 0)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "unknown ssl mode '%s'", mode);
+	if (target)
+		b = (struct dbreg_binding){ target[DBREG_BIND_ID], target[DBREG_BIND_HOST], target[DBREG_BIND_PORT],
+		                            target[DBREG_BIND_DATABASE], target[DBREG_BIND_USER],
+		                            target[DBREG_BIND_SSL_MODE] };
+	return dbreg_encrypt_stored(ctx, format, target ? &b : NULL, password, len, ret_stored, err);
+}
+
+void dbreg_binding_of_conn(const struct dbreg_conn *c, struct dbreg_binding *b)
+{
+	*b = (struct dbreg_binding){ dbreg_conn_get(c, DBREG_F_ID), dbreg_conn_get(c, DBREG_F_HOST),
+	                             dbreg_conn_get(c, DBREG_F_PORT), dbreg_conn_get(c, DBREG_F_DATABASE_NAME),
+	                             dbreg_conn_get(c, DBREG_F_USERNAME), dbreg_conn_get(c, DBREG_F_SSL_MODE) };
+}
+
+int dbreg_binding_of_row(const PGresult *res, int row, struct dbreg_binding *b)
+{
+	static const char *const cols[] = { "id", "host", "port", "database_name", "username", "ssl_mode" };
+	const char *v[ELEMENTSOF(cols)];
+
+	for (size_t i = 0; i < ELEMENTSOF(cols); i++) {
+		int c = PQfnumber(res, cols[i]);
+
+		if (c < 0 || row >= PQntuples(res))
+			return -1;
+		v[i] = PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+	}
+	*b = (struct dbreg_binding){ v[0], v[1], v[2], v[3], v[4], v[5] };
+	return 0;
 }
 
 _public_ int dbreg_spec_set_password(struct dbreg_spec *s, struct dbreg_ctx *ctx, const char *password,
                                      size_t len, struct dbreg_error *err)
 {
-	char *stored;
+	const char *format = dbreg_ctx_profile(ctx)->password_format;
 
 	if (len > DBREG_PASSWORD_MAX)
 		return dbreg_fail(err, DBREG_ERR_USAGE,
 		                  "the password is %zu bytes; at most %d bytes fit the registry", len, DBREG_PASSWORD_MAX);
 	if (memchr(password, '\0', len))
 		return dbreg_fail(err, DBREG_ERR_USAGE, "the password contains a NUL byte");
-	/* The registry's readers (the platform's services read Fernet alone). */
-	if (dbreg_encrypt_password(ctx, dbreg_ctx_profile(ctx)->password_format, password, len, &stored, err) < 0)
+	/* The registry's readers (the platform's services read Fernet alone); the key
+	 * now, so that a missing one stops the command before anything is written. */
+	if (format && strcmp(format, "fernet") == 0 && len > DBREG_FERNET_PASSWORD_MAX)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "a Fernet password is at most %d bytes (this one is %zu)",
+		                  DBREG_FERNET_PASSWORD_MAX, len);
+	if (dbreg_ctx_load_format_keys(ctx, format, err) < 0)
 		return -1;
-	drop_test_password(s);
-	/* Kept, in locked memory, only for a --test login; wiped on free. */
-	s->test_password = sodium_malloc(len + 1);
-	if (!s->test_password) {
-		free(stored);
+	drop_password(s);
+	/* Encrypted when the row's id and target are known (registry.c); until then
+	 * in locked memory, wiped on free. */
+	s->password = sodium_malloc(len + 1);
+	if (!s->password)
 		return dbreg_fail_oom(err);
-	}
-	memcpy(s->test_password, password, len);
-	s->test_password[len] = '\0';
-	free(s->stored_password);
-	s->stored_password = stored;
+	memcpy(s->password, password, len);
+	s->password[len] = '\0';
 	s->password_set = 1;
 	return 0;
 }
 
 _public_ int dbreg_spec_clear_password(struct dbreg_spec *s)
 {
-	drop_test_password(s);
-	free(s->stored_password);
-	s->stored_password = NULL;
+	drop_password(s);
 	s->password_set = 1;
 	return 0;
 }
@@ -487,14 +532,9 @@ const char *dbreg_spec_metadata_json(const struct dbreg_spec *s)
 	return s->metadata;
 }
 
-const char *dbreg_spec_stored_password(const struct dbreg_spec *s)
+const char *dbreg_spec_password(const struct dbreg_spec *s)
 {
-	return s->stored_password;
-}
-
-const char *dbreg_spec_test_password(const struct dbreg_spec *s)
-{
-	return s->test_password;
+	return s->password;
 }
 
 int dbreg_spec_writable(enum dbreg_field f)

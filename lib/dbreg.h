@@ -325,10 +325,21 @@ int dbreg_init(struct dbreg_ctx *ctx, int *ret_applied, int *ret_version, struct
 /* Sets the format register, update and encrypt-password write passwords in:
  * "dbreg" (SPEC §3) or "fernet" (the platform's); stored passwords keep
  * theirs.  *ret_changed (optional) is 0 when it already was that format. */
-/* Encrypts a password in format ("dbreg", SPEC §3, with the current key;
- * "fernet", with the platform's passphrase; NULL: "dbreg"). */
-int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *password, size_t len,
-                           char **ret_stored, struct dbreg_error *err);
+/* The six values a dbreg:v2 password is bound to (SPEC §3, dbreg-encrypt-password(1)),
+ * in this order; NULL is the empty string. */
+enum {
+	DBREG_BIND_ID,        /* the row's id: a UUID, canonical lower-case text */
+	DBREG_BIND_HOST,
+	DBREG_BIND_PORT,      /* plain decimal */
+	DBREG_BIND_DATABASE,
+	DBREG_BIND_USER,
+	DBREG_BIND_SSL_MODE,
+	DBREG_BIND__COUNT
+};
+/* Encrypts a password in format: "dbreg" (NULL too) is dbreg:v2 with the current
+ * key, bound to target (required); "fernet" is the platform's token (target unused). */
+int dbreg_encrypt_password(struct dbreg_ctx *ctx, const char *format, const char *const target[DBREG_BIND__COUNT],
+                           const char *password, size_t len, char **ret_stored, struct dbreg_error *err);
 int dbreg_set_password_format(struct dbreg_ctx *ctx, const char *format, int *ret_changed,
                               struct dbreg_error *err);
 /* The format the connected registry writes ("dbreg" or "fernet"); NULL before
@@ -388,6 +399,9 @@ struct dbreg_health_result {
 	int in_recovery;
 	long backends;
 	long max_connections;
+	/* Something the operator should know of the check (NULL: nothing), e.g. that the
+	 * login took the pending password of an unfinished rotate-password. */
+	const char *note;
 };
 
 struct dbreg_health_report;
@@ -545,6 +559,29 @@ long dbreg_rotation_already_current(const struct dbreg_rotation *r);
 size_t dbreg_rotation_skipped_count(const struct dbreg_rotation *r);
 const char *dbreg_rotation_skipped(const struct dbreg_rotation *r, size_t i);
 void dbreg_rotation_free(struct dbreg_rotation *r);
+
+/* ---- rotate-password ---- */
+enum {
+	DBREG_ROTPW_DRY_RUN = 1 << 0,   /* every check and login, nothing changed */
+	DBREG_ROTPW_FORCE = 1 << 1,     /* even when other live rows log in as the same user */
+};
+enum {
+	DBREG_ROTPW_DEFAULT_LENGTH = 32,
+	DBREG_ROTPW_MIN_LENGTH = 16,
+	DBREG_ROTPW_MAX_LENGTH = 127,   /* what a Fernet token holds */
+};
+/* What a run found of an earlier one (*ret_resumed). */
+enum {
+	DBREG_ROTPW_FRESH,       /* no unfinished rotation */
+	DBREG_ROTPW_COMPLETED,   /* the server had the pending password: stored, nothing new set */
+	DBREG_ROTPW_DISCARDED,   /* the server still had the stored one: the record dropped, then rotated */
+};
+/* A new random password (length characters of A-Z a-z 0-9 - _; 0: the default) for the
+ * live connection name, set on its server by ALTER ROLE CURRENT_USER with a SCRAM-SHA-256
+ * verifier computed here, then stored; crash-safe through admin.dbreg_pending_rotations,
+ * and under the connection's rotation lock (held: DBREG_ERR_FAILED "rotation in progress"). */
+int dbreg_rotate_password(struct dbreg_ctx *ctx, const char *name, int length, unsigned flags, int *ret_resumed,
+                          struct dbreg_error *err);
 
 /* ---- reaching a registered database (dbreg_open(3)) ---- */
 /* libpq's connection, declared without libpq-fe.h (which names it PGconn). */

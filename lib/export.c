@@ -308,6 +308,7 @@ static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, struct
 {
 	const char *name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
 	const char *fields[4];
+	struct dbreg_binding b;
 	char *stored = NULL;
 	int r;
 
@@ -329,7 +330,8 @@ static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, struct
 			return refuse(err, name, export_keywords[i], "a password file");
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
-	r = target_password(j, ctx, name, stored, have_keys, key_error, err);
+	dbreg_binding_of_conn(c, &b);
+	r = target_password(j, ctx, name, stored, &b, have_keys, key_error, err);
 	free(stored);
 	if (r < 0)
 		return -1;

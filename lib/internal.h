@@ -106,6 +106,9 @@ int dbreg_decrypt_v2(const struct dbreg_keyring *kr, const struct dbreg_binding 
                      char **ret_password, struct dbreg_error *err);
 /* 1 or 2 and the key id of dbreg's stored text, -1 for anything else. */
 int dbreg_stored_version(const char *stored, char id[DBREG_KEY_ID_LEN + 1]);
+/* A random (version 4) UUID in canonical lower-case text: a new row's id, chosen
+ * before its password is encrypted for it. */
+int dbreg_uuid_v4(char out[37], struct dbreg_error *err);
 /* The key id of the current key (the first added), or NULL for an empty ring. */
 const char *dbreg_keyring_current_id(const struct dbreg_keyring *kr);
 /* Adds the keys of a DB_ENCRYPTION_OLD_KEYS list: at most 15, empty items
@@ -148,11 +151,13 @@ int dbreg_fernet_encrypt_at(const unsigned char key[DBREG_FERNET_KEY_BYTES], con
  * DBREG_ERR_CONFIG; the file is read as a key file is, less exactly one
  * trailing "\n" or "\r\n").  Neither set: 0 with *ret_have = 0. */
 int dbreg_fernet_key_from_env(unsigned char key[DBREG_FERNET_KEY_BYTES], int *ret_have, struct dbreg_error *err);
-/* Any stored password by its format: dbreg:v1 with the keyring, a Fernet token
+/* Any stored password by its format: dbreg:v1 with the keyring, dbreg:v2 with
+ * the keyring and b (the row it was read from: NULL refuses v2), a Fernet token
  * with fernet_key; NULL kr or fernet_key: none loaded (DBREG_ERR_CONFIG naming
  * the variable); any other text is in no known format (DBREG_ERR_FAILED). */
-int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key, const char *stored,
-                         char **ret_password, struct dbreg_error *err);
+int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key,
+                         const struct dbreg_binding *b, const char *stored, char **ret_password,
+                         struct dbreg_error *err);
 
 
 /* ctx.c */
@@ -175,6 +180,7 @@ struct dbreg_profile {
 	bool have_registry;     /* admin.database_connections exists */
 	bool have_log;          /* dbreg's bookkeeping (created or adopted by dbreg) */
 	bool have_tenants;
+	bool have_pending;      /* admin.dbreg_pending_rotations (migration 4) */
 	bool type_is_enum;      /* connection_type is an enum (type_labels its labels) */
 	bool names_unique_all;  /* connection names unique over all rows, deleted ones too */
 	int version;            /* dbreg's schema version, 0 without the log */
@@ -217,6 +223,15 @@ int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struc
 /* rotate-key, in the caller's transaction: the rows with a stored password (id,
  * connection_name, encrypted_password), locked, under the rotation lock; and one's new text. */
 PGresult *dbreg_registry_rotation_rows(struct dbreg_ctx *ctx, struct dbreg_error *err);
+PGresult *dbreg_registry_pending_rows(struct dbreg_ctx *ctx, struct dbreg_error *err);
+int dbreg_registry_set_pending(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err);
+/* rotate-password's statements (registry.c says what each does). */
+PGresult *dbreg_registry_rotpw_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
+int dbreg_registry_rotpw_lock(struct dbreg_ctx *ctx, const char *id, bool take, struct dbreg_error *err);
+int dbreg_registry_same_user(struct dbreg_ctx *ctx, const char *id, const char *user, char **ret,
+                             struct dbreg_error *err);
+int dbreg_registry_pending_record(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err);
+int dbreg_registry_pending_finish(struct dbreg_ctx *ctx, const char *id, bool discard, struct dbreg_error *err);
 int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err);
 int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *err);
 
@@ -241,8 +256,16 @@ const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */
 /* The metadata object's text as given (NULL: not given). */
 const char *dbreg_spec_metadata_json(const struct dbreg_spec *s);
-const char *dbreg_spec_stored_password(const struct dbreg_spec *s);
-const char *dbreg_spec_test_password(const struct dbreg_spec *s);
+/* The password given (plaintext, locked memory; NULL: none, or not given). */
+const char *dbreg_spec_password(const struct dbreg_spec *s);
+/* One stored password in format (NULL: "dbreg"): dbreg:v2 bound to b, or Fernet (b unused). */
+int dbreg_encrypt_stored(struct dbreg_ctx *ctx, const char *format, const struct dbreg_binding *b,
+                         const char *password, size_t len, char **ret_stored, struct dbreg_error *err);
+/* A row's binding: from a record, or from a result row with the columns id, host,
+ * port, database_name, username and ssl_mode (-1 when one is missing).  The
+ * strings stay the record's or the result's. */
+void dbreg_binding_of_conn(const struct dbreg_conn *c, struct dbreg_binding *b);
+int dbreg_binding_of_row(const PGresult *res, int row, struct dbreg_binding *b);
 int dbreg_spec_writable(enum dbreg_field f);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
 /* "expr AS name, ..." for every field of the field table, region_code where the

@@ -102,9 +102,20 @@ static const char m3[] =
 	"INSERT INTO admin.dbreg_settings (name, value) VALUES ('password_format', 'dbreg')\n"
 	"  ON CONFLICT (name) DO NOTHING;\n";
 
+/* rotate-password's record of a new password before the server has it (step 1 of
+ * its run): what a crashed run is completed or discarded from.  The id as the row's
+ * text, and no foreign key: an adopted registry's id column may be text. */
+static const char m4[] =
+	"CREATE TABLE IF NOT EXISTS admin.dbreg_pending_rotations (\n"
+	"  connection_id text PRIMARY KEY,\n"
+	"  encrypted_password varchar(256) NOT NULL,\n"
+	"  started_at timestamptz NOT NULL DEFAULT now()\n"
+	");\n";
+
 const struct dbreg_migration dbreg_migrations[] = {
-	{ 1, "database_connections registry", m1 },
-	{ 2, "tenants", m2 },
-	{ 3, "dbreg settings", m3 },
+	{ 1, "database_connections registry", m1, 0 },
+	{ 2, "tenants", m2, 0 },
+	{ 3, "dbreg settings", m3, 0 },
+	{ 4, "pending password rotations", m4, 1 },
 };
 const int dbreg_migration_count = (int)ELEMENTSOF(dbreg_migrations);

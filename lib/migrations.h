@@ -6,6 +6,7 @@ struct dbreg_migration {
 	int version;
 	const char *description;
 	const char *sql;
+	int adopted_too;  /* 1: only dbreg's own objects, so adopting a registry runs it too */
 };
 
 extern const struct dbreg_migration dbreg_migrations[];

@@ -42,6 +42,7 @@ static int load_target(struct dbreg_ctx *ctx, const char *name, struct fanout_jo
 {
 	struct dbreg_conn_list *l = NULL;
 	const struct dbreg_conn *c;
+	struct dbreg_binding b;
 	struct target_spec t;
 	char *stored = NULL;
 	int r;
@@ -51,9 +52,10 @@ static int load_target(struct dbreg_ctx *ctx, const char *name, struct fanout_jo
 	c = dbreg_conn_list_at(l, 0);
 	t = target_spec_of(c);
 	target_params(j, &t, "dbreg", NULL);
-	r = dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err);
+	dbreg_binding_of_conn(c, &b);
+	r = dbreg_registry_stored_password(ctx, b.id, &stored, err);
 	if (r == 0 && stored && *stored)
-		r = target_password_one(j, ctx, name, stored, err);
+		r = target_password_one(j, ctx, name, stored, &b, err);
 	free(stored);
 	if (r < 0) {
 		sodium_memzero(j->secret, sizeof(j->secret));
@@ -132,33 +134,6 @@ _public_ const char *dbreg_target_params_get(const struct dbreg_target_params *p
 	return NULL;
 }
 
-/* Logs in to the job's target within timeout_ms, through the fan-out loop (so a name that
- * does not resolve or a host that never answers is bounded like any check), and keeps the
- * connection. */
-static int connect_job(struct fanout_job *j, const char *name, int timeout_ms, PGconn **ret, struct dbreg_error *err)
-{
-	struct fanout_opts fo = { .jobs = 1, .timeout_ms = timeout_ms > 0 ? timeout_ms : 10000 };
-	char why[256] = "", shown[128];
-
-	j->keep_conn = true;
-	if (fanout_run(j, 1, &fo, why, sizeof(why)) < 0) {
-		sodium_memzero(j->secret, sizeof(j->secret));
-		fanout_job_clear(j);
-		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
-	}
-	if (j->outcome != FANOUT_OK || !j->conn) {
-		dbreg_fail(err, DBREG_ERR_FAILED, "cannot log in to connection '%s': %s",
-		           dbreg_printable(name, shown, sizeof(shown)), j->error);
-		fanout_job_clear(j);
-		return -1;
-	}
-	PQsetnonblocking(j->conn, 0);
-	*ret = j->conn;
-	j->conn = NULL;
-	fanout_job_clear(j);
-	return 0;
-}
-
 _public_ int dbreg_open(struct dbreg_ctx *ctx, const char *name, int timeout_ms, struct pg_conn **ret_conn,
                         struct dbreg_error *err)
 {
@@ -168,7 +143,7 @@ _public_ int dbreg_open(struct dbreg_ctx *ctx, const char *name, int timeout_ms,
 
 	if (load_target(ctx, name, &j, &row, err) < 0)
 		return -1;
-	r = connect_job(&j, name, timeout_ms, ret_conn, err);
+	r = target_connect(&j, name, timeout_ms, ret_conn, err);
 	dbreg_conn_list_free(row);
 	return r;
 }

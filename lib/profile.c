@@ -118,6 +118,7 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 		" to_regclass('admin.dbreg_schema_migrations') IS NOT NULL AS have_log,"
 		" to_regclass('admin.tenants') IS NOT NULL AS have_tenants,"
 		" to_regclass('admin.dbreg_settings') IS NOT NULL AS have_settings,"
+		" to_regclass('admin.dbreg_pending_rotations') IS NOT NULL AS have_pending,"
 		" (SELECT format_type(typid, NULL) FROM cols WHERE attname = 'connection_type') AS type_name,"
 		" (SELECT typtype = 'e' FROM cols WHERE attname = 'connection_type') AS type_is_enum,"
 		" (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) FROM pg_enum e, cols"
@@ -162,6 +163,7 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	p->have_registry = flag(res, "have_registry");
 	p->have_log = flag(res, "have_log");
 	p->have_tenants = flag(res, "have_tenants");
+	p->have_pending = flag(res, "have_pending");
 	p->type_is_enum = flag(res, "type_is_enum");
 	p->names_unique_all = flag(res, "names_unique_all");
 	p->type_labels = dup_or_null(res, "type_labels");

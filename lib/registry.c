@@ -11,6 +11,16 @@
 #define REGISTRY "admin.database_connections"
 /* pg_advisory_xact_lock key for init: "dbreg" in ASCII. */
 #define INIT_LOCK "111542261362791"
+/* One connection's rotation lock, two-key form (its own space beside the one-key
+ * locks): ROW_LOCK_CLASS, hashtext(the id's text). */
+#define ROW_LOCK_CLASS "431149"
+/* rotate-key's, for its transaction ("dbrot" in ASCII); rotate-password's pending records
+ * are written under it too. */
+#define KEY_ROTATION_LOCK "431148396404"
+/* A row's name, id and the target its password is bound to (d: the registry). */
+#define TARGET_COLUMNS \
+	"d.id::text AS id, d.connection_name::text AS connection_name, d.host::text AS host, d.port::text AS port," \
+	" d.database_name::text AS database_name, d.username::text AS username, d.ssl_mode::text AS ssl_mode"
 
 static int check_conn_result(PGresult *res, ExecStatusType expect, const char *what, struct dbreg_error *err)
 {
@@ -31,6 +41,18 @@ static int run(PGconn *conn, const char *sql, struct dbreg_error *err, const cha
 		r = dbreg_fail_result(err, res, what);
 	PQclear(res);
 	return r;
+}
+
+static int begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	return run(dbreg_ctx_conn(ctx), "BEGIN", err, "cannot start a transaction");
+}
+
+/* Ends a transaction that failed (the error is already set): -1. */
+static int rollback(struct dbreg_ctx *ctx)
+{
+	dbreg_registry_end(ctx, false, NULL);
+	return -1;
 }
 
 /* dbreg's own bookkeeping beside an existing registry: every migration counted as
@@ -58,7 +80,11 @@ static int adopt(struct dbreg_ctx *ctx, PGconn *conn, const struct dbreg_profile
 		const char *params[2] = { v, d };
 
 		snprintf(v, sizeof(v), "%d", dbreg_migrations[i].version);
-		snprintf(d, sizeof(d), "%s (adopted)", dbreg_migrations[i].description);
+		snprintf(d, sizeof(d), "%s%s", dbreg_migrations[i].description,
+		         dbreg_migrations[i].adopted_too ? "" : " (adopted)");
+		if (dbreg_migrations[i].adopted_too &&
+		    run(conn, dbreg_migrations[i].sql, err, "cannot create dbreg's own tables") < 0)
+			return -1;
 		res = PQexecParams(conn, "INSERT INTO admin.dbreg_schema_migrations (version, description) VALUES ($1, $2)",
 		                   2, NULL, params, NULL, NULL, 0);
 		if (check_conn_result(res, PGRES_COMMAND_OK, "cannot record the adoption", err) < 0) {
@@ -216,17 +242,41 @@ int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struc
  * under the rotation lock (one rotation at a time; key "dbrot" in ASCII). */
 PGresult *dbreg_registry_rotation_rows(struct dbreg_ctx *ctx, struct dbreg_error *err)
 {
-	PGresult *res = dbreg_exec(ctx, "SELECT pg_advisory_xact_lock(431148396404)", 0, NULL, PGRES_TUPLES_OK, err);
+	PGresult *res = dbreg_exec(ctx, "SELECT pg_advisory_xact_lock(" KEY_ROTATION_LOCK ")", 0, NULL, PGRES_TUPLES_OK, err);
 
 	if (!res)
 		return NULL;
 	PQclear(res);
 	return dbreg_exec(ctx,
-	                  "SELECT id::text AS id, connection_name::text AS connection_name,"
-	                  " encrypted_password::text AS encrypted_password FROM " REGISTRY
-	                  " WHERE coalesce(encrypted_password, '') <> '' ORDER BY connection_name, deleted_at NULLS FIRST"
+	                  "SELECT " TARGET_COLUMNS ", encrypted_password::text AS encrypted_password FROM " REGISTRY
+	                  " d WHERE coalesce(encrypted_password, '') <> '' ORDER BY connection_name, deleted_at NULLS FIRST"
 	                  " FOR UPDATE",
 	                  0, NULL, PGRES_TUPLES_OK, err);
+}
+
+/* In the caller's transaction: the pending rotations (none before migration 4), locked,
+ * each with its connection's name and target (a pending value is bound to them). */
+PGresult *dbreg_registry_pending_rows(struct dbreg_ctx *ctx, struct dbreg_error *err)
+{
+	return dbreg_exec(ctx,
+	                  dbreg_ctx_profile(ctx)->have_pending
+	                      ? "SELECT " TARGET_COLUMNS ", p.encrypted_password::text AS encrypted_password"
+	                        " FROM admin.dbreg_pending_rotations p JOIN " REGISTRY " d ON d.id::text = p.connection_id::text"
+	                        " ORDER BY d.connection_name FOR UPDATE OF p"
+	                      : "SELECT " TARGET_COLUMNS ", NULL::text AS encrypted_password FROM " REGISTRY " d WHERE false",
+	                  0, NULL, PGRES_TUPLES_OK, err);
+}
+
+int dbreg_registry_set_pending(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err)
+{
+	const char *params[2] = { id, stored };
+	PGresult *res = dbreg_exec(ctx, "UPDATE admin.dbreg_pending_rotations SET encrypted_password = $2"
+	                                " WHERE connection_id::text = $1", 2, params, PGRES_COMMAND_OK, err);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
 }
 
 int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err)
@@ -239,6 +289,124 @@ int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char 
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+/* ---- rotate-password ---- */
+
+/* The live row NAME with its target, type, tags and any pending rotation. */
+PGresult *dbreg_registry_rotpw_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
+{
+#define ROTPW_ROW \
+	"SELECT " TARGET_COLUMNS ", d.connection_type::text AS connection_type," \
+	" array_to_string(d.tags::text[], ',') AS tags, d.encrypted_password::text AS encrypted_password,"
+	const char *params[1] = { name };
+
+	return dbreg_exec(ctx,
+	                  dbreg_ctx_profile(ctx)->have_pending
+	                      ? ROTPW_ROW " p.encrypted_password::text AS pending_password,"
+	                        " to_char(p.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS pending_since"
+	                        " FROM " REGISTRY " d LEFT JOIN admin.dbreg_pending_rotations p"
+	                        " ON p.connection_id::text = d.id::text"
+	                        " WHERE d.connection_name = $1 AND d.deleted_at IS NULL"
+	                      : ROTPW_ROW " NULL::text AS pending_password, NULL::text AS pending_since"
+	                        " FROM " REGISTRY " d WHERE d.connection_name = $1 AND d.deleted_at IS NULL",
+	                  1, params, PGRES_TUPLES_OK, err);
+#undef ROTPW_ROW
+}
+
+/* rotate-password's session lock on one connection (the rotation lock update's password
+ * writes try too): 1 taken, 0 held by another session. */
+int dbreg_registry_rotpw_lock(struct dbreg_ctx *ctx, const char *id, bool take, struct dbreg_error *err)
+{
+	const char *params[1] = { id };
+	PGresult *res = dbreg_exec(ctx,
+	                           take ? "SELECT pg_try_advisory_lock(" ROW_LOCK_CLASS ", hashtext($1))::text AS locked"
+	                                : "SELECT pg_advisory_unlock(" ROW_LOCK_CLASS ", hashtext($1))::text AS locked",
+	                           1, params, PGRES_TUPLES_OK, err);
+	const char *v = res ? dbreg_result_value(res, 0, "locked") : NULL;
+	int r = v ? strcmp(v, "true") == 0 : -1;
+
+	if (res && !v)
+		dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot take the rotation lock: the answer has no value");
+	PQclear(res);
+	return r;
+}
+
+/* The other live rows that log in as user (a comma-separated list, malloc'd; "" for none). */
+int dbreg_registry_same_user(struct dbreg_ctx *ctx, const char *id, const char *user, char **ret,
+                             struct dbreg_error *err)
+{
+	const char *params[2] = { id, user };
+	PGresult *res = dbreg_exec(ctx,
+	                           "SELECT coalesce(string_agg(connection_name::text, ', ' ORDER BY connection_name), '')"
+	                           " AS names FROM " REGISTRY " WHERE deleted_at IS NULL AND username::text = $2"
+	                           " AND id::text <> $1",
+	                           2, params, PGRES_TUPLES_OK, err);
+	const char *v = res ? dbreg_result_value(res, 0, "names") : NULL;
+
+	if (!res)
+		return -1;
+	*ret = strdup(v ? v : "");
+	PQclear(res);
+	return *ret ? 0 : dbreg_fail_oom(err);
+}
+
+/* Step 1: the new password recorded before the server has it, committed durably. */
+int dbreg_registry_pending_record(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err)
+{
+	const char *params[2] = { id, stored };
+	PGresult *res;
+
+	if (begin(ctx, err) < 0 ||
+	    run(dbreg_ctx_conn(ctx), "SET LOCAL synchronous_commit = on", err, "cannot set synchronous_commit") < 0 ||
+	    run(dbreg_ctx_conn(ctx), "SELECT pg_advisory_xact_lock(" KEY_ROTATION_LOCK ")", err,
+	        "cannot take the rotation lock") < 0)
+		return rollback(ctx);
+	res = dbreg_exec(ctx,
+	                 "INSERT INTO admin.dbreg_pending_rotations AS p (connection_id, encrypted_password)"
+	                 " VALUES ($1, $2) ON CONFLICT (connection_id)"
+	                 " DO UPDATE SET encrypted_password = EXCLUDED.encrypted_password, started_at = now()",
+	                 2, params, PGRES_COMMAND_OK, err);
+	if (!res)
+		return rollback(ctx);
+	PQclear(res);
+	return run(dbreg_ctx_conn(ctx), "COMMIT", err, "cannot commit the pending rotation");
+}
+
+/* Step 4: the pending password into the row and the record gone, in one transaction
+ * (rotate-key may have re-encrypted the record meanwhile: its text is what is stored).
+ * discard: only the record goes (the server never took it). */
+int dbreg_registry_pending_finish(struct dbreg_ctx *ctx, const char *id, bool discard, struct dbreg_error *err)
+{
+	const char *params[1] = { id };
+	PGresult *res;
+	bool moved;
+
+	/* After any rotate-key that holds the records: its text, not the one before it. */
+	if (begin(ctx, err) < 0 || run(dbreg_ctx_conn(ctx), "SELECT pg_advisory_xact_lock(" KEY_ROTATION_LOCK ")", err,
+	                               "cannot take the rotation lock") < 0)
+		return rollback(ctx);
+	if (!discard) {
+		res = dbreg_exec(ctx,
+		                 "UPDATE " REGISTRY " d SET encrypted_password = p.encrypted_password"
+		                 " FROM admin.dbreg_pending_rotations p"
+		                 " WHERE p.connection_id::text = d.id::text AND d.id::text = $1",
+		                 1, params, PGRES_COMMAND_OK, err);
+		if (!res)
+			return rollback(ctx);
+		moved = strcmp(PQcmdTuples(res), "1") == 0;
+		PQclear(res);
+		if (!moved) {
+			dbreg_registry_end(ctx, false, NULL);
+			return dbreg_fail(err, DBREG_ERR_FAILED, "the pending rotation or its row is gone");
+		}
+	}
+	res = dbreg_exec(ctx, "DELETE FROM admin.dbreg_pending_rotations WHERE connection_id::text = $1", 1, params,
+	                 PGRES_COMMAND_OK, err);
+	if (!res)
+		return rollback(ctx);
+	PQclear(res);
+	return run(dbreg_ctx_conn(ctx), "COMMIT", err, "cannot commit the rotation");
 }
 
 /* ---- turning the database's refusals into messages ---- */
@@ -534,11 +702,6 @@ static int param(struct stmt *st, const char *value)
 	return st->n;
 }
 
-static int begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
-{
-	return run(dbreg_ctx_conn(ctx), "BEGIN", err, "cannot start a transaction");
-}
-
 /* Several writes as one (import): BEGIN, then COMMIT, or ROLLBACK on any failure
  * (a failed write may have rolled back already: see write_rows). */
 int dbreg_registry_begin(struct dbreg_ctx *ctx, struct dbreg_error *err)
@@ -559,7 +722,30 @@ int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *e
 	return commit ? dbreg_fail(err, DBREG_ERR_FAILED, "the transaction was rolled back") : 0;
 }
 
-/* Runs a writing statement; a dry run is rolled back whatever happens. */
+/* A write's transaction: its own when none is open (import runs several in its own). */
+static int write_begin(struct dbreg_ctx *ctx, unsigned flags, bool *ret_own, struct dbreg_error *err)
+{
+	if (!(flags & DBREG_WRITE_DRY_RUN) && dbreg_ctx_check_writable(ctx, err) < 0)
+		return -1;
+	*ret_own = PQtransactionStatus(dbreg_ctx_conn(ctx)) == PQTRANS_IDLE;
+	return *ret_own ? begin(ctx, err) : 0;
+}
+
+/* Commits its own transaction; a dry run, or a failure (which may have ended the caller's
+ * transaction already: see dbreg_registry_end), is rolled back whatever happens. */
+static int write_end(struct dbreg_ctx *ctx, bool own, unsigned flags, int r, struct dbreg_error *err)
+{
+	PGconn *conn = dbreg_ctx_conn(ctx);
+
+	if (r < 0 || (flags & DBREG_WRITE_DRY_RUN)) {
+		if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+			PQclear(PQexec(conn, "ROLLBACK"));
+		return r;
+	}
+	return own ? run(conn, "COMMIT", err, "cannot commit the change") : 0;
+}
+
+/* Runs a writing statement that returns the row it wrote. */
 static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg_spec *s, const char *name,
                       unsigned flags, struct dbreg_conn_list **ret, struct dbreg_error *err)
 {
@@ -569,20 +755,12 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 
 	if (st->len >= sizeof(st->sql) - 1)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "statement too long");
-	if (!(flags & DBREG_WRITE_DRY_RUN) && dbreg_ctx_check_writable(ctx, err) < 0)
-		return -1;
-	if ((flags & DBREG_WRITE_DRY_RUN) && begin(ctx, err) < 0)
-		return -1;
 	res = PQexecParams(conn, st->sql, st->n, NULL, st->params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		dbreg_fail_write(ctx, res, s, name, err);
 		PQclear(res);
-		if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-			PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
-	if (flags & DBREG_WRITE_DRY_RUN)
-		PQclear(PQexec(conn, "ROLLBACK"));
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		if (flags & WRITE_INSERT) {
@@ -604,10 +782,72 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 	l = dbreg_conn_list_from_result(res, err);
 	if (!l)
 		return -1;
-	if (ret)
-		*ret = l;
-	else
-		dbreg_conn_list_free(l);
+	*ret = l;
+	return 0;
+}
+
+/* ---- a connection's password ---- */
+
+/* A write of one connection's password: refused while rotate-password holds that
+ * connection (its session lock; this one ends with the transaction) or left a
+ * rotation unfinished. */
+static int guard_password(struct dbreg_ctx *ctx, const char *id, const char *name, struct dbreg_error *err)
+{
+	const char *params[1] = { id };
+	PGresult *res;
+	const char *locked, *pending;
+	char shown[128];
+	int r = 0;
+
+	/* The table is named only where it exists: a name is looked up as the query is parsed. */
+	res = dbreg_exec(ctx,
+	                 dbreg_ctx_profile(ctx)->have_pending
+	                     ? "SELECT pg_try_advisory_xact_lock(" ROW_LOCK_CLASS ", hashtext($1))::text AS locked,"
+	                       " (SELECT count(*) FROM admin.dbreg_pending_rotations WHERE connection_id = $1)::text"
+	                       " AS pending"
+	                     : "SELECT pg_try_advisory_xact_lock(" ROW_LOCK_CLASS ", hashtext($1))::text AS locked,"
+	                       " '0' AS pending",
+	                 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	locked = dbreg_result_value(res, 0, "locked");
+	pending = dbreg_result_value(res, 0, "pending");
+	dbreg_printable(name, shown, sizeof(shown));
+	if (!locked || !pending)
+		r = dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot take the rotation lock: the answer has no value");
+	else if (strcmp(locked, "true") != 0)
+		r = dbreg_fail(err, DBREG_ERR_FAILED, "connection '%s': rotation in progress (dbreg rotate-password)", shown);
+	else if (strcmp(pending, "0") != 0)
+		r = dbreg_fail(err, DBREG_ERR_FAILED,
+		               "connection '%s': a password rotation did not finish; run 'dbreg rotate-password %s' to complete it",
+		               shown, shown);
+	PQclear(res);
+	return r;
+}
+
+/* Stores password in the row *l holds, for its id and target as the registry
+ * now has them, in the registry's format; *l becomes the row as written. */
+static int seal_row(struct dbreg_ctx *ctx, const char *password, struct dbreg_conn_list **l, struct dbreg_error *err)
+{
+	const struct dbreg_conn *c = dbreg_conn_list_at(*l, 0);
+	struct dbreg_binding b;
+	struct dbreg_conn_list *sealed;
+	struct stmt st = { .len = 0, .n = 0 };
+	char *stored;
+	int r;
+
+	dbreg_binding_of_conn(c, &b);
+	if (dbreg_encrypt_stored(ctx, dbreg_ctx_profile(ctx)->password_format, &b, password, strlen(password), &stored,
+	                         err) < 0)
+		return -1;
+	emit(&st, "UPDATE " REGISTRY " d SET encrypted_password = $%d", param(&st, stored));
+	emit(&st, " WHERE id::text = $%d RETURNING %s", param(&st, b.id), select_list(ctx));
+	r = write_rows(ctx, &st, NULL, dbreg_conn_get(c, DBREG_F_CONNECTION_NAME), 0, &sealed, err);
+	free(stored);
+	if (r < 0)
+		return -1;
+	dbreg_conn_list_free(*l);
+	*l = sealed;
 	return 0;
 }
 
@@ -671,12 +911,12 @@ static int check_type(struct dbreg_ctx *ctx, const struct dbreg_spec *s, struct 
 	                  p->type_labels ? p->type_labels : "its labels");
 }
 
-/* The stored password to write: on a Fernet registry no password is '', as the platform writes it. */
+/* The stored password the statement writes: a given one is sealed after it, once the
+ * row's id and target are known (seal_row); no password is NULL, or '' on a Fernet
+ * registry, as the platform writes it. */
 static const char *stored_value(struct dbreg_ctx *ctx, const struct dbreg_spec *s)
 {
-	const char *v = dbreg_spec_stored_password(s);
-
-	return v || strcmp(dbreg_ctx_profile(ctx)->password_format, "fernet") != 0 ? v : "";
+	return dbreg_spec_password(s) || strcmp(dbreg_ctx_profile(ctx)->password_format, "fernet") != 0 ? NULL : "";
 }
 
 /* "col = EXCLUDED.col, ..." for every field register writes (DEFAULT for the rest). */
@@ -697,20 +937,106 @@ static void emit_rewrite(struct stmt *st, const struct dbreg_spec *s, const char
 		emit(st, ", metadata = EXCLUDED.metadata");
 }
 
+/* The target fields a v2 password is bound to (SPEC §3), beside the id. */
+static const enum dbreg_field bound_fields[] = {
+	DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME, DBREG_F_USERNAME, DBREG_F_SSL_MODE,
+};
+
+static bool same_text(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The live row update is about to change, locked for the rest of the transaction:
+ * its id, target and stored password, as the registry has them. */
+static PGresult *prior_row(struct dbreg_ctx *ctx, const char *name, bool required, struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	PGresult *res = dbreg_exec(ctx,
+	                           "SELECT " TARGET_COLUMNS ", d.encrypted_password::text AS encrypted_password"
+	                           " FROM " REGISTRY " d WHERE connection_name = $1 AND deleted_at IS NULL FOR UPDATE",
+	                           1, params, PGRES_TUPLES_OK, err);
+	struct dbreg_binding b;
+
+	if (res && !required && PQntuples(res) == 0)
+		return res;
+	if (res && (PQntuples(res) != 1 || dbreg_binding_of_row(res, 0, &b) < 0 || !b.id)) {
+		if (PQntuples(res) == 0)
+			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+		else
+			dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot read connection '%s': unexpected answer", name);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* After an update moved the row to another target: its dbreg password, bound to
+ * the old one, re-encrypted for the new (a v1 one becomes v2).  Fernet tokens are
+ * bound to nothing and stay. */
+static int rebind_row(struct dbreg_ctx *ctx, const PGresult *prior, struct dbreg_conn_list **l, struct dbreg_error *err)
+{
+	const char *stored = dbreg_result_value(prior, 0, "encrypted_password");
+	const struct dbreg_conn *c = dbreg_conn_list_at(*l, 0);
+	struct dbreg_binding old, now;
+	char keyid[DBREG_KEY_ID_LEN + 1], shown[128];
+	struct dbreg_error e;
+	char *pw = NULL;
+	int version, r;
+
+	if (!stored || (version = dbreg_stored_version(stored, keyid)) < 0)
+		return 0;
+	dbreg_binding_of_row(prior, 0, &old);
+	dbreg_binding_of_conn(c, &now);
+	if (same_text(old.host, now.host) && same_text(old.port, now.port) && same_text(old.database, now.database) &&
+	    same_text(old.user, now.user) && same_text(old.ssl_mode, now.ssl_mode))
+		return 0;
+	dbreg_printable(dbreg_conn_get(c, DBREG_F_CONNECTION_NAME), shown, sizeof(shown));
+	dbreg_error_clear(&e);
+	if (dbreg_ctx_load_keys(ctx, &e) < 0)
+		return dbreg_fail(err, e.kind,
+		                  "connection '%s': its password is bound to its target and must be re-encrypted for the new one: %s",
+		                  shown, e.message);
+	r = dbreg_stored_decrypt(dbreg_ctx_keyring(ctx), NULL, &old, stored, &pw, &e);
+	if (r < 0 && version == 2) {
+		struct dbreg_error again;
+
+		/* Already bound to the new target (the row was changed back to what it was encrypted for). */
+		dbreg_error_clear(&again);
+		if (dbreg_stored_decrypt(dbreg_ctx_keyring(ctx), NULL, &now, stored, &pw, &again) == 0) {
+			dbreg_secret_free(pw);
+			return 0;
+		}
+	}
+	if (r < 0)
+		return dbreg_fail(err, e.kind, "connection '%s': %s; give a new password with --password-stdin", shown,
+		                  e.message);
+	r = seal_row(ctx, pw, l, err);
+	dbreg_secret_free(pw);
+	return r;
+}
+
 _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
                             struct dbreg_conn_list **ret_row, struct dbreg_error *err)
 {
 	struct stmt st = { .len = 0, .n = 0 };
+	struct dbreg_conn_list *l = NULL;
+	PGresult *prior = NULL;
+	char id[37];
 	char *tags;
+	bool own;
 	int r;
 
 	if (dbreg_check_connection_name(name, err) < 0 || dbreg_spec_check(s, 1, err) < 0 ||
 	    check_type(ctx, s, err) < 0 || check_region(ctx, s, err) < 0)
 		return -1;
+	/* dbreg's own id for a new row (a revived or replaced one keeps its own). */
+	if (dbreg_uuid_v4(id, err) < 0)
+		return -1;
 	tags = dbreg_spec_tags_json(s);
 	/* Every field with a documented default is written: the registry's own
 	 * defaults may differ (the platform's sslmode 'require'). */
-	emit(&st, "INSERT INTO " REGISTRY " AS d (connection_name");
+	emit(&st, "INSERT INTO " REGISTRY " AS d (id, connection_name");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && (dbreg_spec_is_set(s, f) || dbreg_field_default(f)))
 			emit(&st, ", %s", dbreg_field_name(f));
@@ -720,7 +1046,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", tags");
 	if (dbreg_spec_metadata_json(s))
 		emit(&st, ", metadata");
-	emit(&st, ") VALUES ($%d", param(&st, name));
+	emit(&st, ") VALUES ($%d", param(&st, id));
+	emit(&st, ", $%d", param(&st, name));
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && (dbreg_spec_is_set(s, f) || dbreg_field_default(f))) {
 			emit(&st, ", ");
@@ -751,8 +1078,37 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	/* Which it was, for the caller's message. */
 	emit(&st, " RETURNING (d.xmax <> 0)::text AS rewritten, ");
 	emit(&st, "%s", select_list(ctx));
-	r = write_rows(ctx, &st, s, name, flags | WRITE_INSERT, ret_row, err);
+	if (write_begin(ctx, flags, &own, err) < 0) {
+		free(tags);
+		return -1;
+	}
+	/* A live row rewritten without a password keeps its own: bound to its old target, so
+	 * read first (locked) and rebound after, under its rotation lock. */
+	r = 0;
+	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && (flags & DBREG_WRITE_REPLACE)) {
+		prior = prior_row(ctx, name, false, err);
+		if (!prior)
+			r = -1;
+		else if (PQntuples(prior) == 0) {
+			PQclear(prior);
+			prior = NULL;
+		} else if (guard_password(ctx, dbreg_result_value(prior, 0, "id"), name, err) < 0)
+			r = -1;
+	}
+	if (r == 0)
+		r = write_rows(ctx, &st, s, name, flags | WRITE_INSERT, &l, err);
 	free(tags);
+	if (r == 0 && dbreg_spec_password(s))
+		r = guard_password(ctx, dbreg_conn_get(dbreg_conn_list_at(l, 0), DBREG_F_ID), name, err) < 0 ? -1
+		  : seal_row(ctx, dbreg_spec_password(s), &l, err);
+	else if (r == 0 && prior && same_text(dbreg_result_value(prior, 0, "id"), dbreg_conn_get(dbreg_conn_list_at(l, 0), DBREG_F_ID)))
+		r = rebind_row(ctx, prior, &l, err);
+	PQclear(prior);
+	r = write_end(ctx, own, flags, r, err);
+	if (r == 0 && ret_row)
+		*ret_row = l;
+	else
+		dbreg_conn_list_free(l);
 	return r;
 }
 
@@ -760,12 +1116,17 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
                           struct dbreg_conn_list **ret_row, struct dbreg_error *err)
 {
 	struct stmt st = { .len = 0, .n = 0 };
+	struct dbreg_conn_list *l = NULL;
+	PGresult *prior = NULL;
 	const char *sep = "";
+	bool own, moves = false;
 	char *tags;
 	int r;
 
 	if (dbreg_spec_check(s, 0, err) < 0 || check_region(ctx, s, err) < 0)
 		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(bound_fields); i++)
+		moves = moves || dbreg_spec_is_set(s, bound_fields[i]);
 	tags = dbreg_spec_tags_json(s);
 	emit(&st, "UPDATE " REGISTRY " d SET ");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
@@ -792,8 +1153,30 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	}
 	emit(&st, " WHERE connection_name = $%d AND deleted_at IS NULL RETURNING %s", param(&st, name),
 	     select_list(ctx));
-	r = write_rows(ctx, &st, s, name, flags, ret_row, err);
+	if (write_begin(ctx, flags, &own, err) < 0) {
+		free(tags);
+		return -1;
+	}
+	r = 0;
+	/* A change of password or target rewrites the stored password: the row first,
+	 * locked, and under its rotation lock. */
+	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) || moves) {
+		prior = prior_row(ctx, name, true, err);
+		r = !prior || guard_password(ctx, dbreg_result_value(prior, 0, "id"), name, err) < 0 ? -1 : 0;
+	}
+	if (r == 0)
+		r = write_rows(ctx, &st, s, name, flags, &l, err);
 	free(tags);
+	if (r == 0 && dbreg_spec_password(s))
+		r = seal_row(ctx, dbreg_spec_password(s), &l, err);
+	else if (r == 0 && moves && !dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
+		r = rebind_row(ctx, prior, &l, err);
+	PQclear(prior);
+	r = write_end(ctx, own, flags, r, err);
+	if (r == 0 && ret_row)
+		*ret_row = l;
+	else
+		dbreg_conn_list_free(l);
 	return r;
 }
 
@@ -933,7 +1316,8 @@ PGresult *dbreg_registry_login_row(struct dbreg_ctx *ctx, const char *name, stru
 	const char *params[1] = { name };
 
 	return dbreg_exec(ctx,
-	                  "SELECT host, port::text AS port, database_name, username, ssl_mode, encrypted_password"
+	                  "SELECT id::text AS id, host::text AS host, port::text AS port, database_name::text AS database_name,"
+	                  " username::text AS username, ssl_mode::text AS ssl_mode, encrypted_password"
 	                  " FROM " REGISTRY " WHERE connection_name = $1 AND deleted_at IS NULL",
 	                  1, params, PGRES_TUPLES_OK, err);
 }
@@ -1078,7 +1462,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		         " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
 		         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
 		         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
-		         " pool_recycle_seconds::text AS pool_recycle_seconds"
+		         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password"
 		         " FROM " REGISTRY " d WHERE deleted_at IS NULL"
 		         "   AND ($1::text IS NULL OR connection_type::text = $1)"
 		         "   AND ($2::text IS NULL OR %s = $2)"
@@ -1086,7 +1470,13 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		         "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
 		         "   AND ($4::jsonb IS NULL OR tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))"
 		         " ORDER BY connection_name",
-		         region, region);
+		         region,
+		         /* What an unfinished rotate-password may have set on the server already. */
+		         dbreg_ctx_profile(ctx)->have_pending
+		             ? "(SELECT p.encrypted_password::text FROM admin.dbreg_pending_rotations p"
+		               " WHERE p.connection_id::text = d.id::text)"
+		             : "NULL::text",
+		         region);
 		res = dbreg_exec(ctx, sql, 4, params, PGRES_TUPLES_OK, err);
 	}
 	free(names);
@@ -1124,7 +1514,8 @@ int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_j
 PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
 {
 	PGresult *res = PQexec(conn,
-		"SELECT d.connection_name::text AS connection_name, d.host::text AS host, d.port::text AS port,"
+		"SELECT d.id::text AS id, d.connection_name::text AS connection_name, d.host::text AS host,"
+		" d.port::text AS port,"
 		" d.database_name::text AS database_name, d.username::text AS username, d.ssl_mode::text AS ssl_mode,"
 		" d.encrypted_password::text AS encrypted_password, d.pool_min_size::text AS pool_min_size,"
 		" d.pool_max_size::text AS pool_max_size, d.pool_timeout_seconds::text AS pool_timeout_seconds,"

@@ -119,44 +119,96 @@ static int rotation_keys(struct dbreg_ctx *ctx, const char *format, const unsign
 	return 0;
 }
 
-/* One row: its new stored text into *ret_new (NULL: already current), or -1 with why set. */
+/* One row: its new stored text into *ret_new (NULL: already current), or -1 with why set.
+ * b: the row's id and target, which a dbreg value is bound to (v2). */
 static int rotate_one(struct dbreg_ctx *ctx, const unsigned char *fkey, const char *format, const char *stored,
-                      struct dbreg_rotation *rot, char **ret_new, char *why, size_t size)
+                      const struct dbreg_binding *b, struct dbreg_rotation *rot, char **ret_new, char *why,
+                      size_t size)
 {
 	const struct dbreg_keyring *kr = dbreg_ctx_keyring(ctx);
 	const char *current = dbreg_keyring_current_id(kr);
 	bool fernet = dbreg_is_fernet(stored);
 	char id[DBREG_KEY_ID_LEN + 1] = "";
 	struct dbreg_error e;
+	int version = fernet ? 0 : dbreg_stored_version(stored, id);
 	char *pw = NULL;
 	int r;
 
 	*ret_new = NULL;
-	if (!fernet && dbreg_stored_key_id(stored, id) < 0) {
+	if (version < 0) {
 		snprintf(why, size, "the stored password is in no known format");
 		return -1;
 	}
-	/* Rotating the platform's passphrase is not dbreg's: a Fernet row stays a Fernet row. */
-	if (strcmp(format, "fernet") == 0 ? fernet : !fernet && current && strcmp(id, current) == 0) {
-		rot->already_current++;
-		return 0;
-	}
 	dbreg_error_clear(&e);
-	if (dbreg_stored_decrypt(kr, fkey, stored, &pw, &e) < 0) {
+	/* Current ones too: a text copied from another row is as unreadable as a lost key's. */
+	if (dbreg_stored_decrypt(kr, fkey, b, stored, &pw, &e) < 0) {
 		snprintf(why, size, "%s", e.message);
 		return -1;
+	}
+	/* Rotating the platform's passphrase is not dbreg's: a Fernet row stays a Fernet row. */
+	if (strcmp(format, "fernet") == 0 ? fernet : version == 2 && current && strcmp(id, current) == 0) {
+		dbreg_secret_free(pw);
+		rot->already_current++;
+		return 0;
 	}
 	if (strcmp(format, "fernet") == 0)
 		r = dbreg_fernet_encrypt(fkey, pw, strlen(pw), ret_new, &e);
 	else
-		r = dbreg_encrypt(kr, pw, strlen(pw), ret_new, &e);
+		r = dbreg_encrypt_v2(kr, b, NULL, pw, strlen(pw), ret_new, &e);
 	dbreg_secret_free(pw);
 	if (r < 0) {
 		snprintf(why, size, "%s", e.message);
 		return -1;
 	}
-	count_source(rot, fernet ? "fernet" : id);
+	count_source(rot, fernet ? "fernet" : version == 1 ? "v1" : id);
 	return 0;
+}
+
+/* Every row of rows (registry rows, or pending rotations: pending) through rotate_one;
+ * refused ones into *refused (or rot->skipped), the first reason into first_why. */
+static int rotate_rows(struct dbreg_ctx *ctx, PGresult *rows, bool pending, const unsigned char *fkey,
+                       const char *format, unsigned flags, struct dbreg_rotation *rot, char ***refused,
+                       size_t *nrefused, char *first_why, size_t size, struct dbreg_error *err)
+{
+	char why[512] = "", label[400];
+
+	for (int i = 0; i < PQntuples(rows); i++) {
+		const char *id = dbreg_result_value(rows, i, "id"), *name = dbreg_result_value(rows, i, "connection_name");
+		const char *stored = dbreg_result_value(rows, i, "encrypted_password");
+		struct dbreg_binding b;
+		char *fresh = NULL;
+		int r;
+
+		if (!id || !name || !stored || dbreg_binding_of_row(rows, i, &b) < 0)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the registry's answer lacks id, name, target or password");
+		snprintf(label, sizeof(label), "%s%s", name, pending ? " (pending rotation)" : "");
+		if (rotate_one(ctx, fkey, format, stored, &b, rot, &fresh, why, sizeof(why)) < 0) {
+			if (!first_why[0])
+				snprintf(first_why, size, "%s", why);
+			if ((flags & DBREG_ROTATE_SKIP_UNDECRYPTABLE) ? add_name(&rot->skipped, &rot->nskipped, label) < 0
+			                                              : add_name(refused, nrefused, label) < 0)
+				return dbreg_fail_oom(err);
+			continue;
+		}
+		r = fresh && !rot->dry_run && !*nrefused
+		  ? (pending ? dbreg_registry_set_pending(ctx, id, fresh, err) : dbreg_registry_set_stored(ctx, id, fresh, err))
+		  : 0;
+		free(fresh);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The stored texts leave with the result. */
+static void clear_rows(PGresult *rows)
+{
+	int col = rows ? PQfnumber(rows, "encrypted_password") : -1;
+
+	for (int i = 0; col >= 0 && i < PQntuples(rows); i++)
+		if (!PQgetisnull(rows, i, col))
+			sodium_memzero(PQgetvalue(rows, i, col), strlen(PQgetvalue(rows, i, col)));
+	PQclear(rows);
 }
 
 _public_ int dbreg_rotate_key(struct dbreg_ctx *ctx, const char *to, unsigned flags, struct dbreg_rotation **ret,
@@ -164,10 +216,10 @@ _public_ int dbreg_rotate_key(struct dbreg_ctx *ctx, const char *to, unsigned fl
 {
 	const unsigned char *fkey = NULL;
 	struct dbreg_rotation *rot;
-	char **refused = NULL, why[512] = "", first_why[512] = "", list[1200];
+	char **refused = NULL, first_why[512] = "", list[1200];
 	size_t nrefused = 0;
 	const char *format;
-	PGresult *rows = NULL;
+	PGresult *rows = NULL, *pending = NULL;
 	int r = -1;
 
 	if (to && strcmp(to, "dbreg") != 0 && strcmp(to, "fernet") != 0)
@@ -182,33 +234,14 @@ _public_ int dbreg_rotate_key(struct dbreg_ctx *ctx, const char *to, unsigned fl
 	if (rotation_keys(ctx, format, &fkey, err) < 0 || dbreg_registry_begin(ctx, err) < 0)
 		goto out;
 	rows = dbreg_registry_rotation_rows(ctx, err);
-	if (!rows)
+	if (!rows || rotate_rows(ctx, rows, false, fkey, format, flags, rot, &refused, &nrefused, first_why,
+	                         sizeof(first_why), err) < 0)
 		goto rollback;
-	for (int i = 0; i < PQntuples(rows); i++) {
-		const char *id = dbreg_result_value(rows, i, "id"), *name = dbreg_result_value(rows, i, "connection_name");
-		const char *stored = dbreg_result_value(rows, i, "encrypted_password");
-		char *fresh = NULL;
-
-		if (!id || !name || !stored) {
-			dbreg_fail(err, DBREG_ERR_INTERNAL, "the registry's answer lacks id, name or password");
-			goto rollback;
-		}
-		if (rotate_one(ctx, fkey, format, stored, rot, &fresh, why, sizeof(why)) < 0) {
-			if (!first_why[0])
-				snprintf(first_why, sizeof(first_why), "%s", why);
-			if ((flags & DBREG_ROTATE_SKIP_UNDECRYPTABLE) ? add_name(&rot->skipped, &rot->nskipped, name) < 0
-			                                              : add_name(&refused, &nrefused, name) < 0) {
-				dbreg_fail_oom(err);
-				goto rollback;
-			}
-			continue;
-		}
-		if (fresh && !rot->dry_run && !nrefused && dbreg_registry_set_stored(ctx, id, fresh, err) < 0) {
-			free(fresh);
-			goto rollback;
-		}
-		free(fresh);
-	}
+	/* What a crashed rotate-password left: it is completed from this, so it follows the key. */
+	pending = dbreg_registry_pending_rows(ctx, err);
+	if (!pending || rotate_rows(ctx, pending, true, fkey, format, flags, rot, &refused, &nrefused, first_why,
+	                            sizeof(first_why), err) < 0)
+		goto rollback;
 	if (nrefused) {
 		name_list(refused, nrefused, list, sizeof(list));
 		dbreg_fail(err, DBREG_ERR_FAILED,
@@ -230,12 +263,8 @@ _public_ int dbreg_rotate_key(struct dbreg_ctx *ctx, const char *to, unsigned fl
 rollback:
 	dbreg_registry_end(ctx, false, NULL);
 out:
-	/* The old stored texts leave with the result. */
-	for (int i = 0; rows && i < PQntuples(rows); i++)
-		if (dbreg_result_value(rows, i, "encrypted_password"))
-			sodium_memzero(PQgetvalue(rows, i, PQfnumber(rows, "encrypted_password")),
-			               strlen(dbreg_result_value(rows, i, "encrypted_password")));
-	PQclear(rows);
+	clear_rows(rows);
+	clear_rows(pending);
 	for (size_t i = 0; i < nrefused; i++)
 		free(refused[i]);
 	free(refused);

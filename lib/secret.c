@@ -567,6 +567,20 @@ int dbreg_stored_version(const char *stored, char id[DBREG_KEY_ID_LEN + 1])
 	return stored_header(stored, id);
 }
 
+int dbreg_uuid_v4(char out[37], struct dbreg_error *err)
+{
+	unsigned char u[16];
+
+	if (sodium_ready(err) < 0)
+		return -1;
+	randombytes_buf(u, sizeof(u));
+	u[6] = (u[6] & 0x0f) | 0x40;  /* version 4 */
+	u[8] = (u[8] & 0x3f) | 0x80;  /* RFC 4122 variant */
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+	         u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	return 0;
+}
+
 /* Opens dbreg's stored text of this version; the associated data is its header and tail.
  * mismatch: what a failed authentication means. */
 static int unseal(const struct dbreg_keyring *kr, const char *stored, int version, const unsigned char *tail,
@@ -1049,9 +1063,12 @@ void dbreg_key_text_free(char *text)
 		sodium_free(text);  /* wipes before it frees */
 }
 
-int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key, const char *stored,
-                         char **ret_password, struct dbreg_error *err)
+int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fernet_key,
+                         const struct dbreg_binding *b, const char *stored, char **ret_password,
+                         struct dbreg_error *err)
 {
+	char id[DBREG_KEY_ID_LEN + 1];
+
 	if (dbreg_is_fernet(stored)) {
 		if (!fernet_key)
 			return dbreg_fail(err, DBREG_ERR_CONFIG,
@@ -1061,7 +1078,11 @@ int dbreg_stored_decrypt(const struct dbreg_keyring *kr, const unsigned char *fe
 	if (strncmp(stored, "dbreg:", 6) == 0) {
 		if (!kr || kr->n == 0)
 			return dbreg_fail(err, DBREG_ERR_CONFIG, "no encryption key: set DB_ENCRYPTION_KEY or DB_ENCRYPTION_KEY_FILE");
-		return dbreg_decrypt(kr, stored, ret_password, err);
+		if (dbreg_stored_version(stored, id) != 2)
+			return dbreg_decrypt(kr, stored, ret_password, err);
+		if (!b)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "a dbreg:v2 password is read only with its row");
+		return dbreg_decrypt_v2(kr, b, stored, ret_password, err);
 	}
 	/* Never used as a password, never shown. */
 	return dbreg_fail(err, DBREG_ERR_FAILED, "the stored password is in no known format");

@@ -64,7 +64,8 @@ int target_keys(struct dbreg_ctx *ctx, bool *ret_have_keys, char *key_error, siz
 }
 
 int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
-                    bool have_keys, const char *key_error, struct dbreg_error *ret_err)
+                    const struct dbreg_binding *b, bool have_keys, const char *key_error,
+                    struct dbreg_error *ret_err)
 {
 	const unsigned char *fkey = NULL;
 	struct dbreg_error err;
@@ -84,7 +85,7 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
 	}
 	dbreg_error_clear(&err);
 	if (dbreg_ctx_fernet_key(ctx, &fkey, &err) < 0 ||
-	    dbreg_stored_decrypt(have_keys ? dbreg_ctx_keyring(ctx) : NULL, fkey, stored, &pw, &err) < 0) {
+	    dbreg_stored_decrypt(have_keys ? dbreg_ctx_keyring(ctx) : NULL, fkey, b, stored, &pw, &err) < 0) {
 		snprintf(j->error, sizeof(j->error), "connection '%s': %s", dbreg_printable(name, shown, sizeof(shown)),
 		         err.message);
 		if (ret_err)
@@ -107,14 +108,14 @@ int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *nam
 }
 
 int target_password_one(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
-                        struct dbreg_error *err)
+                        const struct dbreg_binding *b, struct dbreg_error *err)
 {
 	char key_error[256];
 	bool have_keys;
 
 	if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0)
 		return -1;
-	return target_password(j, ctx, name, stored, have_keys, key_error, err);
+	return target_password(j, ctx, name, stored, b, have_keys, key_error, err);
 }
 
 /* ---- a target's answers ---- */
@@ -190,6 +191,7 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 		if (*cols[i].col < 0)
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have no column %s", cols[i].name);
 	}
+	t->c_pending = PQfnumber(rows, "pending_password");
 	if (target_keys(ctx, &have_keys, t->key_error, sizeof(t->key_error), err) < 0)
 		return -1;
 	t->have_keys = have_keys;
@@ -223,10 +225,16 @@ static int target_prepare(struct fanout_job *j, void *userdata)
 {
 	struct target_run *t = userdata;
 	int row = (int)(intptr_t)j->userdata;
+	struct dbreg_binding b = {
+		target_value(t, row, t->c_id), target_value(t, row, t->c_host), target_value(t, row, t->c_port),
+		target_value(t, row, t->c_database), target_value(t, row, t->c_user), target_value(t, row, t->c_ssl_mode),
+	};
+
+	int col = t->pending_round ? t->c_pending : t->c_password;
 
 	return target_password(j, t->ctx, target_value(t, row, t->c_name),
-	                       PQgetisnull(t->rows, row, t->c_password) ? NULL : target_value(t, row, t->c_password),
-	                       t->have_keys, t->key_error, NULL);
+	                       col < 0 || PQgetisnull(t->rows, row, col) ? NULL : target_value(t, row, col),
+	                       &b, t->have_keys, t->key_error, NULL);
 }
 
 int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
@@ -248,6 +256,33 @@ int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int m
 
 	if (fanout_run(jobs, n, &fo, why, sizeof(why)) < 0)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
+	return 0;
+}
+
+/* Logs in to the job's target within timeout_ms, through the fan-out loop (so a name that
+ * does not resolve or a host that never answers is bounded like any check), and keeps the
+ * connection. */
+int target_connect(struct fanout_job *j, const char *name, int timeout_ms, PGconn **ret, struct dbreg_error *err)
+{
+	struct fanout_opts fo = { .jobs = 1, .timeout_ms = timeout_ms > 0 ? timeout_ms : 10000 };
+	char why[256] = "", shown[128];
+
+	j->keep_conn = true;
+	if (fanout_run(j, 1, &fo, why, sizeof(why)) < 0) {
+		sodium_memzero(j->secret, sizeof(j->secret));
+		fanout_job_clear(j);
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
+	}
+	if (j->outcome != FANOUT_OK || !j->conn) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "cannot log in to connection '%s': %s",
+		           dbreg_printable(name, shown, sizeof(shown)), j->error);
+		fanout_job_clear(j);
+		return -1;
+	}
+	PQsetnonblocking(j->conn, 0);
+	*ret = j->conn;
+	j->conn = NULL;
+	fanout_job_clear(j);
 	return 0;
 }
 
@@ -334,7 +369,7 @@ _public_ int dbreg_spec_test_login(struct dbreg_spec *s, struct dbreg_ctx *ctx, 
 	};
 
 	(void)ctx;
-	return test_login(&t, dbreg_spec_test_password(s), timeout_s, err);
+	return test_login(&t, dbreg_spec_password(s), timeout_s, err);
 }
 
 _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, struct dbreg_spec *s, int timeout_s,
@@ -348,7 +383,7 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 		{ DBREG_F_USERNAME, "username" }, { DBREG_F_SSL_MODE, "ssl_mode" },
 	};
 	const char *v[ELEMENTSOF(cols)];
-	const char *password = dbreg_spec_test_password(s);
+	const char *password = dbreg_spec_password(s);
 	struct fanout_job j = { .nparams = 0 };
 	struct target_spec t;
 	PGresult *res;
@@ -372,7 +407,9 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 	t = (struct target_spec){ .name = name, .host = v[0], .port = v[1], .dbname = v[2], .user = v[3], .sslmode = v[4] };
 	if (!dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) && pwcol >= 0 && !PQgetisnull(res, 0, pwcol) &&
 	    *PQgetvalue(res, 0, pwcol)) {
-		if (target_password_one(&j, ctx, name, PQgetvalue(res, 0, pwcol), err) < 0) {
+		struct dbreg_binding b;
+
+		if (dbreg_binding_of_row(res, 0, &b) < 0 || target_password_one(&j, ctx, name, PQgetvalue(res, 0, pwcol), &b, err) < 0) {
 			PQclear(res);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;

@@ -20,17 +20,22 @@ struct target_spec target_spec_of(const struct dbreg_conn *c);
 void target_params(struct fanout_job *j, const struct target_spec *s, const char *appname, const char *options);
 
 /* The one decrypt: the stored text of a connection into j->secret, added as
- * its password; fails with j->error (and ret_err, when given) set: no key,
- * undecryptable. */
+ * its password; b is the row it was read from (its id and target, which a v2
+ * value is bound to).  Fails with j->error (and ret_err, when given) set: no
+ * key, undecryptable, another row's. */
 int target_password(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
-                    bool have_keys, const char *key_error, struct dbreg_error *ret_err);
+                    const struct dbreg_binding *b, bool have_keys, const char *key_error,
+                    struct dbreg_error *ret_err);
 /* The keys target_password may need: the keyring, and the Fernet key when a
  * passphrase is set.  A key or passphrase that is set but unusable fails
  * (DBREG_ERR_CONFIG); none at all leaves the rows that need it unchecked. */
 int target_keys(struct dbreg_ctx *ctx, bool *ret_have_keys, char *key_error, size_t size, struct dbreg_error *err);
+/* Logs in to j's target within timeout_ms through the fan-out loop (bounded like any
+ * check) and hands over the connection, blocking; j is cleared either way. */
+int target_connect(struct fanout_job *j, const char *name, int timeout_ms, PGconn **ret, struct dbreg_error *err);
 /* target_keys, then target_password: one login's password outside a run of many. */
 int target_password_one(struct fanout_job *j, struct dbreg_ctx *ctx, const char *name, const char *stored,
-                        struct dbreg_error *err);
+                        const struct dbreg_binding *b, struct dbreg_error *err);
 
 /* A target's answer is untrusted.  The text of the named column (NULL: the
  * first) in the one row of res; NULL with why set when res is not exactly
@@ -51,6 +56,8 @@ struct target_run {
 	/* the rows' columns, found by name */
 	int c_id, c_name, c_type, c_region, c_host, c_port, c_database, c_user, c_ssl_mode, c_password, c_active,
 		c_pool_min, c_pool_max, c_pool_timeout, c_pool_recycle;
+	int c_pending;        /* pending_password, an unfinished rotate-password's (-1: not asked for) */
+	bool pending_round;   /* target_fanout logs in with the pending passwords, not the stored ones */
 };
 
 /* Loads the keyring if it can (rows with a password need it) and the per-run

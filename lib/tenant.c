@@ -165,7 +165,10 @@ _public_ int dbreg_resolution_check(struct dbreg_ctx *ctx, struct dbreg_resoluti
 	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
 		return -1;
 	if (stored && *stored) {
-		if (target_password_one(&j, ctx, name, stored, err) < 0) {
+		struct dbreg_binding b;
+
+		dbreg_binding_of_conn(c, &b);
+		if (target_password_one(&j, ctx, name, stored, &b, err) < 0) {
 			free(stored);
 			sodium_memzero(j.secret, sizeof(j.secret));
 			return -1;

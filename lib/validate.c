@@ -486,6 +486,13 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 			if (fernet && password_format && strcmp(password_format, "dbreg") == 0)
 				add(r, WARNING, "password-fernet", name,
 				    "the stored password is a Fernet token in a registry that writes dbreg's format");
+			char id[DBREG_KEY_ID_LEN + 1];
+			int version = dbreg_stored_version(stored, id);
+			struct dbreg_binding b;
+
+			if (version == 1)
+				add(r, WARNING, "password-v1", name,
+				    "the stored password is in format v1, not bound to its target (dbreg rotate-key upgrades it to v2)");
 			/* Only dbreg's own format needs DB_ENCRYPTION_KEY. */
 			if (ours)
 				r->passwords++;
@@ -496,16 +503,16 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 				continue;  /* no passphrase: nothing to check it with */
 			}
 			dbreg_error_clear(&e);
-			if (dbreg_stored_decrypt(r->kr, fkey, stored, &password, &e) < 0) {
+			if (dbreg_binding_of_row(res, i, &b) < 0)
+				b = (struct dbreg_binding){ NULL, NULL, NULL, NULL, NULL, NULL };
+			if (dbreg_stored_decrypt(r->kr, fkey, &b, stored, &password, &e) < 0) {
 				if (e.kind == DBREG_ERR_INTERNAL)
 					r->f->oom = true;
 				else
 					add(r, ERROR, "conn-password", name, "%s", e.message);
 			} else if (ours) {
-				char id[DBREG_KEY_ID_LEN + 1];
-
 				/* Readable, but only through an old key: rotate-key moves it. */
-				if (dbreg_stored_key_id(stored, id) == 0 && dbreg_keyring_current_id(r->kr) &&
+				if (version > 0 && dbreg_keyring_current_id(r->kr) &&
 				    strcmp(id, dbreg_keyring_current_id(r->kr)) != 0)
 					add(r, WARNING, "key-old-in-use", name, "the stored password is under the old key %s, not the"
 					    " current %s (dbreg rotate-key re-encrypts it)", id, dbreg_keyring_current_id(r->kr));

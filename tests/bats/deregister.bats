@@ -128,7 +128,7 @@ reg() {
 	run --separate-stderr "$DBREG" deregister der-pw
 	assert_success
 	assert_no_secret deregister-pw
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 }
 
 @test "deregister: Try to deregister a connection that is not registered" {

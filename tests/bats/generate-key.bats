@@ -46,7 +46,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1].strip(), validate=True), dige
 	local key
 	key=$("$DBREG" generate-key)
 	export DB_ENCRYPTION_KEY=$key
-	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"gen-key-pw"
+	run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"gen-key-pw"
 	assert_success
 	assert_output --regexp "$STORED_RE"
 	assert_equal "$(cut -d: -f3 <<<"$output")" "$(key_id_of "$key")"
@@ -82,7 +82,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1].strip(), validate=True), dige
 	local file=$BATS_TEST_TMPDIR/file.key
 	"$DBREG" generate-key --output "$file" 2>/dev/null
 	export DB_ENCRYPTION_KEY_FILE=$file
-	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"gen-file-pw"
+	run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"gen-file-pw"
 	assert_success
 	assert_output --regexp "$STORED_RE"
 	assert_equal "$(cut -d: -f3 <<<"$output")" "$(key_id_of "$(cat "$file")")"

@@ -310,7 +310,7 @@ assert_spy_clean() {
 	local fifo=$BATS_TEST_TMPDIR/key.fifo
 	mkfifo -m 0600 "$fifo"
 	unset DB_ENCRYPTION_KEY
-	DB_ENCRYPTION_KEY_FILE=$fifo run --separate-stderr timeout 10 "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_KEY_FILE=$fifo run --separate-stderr timeout 10 "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_failure 78
 	assert_equal "$stderr" "dbreg: error: DB_ENCRYPTION_KEY_FILE $fifo: not a regular file"
 }
@@ -320,11 +320,11 @@ assert_spy_clean() {
 	unset DB_ENCRYPTION_KEY
 	{ head -c 5000 /dev/zero | tr '\0' ' '; printf '\n\t%s\r\n' "$key"; head -c 9000 /dev/zero | tr '\0' '\n'; } >"$file"
 	chmod 600 "$file"
-	DB_ENCRYPTION_KEY_FILE=$file run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_KEY_FILE=$file run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_success
 	[[ $output =~ $STORED_RE ]] || fail "$output"
 	printf '%s\0\n' "$key" >"$file"
-	DB_ENCRYPTION_KEY_FILE=$file run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_KEY_FILE=$file run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_failure 78
 	assert_equal "$stderr" "dbreg: error: DB_ENCRYPTION_KEY_FILE $file: the file holds a NUL byte; it must hold the key alone"
 	assert_no_secret "$key"
@@ -336,13 +336,13 @@ assert_spy_clean() {
 		k=$(head -c32 /dev/urandom | base64 -w0)
 		list+=${list:+,}$k
 	done
-	DB_ENCRYPTION_OLD_KEYS=$list run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_OLD_KEYS=$list run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_failure 78
 	assert_equal "$stderr" "dbreg: error: DB_ENCRYPTION_OLD_KEYS: too many old keys (16; at most 15)"
-	DB_ENCRYPTION_OLD_KEYS=",,$k,bad" run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_OLD_KEYS=",,$k,bad" run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_failure 78
 	assert_equal "$stderr" "dbreg: error: DB_ENCRYPTION_OLD_KEYS: item 4 is not 32 bytes as 64 hex digits or base64"
-	DB_ENCRYPTION_OLD_KEYS=",$k,, ,$k," run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"pw"
+	DB_ENCRYPTION_OLD_KEYS=",$k,, ,$k," run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"pw"
 	assert_success
 }
 

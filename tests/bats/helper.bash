@@ -104,6 +104,26 @@ make_key() {
 	export DB_ENCRYPTION_KEY
 }
 
+# stored_v1 PASSWORD [KEY]: PASSWORD in stored format v1 (no longer written by dbreg, still
+# read) under KEY (base64; default $DB_ENCRYPTION_KEY), sealed by libsodium itself through
+# python's ctypes: the associated data is the header dbreg:v1:<key-id> alone.
+stored_v1() {
+	python3 - "$1" "${2:-$DB_ENCRYPTION_KEY}" <<-'EOF'
+		import base64, ctypes, ctypes.util, hashlib, os, sys
+		na = ctypes.CDLL(ctypes.util.find_library("sodium"))
+		assert na.sodium_init() >= 0
+		key = base64.b64decode(sys.argv[2])
+		header = ("dbreg:v1:" + hashlib.blake2b(key, digest_size=32).hexdigest()[:8]).encode()
+		pw, nonce = sys.argv[1].encode(), os.urandom(24)
+		out = ctypes.create_string_buffer(len(pw) + 16)
+		outlen = ctypes.c_ulonglong(0)
+		na.crypto_aead_xchacha20poly1305_ietf_encrypt(out, ctypes.byref(outlen), pw, ctypes.c_ulonglong(len(pw)),
+		    header, ctypes.c_ulonglong(len(header)), None, nonce, key)
+		blob = nonce + out.raw[:outlen.value]
+		print(header.decode() + ":" + base64.urlsafe_b64encode(blob).decode().rstrip("="))
+	EOF
+}
+
 # Fails when the last `run` printed STRING on stdout or (with --separate-stderr) stderr.
 # The secret itself is not repeated in the failure message.
 assert_no_secret() {
@@ -200,7 +220,11 @@ drop_scratch_registry() {
 
 # Patterns that several files check output against.
 # shellcheck disable=SC2034
-STORED_RE='^dbreg:v1:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
+STORED_RE='^dbreg:v2:[0-9a-f]{8}:[A-Za-z0-9_-]+$'
+# A row id and target for encrypt-password, which binds a dbreg:v2 text to them.
+# shellcheck disable=SC2034
+V2_TARGET=(--id 0f6b9a52-3c1e-4d7a-9b2f-5e8c1a7d3b40 --host db.internal --port 5432 --database app --user app_user
+	--ssl-mode verify-full)
 # shellcheck disable=SC2034
 UUID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 # shellcheck disable=SC2034

@@ -139,6 +139,29 @@ json_rows() {
 
 # ---- a service file and its .pgpass -----------------------------------------------------
 
+@test "import: --replace of a row by one without a password keeps it, re-encrypted for the new target" {
+	register_sandbox imp-rebind
+	local stored
+	stored=$(registry_field imp-rebind encrypted_password)
+	[[ $stored =~ $STORED_RE ]] || fail "no v2 password"
+	printf '[imp-rebind]\nhost=localhost\nport=%s\ndbname=%s\nuser=%s\n' "$PGSANDBOX_PORT" \
+		"$DBREG_TEST_REGISTRY" "$DBREG_ADMIN_ROLE" >rebind.conf
+	run --separate-stderr "$DBREG" import --from service rebind.conf --replace
+	assert_success
+	[ "$(registry_field imp-rebind encrypted_password)" != "$stored" ] || fail "not re-encrypted for the new host"
+	assert_equal "$(registry_field imp-rebind host)" localhost
+	run --separate-stderr "$DBREG" health imp-rebind --no-update -o json
+	assert_equal "$(jq -r '.results[0].status' <<<"$output")" HEALTHY
+	# Without the key it cannot be: nothing written.
+	local before
+	before=$(registry_field imp-rebind "to_jsonb(database_connections)::text")
+	sed -i 's/^host=localhost$/host=127.0.0.1/' rebind.conf
+	(unset DB_ENCRYPTION_KEY
+	 run --separate-stderr "$DBREG" import --from service rebind.conf --replace
+	 [ "$status" -eq 78 ] || fail "exit $status: $stderr")
+	assert_equal "$(registry_field imp-rebind "to_jsonb(database_connections)::text")" "$before"
+}
+
 @test "import: a service file with a .pgpass: passwords stored encrypted, the login works" {
 	{
 		printf '# the services\n\n'
@@ -307,7 +330,7 @@ json_rows() {
 	printf 'keep-me\n' | "$DBREG" register rep-pw --host old --database d --user u --password-stdin >/dev/null
 	local stored
 	stored=$(registry_field rep-pw encrypted_password)
-	[[ $stored == dbreg:v1:* ]] || fail "no stored password"
+	[[ $stored == dbreg:v2:* ]] || fail "no stored password"
 	"$DBREG" list -o csv >fleet.csv
 	run --separate-stderr "$DBREG" import --from csv fleet.csv --replace
 	assert_success

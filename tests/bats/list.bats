@@ -270,13 +270,13 @@ for r in sorted(body, key=lambda r: r["connection_name"]):
 @test "list: never prints a password nor its stored text" {
 	local fmt stored
 	stored=$(registry_field lst-gamma encrypted_password)
-	[[ $stored == dbreg:v1:* ]] || fail "no stored password in the fixture"
+	[[ $stored == dbreg:v2:* ]] || fail "no stored password in the fixture"
 	for fmt in table json csv; do
 		run --separate-stderr "$DBREG" list --all -o "$fmt"
 		assert_success
 		assert_no_secret "$LIST_PASSWORD"
 		assert_no_secret "$stored"
-		assert_no_secret dbreg:v1
+		assert_no_secret dbreg:v
 	done
 }
 

@@ -6,11 +6,11 @@ load helper
 
 # The commands that have their own page.  A later milestone adds its commands here.
 MILESTONE_COMMANDS=(init register update list show deregister encrypt-password generate-key
-	health validate-config repl resolve-schema pool-stats psql exec conninfo export import rotate-key)
+	health validate-config repl resolve-schema pool-stats psql exec conninfo export import rotate-key rotate-password)
 
 # Every command of the command line (SPEC §11): dbreg(1) lists all of them.
 ALL_COMMANDS=(init register update list show deregister encrypt-password generate-key
-	health resolve-schema pool-stats validate-config repl psql exec conninfo export import rotate-key)
+	health resolve-schema pool-stats validate-config repl psql exec conninfo export import rotate-key rotate-password)
 
 setup() {
 	MAN_DIR=$DBREG_SOURCE_ROOT/man

@@ -304,17 +304,28 @@ adopted() {
 	export DB_ENCRYPTION_KEY
 	DB_ENCRYPTION_KEY=$("$DBREG" generate-key)
 	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format dbreg <<<"s3cret-pw"
+	assert_failure 2
+	run --separate-stderr "$DBREG" encrypt-password --password-stdin --password-format dbreg \
+		--id 0F6B9A52-3C1E-4D7A-9B2F-5E8C1A7D3B40 --host h --port 5432 --database d --user u --ssl-mode require <<<"s3cret-pw"
 	assert_success
-	[[ $output == dbreg:v1:* ]] || fail "$output"
+	[[ $output == dbreg:v2:* ]] || fail "$output"
 
 	run --separate-stderr "$DBREG" init --password-format dbreg
 	assert_success
 	assert_line "password format set to dbreg"
 	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" dbreg
-	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
-	[[ $output == dbreg:v1:* ]] || fail "$output"
+	run --separate-stderr "$DBREG" encrypt-password "${V2_TARGET[@]}" --password-stdin <<<"s3cret-pw"
+	[[ $output == dbreg:v2:* ]] || fail "$output"
 	"$DBREG" register fmt-db --host h --database d --user u --type backup --region eu-west-1 --password-stdin <<<"pw"
-	[[ $(registry_field fmt-db encrypted_password) == dbreg:v1:* ]] || fail "not dbreg's format"
+	[[ $(registry_field fmt-db encrypted_password) == dbreg:v2:* ]] || fail "not dbreg's format"
+	# Bound to a row of the platform's registry, read from it: what another writer would store.
+	run --separate-stderr "$DBREG" encrypt-password --for fmt-db --password-stdin <<<"s3cret-pw"
+	[[ $output == dbreg:v2:* ]] || fail "$output"
+	psql_admin -v "s=$output" <<<"UPDATE admin.database_connections SET encrypted_password = :'s'
+		WHERE connection_name = 'fmt-db'"
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_equal "$(jq '[.findings[] | select(.connection_name == "fmt-db" and .code == "conn-password")] | length' \
+		<<<"$output")" 0
 	# Fernet rows stay readable whatever is written; validate-config says they are not dbreg's.
 	run --separate-stderr "$DBREG" show neofast-shared-us-primary -o json
 	assert_equal "$(jq -r .password_format <<<"$output")" fernet
@@ -375,7 +386,7 @@ adopted() {
 	[[ $output == *'"region_code": "eu-west-1"'* ]] || fail "$output"
 	[[ $output != *gAAAAA* ]] || fail "a stored token in the output"
 	local cmd
-	for cmd in "pool-stats" "resolve-schema acme --check" "encrypt-password --password-stdin --password-format dbreg"; do
+	for cmd in "pool-stats" "resolve-schema acme --check" "encrypt-password --password-stdin --password-format dbreg ${V2_TARGET[*]}"; do
 		# shellcheck disable=SC2086
 		DB_ENCRYPTION_KEY=$DB_FERNET_PASSPHRASE run --separate-stderr "$DBREG" $cmd <<<"pw"
 		[ "$status" -ne 0 ] || fail "$cmd: exit 0"

@@ -197,7 +197,7 @@ no_secrets() {
 	assert_no_secret "$ADMIN_PW"
 	assert_no_secret "$MON_PW"
 	[ -z "${DB_ENCRYPTION_KEY-}" ] || assert_no_secret "$DB_ENCRYPTION_KEY"
-	assert_no_secret "dbreg:v1:"
+	assert_no_secret "dbreg:v"
 }
 
 # ---- json shape ---------------------------------------------------------------------------

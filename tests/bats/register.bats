@@ -193,10 +193,10 @@ stderr: $stderr"
 	assert_success
 	assert_output --regexp '^registered reg-pw '
 	assert_no_secret "$pw"
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	local stored
 	stored=$(registry_field reg-pw encrypted_password)
-	[[ $stored =~ $STORED_RE ]] || fail "stored text not in dbreg:v1 format: ${stored:0:20}..."
+	[[ $stored =~ $STORED_RE ]] || fail "stored text not in dbreg:v2 format: ${stored:0:20}..."
 	[[ $stored != *"$pw"* ]] || fail "the plaintext is in the stored text"
 	run registry_count "to_jsonb(database_connections)::text LIKE '%$pw%'"
 	assert_output 0
@@ -209,16 +209,16 @@ stderr: $stderr"
 	assert_equal "$(jq -r .key_id <<<"$output")" "$(cut -d: -f3 <<<"$stored")"
 	assert_no_secret "$pw"
 	assert_no_secret "$stored"
-	assert_no_secret "dbreg:v1"
+	assert_no_secret "dbreg:v"
 	run --separate-stderr "$DBREG" show reg-pw
 	assert_no_secret "$pw"
-	assert_no_secret "dbreg:v1"
+	assert_no_secret "dbreg:v"
 	local fmt
 	for fmt in table json csv; do
 		run --separate-stderr "$DBREG" list -o "$fmt"
 		assert_success
 		assert_no_secret "$pw"
-		assert_no_secret "dbreg:v1"
+		assert_no_secret "dbreg:v"
 	done
 }
 
@@ -555,7 +555,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 		--password-stdin --replace <<<"second-pw"
 	assert_success
 	assert_no_secret second-pw
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	local new
 	new=$(registry_field reg-repl-pw encrypted_password)
 	[[ $new =~ $STORED_RE ]] || fail "not a stored text"
@@ -621,7 +621,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	assert_success
 	assert_line --index 0 --regexp '^dry run:'
 	assert_no_secret dry-run-password
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	run registry_count
 	assert_output "$before"
 }
@@ -662,7 +662,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	assert_success
 	assert_output --regexp '^registered reg-test-ok '
 	assert_no_secret "$pw"
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	run registry_count "connection_name = 'reg-test-ok'"
 	assert_output 1
 }

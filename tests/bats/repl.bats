@@ -742,12 +742,12 @@ history_entries() {
 
 @test "repl: --password-stdin typed at the terminal is not echoed" {
 	tmux_start
-	type_keys "encrypt-password --password-stdin"
+	type_keys "encrypt-password --password-stdin --id 0f6b9a52-3c1e-4d7a-9b2f-5e8c1a7d3b40 --host h --port 5432 --database d --user u --ssl-mode prefer"
 	keys Enter
 	wait_for "Password:"
 	type_keys "typed-secret-42"
 	keys Enter
-	wait_for "dbreg:v1:"
+	wait_for "dbreg:v2:"
 	[[ $(pane) != *typed-secret-42* ]] || fail "the password was echoed: $(pane)"
 }
 

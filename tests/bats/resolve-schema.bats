@@ -110,7 +110,7 @@ setup() {
 no_secrets() {
 	assert_no_secret "$ADMIN_PW"
 	[ -z "${DB_ENCRYPTION_KEY-}" ] || assert_no_secret "$DB_ENCRYPTION_KEY"
-	assert_no_secret "dbreg:v1:"
+	assert_no_secret "dbreg:v"
 }
 
 # ---- text: the schema name alone ------------------------------------------------------

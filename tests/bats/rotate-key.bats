@@ -43,7 +43,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	assert_output "rotated into dbreg: 3 from key $(key_id "$OLD_KEY"), 0 already current"
 	[ "$(stored)" != "$before" ] || fail "nothing changed"
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections
-		WHERE encrypted_password LIKE 'dbreg:v1:$(key_id "$NEW_KEY"):%'")" 3
+		WHERE encrypted_password LIKE 'dbreg:v2:$(key_id "$NEW_KEY"):%'")" 3
 	# The new key alone reads them now, the deleted one too.
 	export DB_ENCRYPTION_KEY=$NEW_KEY
 	run --separate-stderr "$DBREG" validate-config --offline -o json
@@ -54,6 +54,35 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	assert_success
 	assert_output "rotated into dbreg: 3 already current"
 	assert_no_secret pw-alpha
+}
+
+@test "rotate-key: upgrades v1 texts to v2, bound to their rows; validate-config warns of v1 until then" {
+	# alpha in v1 under the current key, beta in v1 under the old one.
+	psql_admin -v "a=$(stored_v1 pw-alpha "$NEW_KEY")" -v "b=$(stored_v1 pw-beta "$OLD_KEY")" <<-'EOF'
+		UPDATE admin.database_connections SET encrypted_password = :'a' WHERE connection_name = 'alpha';
+		UPDATE admin.database_connections SET encrypted_password = :'b' WHERE connection_name = 'beta';
+	EOF
+	export DB_ENCRYPTION_KEY=$NEW_KEY DB_ENCRYPTION_OLD_KEYS=$OLD_KEY
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_equal "$(jq -c '[.findings[] | select(.code == "password-v1") | .connection_name] | sort' <<<"$output")" \
+		'["alpha","beta"]'
+	run --separate-stderr "$DBREG" rotate-key -o json
+	assert_success
+	assert_equal "$(jq -c '.from' <<<"$output")" "{\"v1\":2,\"$(key_id "$OLD_KEY")\":1}"
+	run --separate-stderr "$DBREG" rotate-key --dry-run
+	assert_output "would rotate into dbreg: 3 already current"
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections WHERE encrypted_password LIKE 'dbreg:v1:%'")" 0
+	run --separate-stderr "$DBREG" validate-config -o json
+	assert_equal "$(jq '[.findings[] | select(.code == "password-v1" or .code == "conn-password")] | length' <<<"$output")" 0
+	# Each is bound to its own row now: one copied into another does not decrypt there.
+	psql_admin <<<"UPDATE admin.database_connections SET encrypted_password = (SELECT encrypted_password
+		FROM admin.database_connections WHERE connection_name = 'alpha') WHERE connection_name = 'beta'"
+	run --separate-stderr "$DBREG" validate-config -o json
+	[[ $(jq -r '.findings[] | select(.code == "conn-password") | .connection_name + ": " + .message' <<<"$output") == \
+		"beta: "*"does not belong to this connection's target"* ]] || fail "$output"
+	run --separate-stderr "$DBREG" rotate-key
+	assert_failure 1
+	[[ $stderr == *"('beta')"* ]] || fail "$stderr"
 }
 
 @test "rotate-key: --dry-run says the same and writes nothing; -o json has the documented keys" {
@@ -105,7 +134,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	assert_output "rotated into dbreg: 3 from fernet, 0 already current"
 	assert_equal "$(psql_admin <<<"SELECT value FROM admin.dbreg_settings WHERE name = 'password_format'")" dbreg
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections
-		WHERE encrypted_password LIKE 'dbreg:v1:$(key_id "$NEW_KEY"):%'")" 3
+		WHERE encrypted_password LIKE 'dbreg:v2:$(key_id "$NEW_KEY"):%'")" 3
 }
 
 @test "rotate-key: --to fernet refuses a password over 127 bytes (a token would not fit), writing nothing" {

@@ -96,13 +96,13 @@ setup() {
 @test "show: never prints the password nor its stored text" {
 	local stored fmt
 	stored=$(registry_field shw-full encrypted_password)
-	[[ $stored == dbreg:v1:* ]] || fail "no stored password in the fixture"
+	[[ $stored == dbreg:v2:* ]] || fail "no stored password in the fixture"
 	for fmt in table json; do
 		run --separate-stderr "$DBREG" show shw-full -o "$fmt"
 		assert_success
 		assert_no_secret "$SHOW_PASSWORD"
 		assert_no_secret "$stored"
-		assert_no_secret dbreg:v1
+		assert_no_secret dbreg:v
 	done
 }
 

@@ -161,15 +161,89 @@ stderr: $stderr"
 
 @test "update: keeps the password unless asked, and needs no key then" {
 	reg upd-keep-pw --password-stdin <<<"keep-this-password"
-	local stored
+	local stored key=$DB_ENCRYPTION_KEY
 	stored=$(registry_field upd-keep-pw encrypted_password)
 	[[ $stored =~ $STORED_RE ]] || fail "no stored password to keep"
 	unset DB_ENCRYPTION_KEY
-	run --separate-stderr "$DBREG" update upd-keep-pw --port 6100 --tag x
+	run --separate-stderr "$DBREG" update upd-keep-pw --pool-max 30 --tag x
 	assert_success
 	assert_no_secret "$stored"
 	run registry_field upd-keep-pw encrypted_password
 	assert_output "$stored"
+	# A new target is another binding: without the key, nothing is written.
+	local before
+	before=$(row upd-keep-pw)
+	run --separate-stderr "$DBREG" update upd-keep-pw --port 6100
+	assert_failure 78
+	[[ $stderr == *"bound to its target and must be re-encrypted"* ]] || fail "$stderr"
+	assert_equal "$(row upd-keep-pw)" "$before"
+}
+
+@test "update: a new host, port, database, user or ssl mode re-encrypts the password for it" {
+	register_sandbox upd-bound
+	local stored opt value
+	for opt in port host database user ssl-mode; do
+		stored=$(registry_field upd-bound encrypted_password)
+		[[ $stored =~ $STORED_RE ]] || fail "no v2 password: $stored"
+		# The value it has is no new target: the password stays as it is.
+		run --separate-stderr "$DBREG" update upd-bound "--$opt" "$(registry_field upd-bound "$(
+			case $opt in database) echo database_name ;; user) echo username ;; *) echo "${opt/-/_}" ;; esac)")"
+		assert_success
+		assert_equal "$(registry_field upd-bound encrypted_password)" "$stored"
+		case $opt in
+		port) value=$((PGSANDBOX_PORT + 1)) ;;
+		host) value=localhost ;;
+		database) value=other_db ;;
+		user) value=other_user ;;
+		ssl-mode) value=require ;;
+		esac
+		run --separate-stderr "$DBREG" update upd-bound "--$opt" "$value"
+		assert_success
+		assert_no_secret "$stored"
+		[ "$(registry_field upd-bound encrypted_password)" != "$stored" ] || fail "--$opt: not re-encrypted"
+		# Readable for its new target (validate-config decrypts every stored password).
+		run --separate-stderr "$DBREG" validate-config -o json
+		assert_equal "$(jq '[.findings[] | select(.connection_name == "upd-bound")] | length' <<<"$output")" 0
+	done
+	# Back to the sandbox: the password (rebound four times) still logs in.
+	run --separate-stderr "$DBREG" update upd-bound --port "$PGSANDBOX_PORT" --host 127.0.0.1 \
+		--database "$DBREG_TEST_REGISTRY" --user "$DBREG_ADMIN_ROLE" --ssl-mode prefer
+	assert_success
+	run --separate-stderr "$DBREG" health upd-bound --no-update -o json
+	assert_equal "$(jq -r '.results[0].status' <<<"$output")" HEALTHY
+	# A v1 value becomes v2 on the way.
+	psql_admin -v "s=$(stored_v1 "$(sandbox_admin_password)")" <<<"UPDATE admin.database_connections
+		SET encrypted_password = :'s' WHERE connection_name = 'upd-bound'"
+	run --separate-stderr "$DBREG" update upd-bound --host localhost
+	assert_success
+	[[ $(registry_field upd-bound encrypted_password) =~ $STORED_RE ]] || fail "still v1"
+	run --separate-stderr "$DBREG" health upd-bound --no-update -o json
+	assert_equal "$(jq -r '.results[0].status' <<<"$output")" HEALTHY
+}
+
+@test "update: Try to change the target of a row whose v2 password was copied from another row" {
+	register_sandbox upd-victim
+	"$DBREG" register upd-thief --host 127.0.0.1 --port 1 --database d --user u --no-password >/dev/null
+	psql_admin <<<"UPDATE admin.database_connections SET encrypted_password = (SELECT encrypted_password
+		FROM admin.database_connections WHERE connection_name = 'upd-victim') WHERE connection_name = 'upd-thief'"
+	local before
+	before=$(row upd-thief)
+	run --separate-stderr "$DBREG" update upd-thief --port 2
+	assert_failure 1
+	[[ $stderr == *"does not belong to this connection's target (was it copied or was the row changed without dbreg?)"* ]] ||
+		fail "$stderr"
+	assert_equal "$(row upd-thief)" "$before"
+	# health and show tell it the same way, and never send the password.
+	run --separate-stderr "$DBREG" health upd-thief --no-update -o json
+	[[ $output == *"does not belong to this connection's target"* ]] || fail "$output"
+	# A host changed outside dbreg and changed back by dbreg reads again.
+	psql_admin <<<"UPDATE admin.database_connections SET host = 'evil.invalid' WHERE connection_name = 'upd-victim'"
+	run --separate-stderr "$DBREG" health upd-victim --no-update -o json
+	[[ $output == *"does not belong to this connection's target"* ]] || fail "$output"
+	run --separate-stderr "$DBREG" update upd-victim --host 127.0.0.1
+	assert_success
+	run --separate-stderr "$DBREG" health upd-victim --no-update -o json
+	assert_equal "$(jq -r '.results[0].status' <<<"$output")" HEALTHY
 }
 
 @test "update: --password-stdin sets a new password, encrypted" {
@@ -178,7 +252,7 @@ stderr: $stderr"
 	assert_success
 	assert_output "updated upd-new-pw"
 	assert_no_secret brand-new-password
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	local first
 	first=$(registry_field upd-new-pw encrypted_password)
 	[[ $first =~ $STORED_RE ]] || fail "not a stored text"
@@ -191,7 +265,7 @@ stderr: $stderr"
 	[ "$output" != "$first" ] || fail "the same stored text twice"
 	run --separate-stderr "$DBREG" show upd-new-pw -o json
 	assert_no_secret brand-new-password
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	assert_equal "$(jq -r '.has_password' <<<"$output")" true
 	assert_equal "$(jq -r '.key_id' <<<"$output")" "$(cut -d: -f3 <<<"$first")"
 }
@@ -306,7 +380,7 @@ stderr: $stderr"
 	run --separate-stderr "$DBREG" update upd-dry-pw --password-stdin --dry-run <<<"dry-update-pw"
 	assert_success
 	assert_no_secret dry-update-pw
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 	run row upd-dry-pw
 	assert_output "$before"
 }
@@ -338,7 +412,7 @@ stderr: $stderr"
 	run --separate-stderr "$DBREG" update upd-test --password-stdin --test <<<"$pw"
 	assert_success
 	assert_no_secret "$pw"
-	assert_no_secret dbreg:v1
+	assert_no_secret dbreg:v
 }
 
 # ---- refusals --------------------------------------------------------------------------------------

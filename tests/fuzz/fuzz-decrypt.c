@@ -1,6 +1,8 @@
-/* fuzz-decrypt.c — dbreg_decrypt on stored text: made by dbreg_encrypt and altered, or raw.
+/* fuzz-decrypt.c — dbreg_stored_decrypt on stored text: made by dbreg_encrypt (v1) or
+ * dbreg_encrypt_v2 (bit 1 of MODE) and altered, or raw.
  *
- * The keyring holds one fixed key, 32 bytes of 0x42.  Input: a MODE byte, then
+ * The keyring holds one fixed key, 32 bytes of 0x42; v2 texts are bound to one fixed row
+ * (binding), and must not decrypt for another (other).  Input: a MODE byte, then
  *   MODE even: POS (2 bytes, little-endian), HOW, XOR, then the plaintext: the plaintext is
  *     encrypted; decrypting that must give exactly the plaintext (or fail when it holds
  *     a NUL, which no password can), and the length limit must be the documented one.
@@ -17,6 +19,12 @@
 #include "internal.h"
 
 static struct dbreg_keyring *kr;
+static const struct dbreg_binding binding = {
+	"01234567-89ab-4cde-8f01-23456789abcd", "db.example.com", "5432", "app", "app_user", "verify-full",
+};
+static const struct dbreg_binding other = {
+	"01234567-89ab-4cde-8f01-23456789abcd", "db.example.com", "5432", "app", "app_user", "disable",
+};
 
 /* Nonces from a stream that starts over with each input, so that a crash reproduces:
  * libsodium takes another random source only before sodium_init. */
@@ -84,7 +92,7 @@ static char *decrypt(const char *stored, struct dbreg_error *err)
 	char *out = NULL;
 
 	dbreg_error_clear(err);
-	if (dbreg_decrypt(kr, stored, &out, err) < 0) {
+	if (dbreg_stored_decrypt(kr, NULL, &binding, stored, &out, err) < 0) {
 		FUZZ_ASSERT(out == NULL, "a failed decrypt set its output");
 		FUZZ_ASSERT(err->kind != DBREG_OK && err->message[0], "a failed decrypt without an error");
 		return NULL;
@@ -116,7 +124,7 @@ static void raw(const uint8_t *data, size_t size)
 	free(stored);
 }
 
-static void altered(const uint8_t *data, size_t size)
+static void altered(const uint8_t *data, size_t size, bool v2)
 {
 	struct dbreg_error err;
 	const char *plain;
@@ -134,7 +142,8 @@ static void altered(const uint8_t *data, size_t size)
 	plen = size - 4;
 
 	dbreg_error_clear(&err);
-	r = dbreg_encrypt(kr, plain, plen, &stored, &err);
+	r = v2 ? dbreg_encrypt_v2(kr, &binding, NULL, plain, plen, &stored, &err)
+	       : dbreg_encrypt(kr, plain, plen, &stored, &err);
 	if (plen > DBREG_PASSWORD_MAX) {
 		FUZZ_ASSERT(r < 0 && err.kind == DBREG_ERR_USAGE, "a %zu-byte password was not refused", plen);
 		return;
@@ -151,6 +160,12 @@ static void altered(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(strlen(out) == plen && memcmp(out, plain, plen) == 0, "decrypted to different text");
 	}
 	dbreg_secret_free(out);
+	if (v2) {
+		/* Another row's target (one field changed) is not what it was sealed for. */
+		out = NULL;
+		FUZZ_ASSERT(dbreg_stored_decrypt(kr, NULL, &other, stored, &out, &err) < 0 && out == NULL,
+		            "a v2 text decrypts for another row's target");
+	}
 
 	/* One change at pos. */
 	copy = strdup(stored);
@@ -194,6 +209,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1)
 		raw(data + 1, size - 1);
 	else
-		altered(data + 1, size - 1);
+		altered(data + 1, size - 1, data[0] & 2);
 	return 0;
 }

@@ -274,6 +274,12 @@ static void test_v2(void)
 	ok(dbreg_decrypt_v2(other, &b, kat, &plain, &err) < 0 && err.kind == DBREG_ERR_CONFIG,
 	   "v2: a key not in the keyring is named, as for v1");
 	ok(dbreg_decrypt(kr, kat, &plain, &err) < 0, "v2: the v1 reader does not take it");
+	ok(dbreg_stored_decrypt(kr, NULL, &b, kat, &plain, &err) == 0 && strcmp(plain, "correct horse battery staple") == 0,
+	   "v2: read by format through dbreg_stored_decrypt with its row");
+	dbreg_secret_free(plain);
+	plain = NULL;
+	ok(dbreg_stored_decrypt(kr, NULL, NULL, kat, &plain, &err) < 0 && plain == NULL,
+	   "v2: never read without the row it belongs to");
 	free(stored);
 	dbreg_keyring_free(kr);
 	dbreg_keyring_free(other);
