@@ -1,5 +1,7 @@
 /* error.c — filling the error object that every fallible call takes. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -118,4 +120,12 @@ const char *dbreg_result_value(const PGresult *res, int row, const char *column)
 	if (col < 0 || row < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col))
 		return NULL;
 	return PQgetvalue(res, row, col);
+}
+
+void dbreg_test_crash_point(const char *point)
+{
+	const char *at = getenv("DBREG_TEST_CRASH_AFTER");
+
+	if (at && strcmp(at, point) == 0)
+		raise(SIGKILL);
 }

@@ -20,6 +20,9 @@ int dbreg_fail_oom(struct dbreg_error *err);
 /* A value from outside (a name, the environment), fit for a message: printable
  * ASCII as is, anything else as \xNN, a long one cut with "...". Returns buf. */
 const char *dbreg_printable(const char *s, char *buf, size_t size);
+/* A test-only crash (SIGKILL, as a power loss gives no warning) where DBREG_TEST_CRASH_AFTER
+ * names this point: proves that a command killed there is resumed or left whole. */
+void dbreg_test_crash_point(const char *point);
 /* The value of column (by name) in row of res; NULL when the result has no such
  * column or row, or the value is NULL.  Results are never read by position. */
 const char *dbreg_result_value(const PGresult *res, int row, const char *column);

@@ -732,17 +732,24 @@ static int write_begin(struct dbreg_ctx *ctx, unsigned flags, bool *ret_own, str
 }
 
 /* Commits its own transaction; a dry run, or a failure (which may have ended the caller's
- * transaction already: see dbreg_registry_end), is rolled back whatever happens. */
-static int write_end(struct dbreg_ctx *ctx, bool own, unsigned flags, int r, struct dbreg_error *err)
+ * transaction already: see dbreg_registry_end), is rolled back whatever happens.  The row
+ * written (l) goes to *ret_row when all went well and it is wanted, else it is freed. */
+static int write_end(struct dbreg_ctx *ctx, bool own, unsigned flags, int r, struct dbreg_conn_list *l,
+                     struct dbreg_conn_list **ret_row, struct dbreg_error *err)
 {
 	PGconn *conn = dbreg_ctx_conn(ctx);
 
 	if (r < 0 || (flags & DBREG_WRITE_DRY_RUN)) {
 		if (PQtransactionStatus(conn) != PQTRANS_IDLE)
 			PQclear(PQexec(conn, "ROLLBACK"));
-		return r;
+	} else if (own) {
+		r = run(conn, "COMMIT", err, "cannot commit the change");
 	}
-	return own ? run(conn, "COMMIT", err, "cannot commit the change") : 0;
+	if (r == 0 && ret_row)
+		*ret_row = l;
+	else
+		dbreg_conn_list_free(l);
+	return r;
 }
 
 /* Runs a writing statement that returns the row it wrote. */
@@ -1104,12 +1111,7 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	else if (r == 0 && prior && same_text(dbreg_result_value(prior, 0, "id"), dbreg_conn_get(dbreg_conn_list_at(l, 0), DBREG_F_ID)))
 		r = rebind_row(ctx, prior, &l, err);
 	PQclear(prior);
-	r = write_end(ctx, own, flags, r, err);
-	if (r == 0 && ret_row)
-		*ret_row = l;
-	else
-		dbreg_conn_list_free(l);
-	return r;
+	return write_end(ctx, own, flags, r, l, ret_row, err);
 }
 
 _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spec *s, unsigned flags,
@@ -1172,12 +1174,7 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	else if (r == 0 && moves && !dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
 		r = rebind_row(ctx, prior, &l, err);
 	PQclear(prior);
-	r = write_end(ctx, own, flags, r, err);
-	if (r == 0 && ret_row)
-		*ret_row = l;
-	else
-		dbreg_conn_list_free(l);
-	return r;
+	return write_end(ctx, own, flags, r, l, ret_row, err);
 }
 
 /* The slugs of tenants that point at the named live connection, if tenants exist

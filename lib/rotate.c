@@ -193,6 +193,8 @@ static int rotate_rows(struct dbreg_ctx *ctx, PGresult *rows, bool pending, cons
 		r = fresh && !rot->dry_run && !*nrefused
 		  ? (pending ? dbreg_registry_set_pending(ctx, id, fresh, err) : dbreg_registry_set_stored(ctx, id, fresh, err))
 		  : 0;
+		if (r == 0 && fresh && !rot->dry_run)
+			dbreg_test_crash_point("rotate-key-row");
 		free(fresh);
 		if (r < 0)
 			return -1;

@@ -1,6 +1,5 @@
 /* rotpw.c — rotate-password: a new random password set on a connection's server (its SCRAM
  * verifier computed here) and in the registry, in steps a crash at any point is resumed from. */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,16 +19,6 @@ struct rotpw {
 	char shown[128];
 	int timeout_ms;
 };
-
-/* A test-only crash between the steps (DBREG_TEST_CRASH_AFTER=N, N the step just done), to
- * prove that the next run resumes; SIGKILL, as a machine that loses power gives no warning. */
-static void crash_point(int step)
-{
-	const char *at = getenv("DBREG_TEST_CRASH_AFTER");
-
-	if (at && at[0] == '0' + step && !at[1])
-		raise(SIGKILL);
-}
 
 /* The job that logs in to the row's target with password. */
 static void login_job(struct rotpw *r, struct fanout_job *j, const char *password)
@@ -257,7 +246,7 @@ static int rotate(struct rotpw *r, int length, unsigned flags, int *ret_resumed,
 	/* (1) recorded, (2) on the server, (3) proven, (4) stored: each step safe to stop after. */
 	if (dbreg_registry_pending_record(r->ctx, r->id, sealed, err) < 0)
 		goto out;
-	crash_point(1);
+	dbreg_test_crash_point("1");
 	if (set_on_server(r, conn, new_pw, &refused, err) < 0) {
 		/* The server kept the old one: the record would only mislead.  Not known: the
 		 * next run finds out which password the server has. */
@@ -267,7 +256,7 @@ static int rotate(struct rotpw *r, int length, unsigned flags, int *ret_resumed,
 			dbreg_error_prefix(err, "the new password stays pending (run rotate-password again to finish): ");
 		goto out;
 	}
-	crash_point(2);
+	dbreg_test_crash_point("2");
 	PQfinish(conn);
 	conn = NULL;
 	if (login(r, new_pw, &check, err) < 0) {
@@ -276,7 +265,7 @@ static int rotate(struct rotpw *r, int length, unsigned flags, int *ret_resumed,
 		goto out;
 	}
 	PQfinish(check);
-	crash_point(3);
+	dbreg_test_crash_point("3");
 	rc = dbreg_registry_pending_finish(r->ctx, r->id, false, err);
 out:
 	PQfinish(conn);

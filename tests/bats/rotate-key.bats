@@ -85,6 +85,18 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	[[ $stderr == *"('beta')"* ]] || fail "$stderr"
 }
 
+@test "rotate-key: killed half way (after one row is rewritten), nothing is written; the next run does it all" {
+	local before
+	before=$(stored)
+	DB_ENCRYPTION_KEY=$NEW_KEY DB_ENCRYPTION_OLD_KEYS=$OLD_KEY DBREG_TEST_CRASH_AFTER=rotate-key-row \
+		run --separate-stderr "$DBREG" rotate-key
+	assert_failure 137
+	assert_equal "$(stored)" "$before"
+	DB_ENCRYPTION_KEY=$NEW_KEY DB_ENCRYPTION_OLD_KEYS=$OLD_KEY run --separate-stderr "$DBREG" rotate-key
+	assert_success
+	assert_output "rotated into dbreg: 3 from key $(key_id "$OLD_KEY"), 0 already current"
+}
+
 @test "rotate-key: --dry-run says the same and writes nothing; -o json has the documented keys" {
 	local before
 	before=$(stored)

@@ -220,6 +220,29 @@ health_status() {
 	assert_equal "$(pending)" 0
 }
 
+@test "rotate-password: Try it on a streaming standby: refused, it is in recovery" {
+	local env
+	# fd 3 is bats' own: a server that kept it open would hold the run up until it stops.
+	env=$("$DBREG_SOURCE_ROOT/scripts/pg-sandbox" standby "$PGSANDBOX_DIR" 2>/dev/null 3>&-) || fail "no standby"
+	# Its port alone: the rest of what it prints is the sandbox's, not this test's registry.
+	local PGSANDBOX_STANDBY_PORT i
+	PGSANDBOX_STANDBY_PORT=$(sed -n 's/^export PGSANDBOX_STANDBY_PORT=//p' <<<"$env")
+	[ -n "$PGSANDBOX_STANDBY_PORT" ] || fail "no standby port in: $env"
+	# The role reaches the standby by replication.
+	for i in $(seq 50); do
+		PGPASSWORD=$OLD_PW _psql -X -qAt -w -d "host=127.0.0.1 port=$PGSANDBOX_STANDBY_PORT dbname=$ROLE user=$ROLE" \
+			-c 'SELECT 1' >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	printf '%s\n' "$OLD_PW" | "$DBREG" register rot-standby --host 127.0.0.1 --port "$PGSANDBOX_STANDBY_PORT" \
+		--database "$ROLE" --user "$ROLE" --password-stdin >/dev/null
+	run --separate-stderr "$DBREG" rotate-password rot-standby --force
+	assert_failure 1
+	[[ $stderr == *"connection 'rot-standby': the server is in recovery"* ]] || fail "$stderr"
+	assert_equal "$(pending)" 0
+	logs_in "$OLD_PW" || fail "the password changed"
+}
+
 @test "rotate-password: on the platform's registry, the new password is stored as a Fernet token" {
 	drop_registry
 	platform_registry
