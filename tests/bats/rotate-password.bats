@@ -7,6 +7,7 @@
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
 load platform
+load fakepg
 
 setup() {
 	require_sandbox
@@ -22,6 +23,7 @@ setup() {
 }
 
 teardown() {
+	fakepg_stop
 	role_drop "${ROLE-}" "${ROLE-}"
 	drop_registry
 }
@@ -217,6 +219,17 @@ health_status() {
 	# Without the key nothing is tried.
 	(unset DB_ENCRYPTION_KEY; run --separate-stderr "$DBREG" rotate-password rot
 	 [ "$status" -eq 78 ] || fail "exit $status: $stderr")
+	assert_equal "$(pending)" 0
+}
+
+@test "rotate-password: Try it on a server that asks for no password: refused before anything is sent or recorded" {
+	fakepg_start trust --auth trust
+	printf 'some-pw\n' | "$DBREG" register rot-trust --host 127.0.0.1 --port "$FAKEPG_PORT" --database d \
+		--user trusted --password-stdin >/dev/null
+	run --separate-stderr "$DBREG" rotate-password rot-trust
+	assert_failure 1
+	[[ $stderr == *"connection 'rot-trust': the server let it in without a password"* ]] || fail "$stderr"
+	! grep -qi 'alter role' "$(fakepg_log trust)" || fail "ALTER ROLE was sent"
 	assert_equal "$(pending)" 0
 }
 
