@@ -298,7 +298,8 @@ PGresult *dbreg_registry_rotpw_row(struct dbreg_ctx *ctx, const char *name, stru
 {
 #define ROTPW_ROW \
 	"SELECT " TARGET_COLUMNS ", d.connection_type::text AS connection_type," \
-	" array_to_string(d.tags::text[], ',') AS tags, d.encrypted_password::text AS encrypted_password,"
+	" array_to_string(d.tags::text[], ',') AS tags, d.encrypted_password::text AS encrypted_password," \
+	" d.metadata::jsonb ->> 'pooler' AS pooler,"
 	const char *params[1] = { name };
 
 	return dbreg_exec(ctx,

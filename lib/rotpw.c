@@ -130,14 +130,16 @@ static int set_on_server(struct rotpw *r, PGconn *conn, const char *password, bo
 	return ok ? 0 : -1;
 }
 
-/* A pooler's own database, or a row tagged as one: its users live in the pooler's files. */
+/* A pooler's row (metadata.pooler set), its admin database, or a row tagged as one: its
+ * users live in the pooler's files, not in the server's roles. */
 static bool is_pooler(const PGresult *row)
 {
 	const char *db = dbreg_result_value(row, 0, "database_name"), *tags = dbreg_result_value(row, 0, "tags");
 	char list[1024];
 
 	snprintf(list, sizeof(list), ",%s,", tags ? tags : "");
-	return (db && strcmp(db, "pgbouncer") == 0) || strstr(list, ",pooler,") || strstr(list, ",pgbouncer,");
+	return dbreg_result_value(row, 0, "pooler") || (db && strcmp(db, "pgbouncer") == 0) ||
+	       strstr(list, ",pooler,") || strstr(list, ",pgbouncer,");
 }
 
 static int new_password(int length, char **ret, struct dbreg_error *err)

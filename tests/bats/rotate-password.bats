@@ -190,7 +190,15 @@ health_status() {
 	run --separate-stderr "$DBREG" rotate-password bouncer
 	assert_failure 1
 	[[ $stderr == *"is a pooler's"* ]] || fail "$stderr"
-	"$DBREG" deregister bouncer >/dev/null
+	"$DBREG" deregister bouncer --purge >/dev/null
+	printf '%s\n' "$OLD_PW" | "$DBREG" register bouncer --host 127.0.0.1 --port "$PGSANDBOX_PORT" \
+		--database "$ROLE" --user "$ROLE" --password-stdin >/dev/null
+	psql_admin <<<"UPDATE admin.database_connections SET metadata = '{\"pooler\": \"pgbouncer\"}'
+		WHERE connection_name = 'bouncer'"
+	run --separate-stderr "$DBREG" rotate-password bouncer --force
+	assert_failure 1
+	[[ $stderr == *"is a pooler's"* ]] || fail "$stderr"
+	"$DBREG" deregister bouncer --purge >/dev/null
 
 	# The same role seen through another row (a replica, say): refused unless --force.
 	printf '%s\n' "$OLD_PW" | "$DBREG" register rot-replica --host localhost --port "$PGSANDBOX_PORT" \
