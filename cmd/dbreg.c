@@ -47,48 +47,14 @@ const struct verb *verb_find(const char *name)
 	return NULL;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), row[64];
-
-	if (lb >= ELEMENTSOF(row))
-		return (size_t)-1;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
-		}
-	}
-	return row[lb];
-}
-
 const char *verb_closest(const char *name)
 {
-	const char *best = NULL;
-	size_t best_d = 3;  /* suggest only close matches */
+	const char *names[ELEMENTSOF(dbreg_verbs)];
+	size_t n = 0;
 
-	for (size_t i = 0; dbreg_verbs[i]; i++) {
-		size_t d = edit_distance(name, dbreg_verbs[i]->name);
-
-		if (strlen(name) >= 2 && strncmp(name, dbreg_verbs[i]->name, strlen(name)) == 0 && d > 1)
-			d = 1;  /* a prefix is as good as one typo */
-		if (d < best_d) {
-			best_d = d;
-			best = dbreg_verbs[i]->name;
-		}
-	}
-	return best;
+	for (; dbreg_verbs[n]; n++)
+		names[n] = dbreg_verbs[n]->name;
+	return dbreg_name_closest(name, names, n);
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
@@ -150,6 +116,21 @@ int option_error(const char *verb, int c, char **argv)
 		snprintf(name, sizeof(name), "-%c", optopt > 0 && optopt < 128 ? optopt : '?');
 	if (c == ':')
 		return usage_error(verb, "option '%s' needs a value", name);
+	if (name[1] == '-') {
+		/* "--levle": did you mean "--level"? */
+		const struct verb *v = verb ? verb_find(verb) : NULL;
+		const char *names[128], *near;
+		char shown[80];
+		size_t n = 0;
+
+		for (size_t i = 0; v && v->options && v->options[i].name && n < ELEMENTSOF(names); i++)
+			names[n++] = v->options[i].name;
+		near = dbreg_name_closest(name + 2, names, n);
+		if (near) {
+			snprintf(shown, sizeof(shown), "--%s", near);
+			return usage_error(verb, "unknown option '%s'; did you mean '%s'?", name, shown);
+		}
+	}
 	return usage_error(verb, "unknown option '%s'", name);
 }
 

@@ -434,6 +434,12 @@ enum dbreg_schema_context {
 
 /* Is s a UUID in canonical 8-4-4-4-12 hex form? */
 int dbreg_is_canonical_uuid(const char *s);
+/* The edit distance of two names (insertions, deletions, substitutions and swaps of
+ * neighbours count one each); (size_t)-1 when either is longer than DBREG_DISTANCE_MAX. */
+#define DBREG_DISTANCE_MAX 128
+size_t dbreg_name_distance(const char *a, const char *b);
+/* The candidate close enough to name to be what was meant (a typo or a prefix), or NULL. */
+const char *dbreg_name_closest(const char *name, const char *const *candidates, size_t n);
 /* Parses "tenant", "admin", "shared", "template"; -1 when it is none. */
 int dbreg_schema_context_parse(const char *text);
 const char *dbreg_schema_context_name(enum dbreg_schema_context c);

@@ -228,6 +228,8 @@ int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struc
 PGresult *dbreg_registry_rotation_rows(struct dbreg_ctx *ctx, struct dbreg_error *err);
 PGresult *dbreg_registry_pending_rows(struct dbreg_ctx *ctx, struct dbreg_error *err);
 int dbreg_registry_set_pending(struct dbreg_ctx *ctx, const char *id, const char *stored, struct dbreg_error *err);
+/* "no connection named 'X'", with a did-you-mean among the live names: -1. */
+int dbreg_fail_unknown_connection(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
 /* rotate-password's statements (registry.c says what each does). */
 PGresult *dbreg_registry_rotpw_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err);
 int dbreg_registry_rotpw_lock(struct dbreg_ctx *ctx, const char *id, bool take, struct dbreg_error *err);

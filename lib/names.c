@@ -181,3 +181,54 @@ _public_ int dbreg_is_canonical_uuid(const char *s)
 	}
 	return 1;
 }
+
+_public_ size_t dbreg_name_distance(const char *a, const char *b)
+{
+	/* Optimal string alignment: insertions, deletions, substitutions and transpositions
+	 * of neighbours each count one ("lsit" is one from "list", two from "init"). */
+	size_t la = strlen(a), lb = strlen(b), d[3][DBREG_DISTANCE_MAX + 2];
+
+	if (la > DBREG_DISTANCE_MAX || lb > DBREG_DISTANCE_MAX)
+		return (size_t)-1;
+	for (size_t i = 0; i <= la; i++) {
+		size_t *row = d[i % 3], *up = d[(i + 2) % 3], *up2 = d[(i + 1) % 3];
+
+		for (size_t j = 0; j <= lb; j++) {
+			size_t best;
+
+			if (i == 0 || j == 0) {
+				row[j] = i + j;
+				continue;
+			}
+			best = up[j - 1] + (a[i - 1] != b[j - 1]);
+			if (up[j] + 1 < best)
+				best = up[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && up2[j - 2] + 1 < best)
+				best = up2[j - 2] + 1;
+			row[j] = best;
+		}
+	}
+	return d[la % 3][lb];
+}
+
+_public_ const char *dbreg_name_closest(const char *name, const char *const *candidates, size_t n)
+{
+	/* Close enough to be a slip: one edit in a short word, two in a longer one; a prefix
+	 * of two or more characters as good as one edit. */
+	size_t limit = strlen(name) <= 4 ? 2 : 3, best_d = limit;
+	const char *best = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = dbreg_name_distance(name, candidates[i]);
+
+		if (strlen(name) >= 2 && strncmp(name, candidates[i], strlen(name)) == 0 && d > 1)
+			d = 1;
+		if (d < best_d) {
+			best_d = d;
+			best = candidates[i];
+		}
+	}
+	return best;
+}

@@ -236,6 +236,39 @@ int dbreg_registry_write_format(struct dbreg_ctx *ctx, const char *format, struc
 	return changed;
 }
 
+/* "no connection named 'X'" (DBREG_ERR_FAILED), with the live name it is closest to when one
+ * is close enough to be what was meant.  Looks only when the session can still ask. */
+int dbreg_fail_unknown_connection(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
+{
+	PGconn *conn = dbreg_ctx_conn(ctx);
+	const char *params[1] = { name };
+	const char **names = NULL, *near = NULL;
+	char shown[128], near_shown[128];
+	PGresult *res = NULL;
+	int col, n = 0;
+
+	dbreg_printable(name, shown, sizeof(shown));
+	if (conn && PQtransactionStatus(conn) != PQTRANS_INERROR)
+		res = PQexecParams(conn,
+		                   "SELECT connection_name::text AS connection_name FROM " REGISTRY
+		                   " WHERE deleted_at IS NULL AND abs(length(connection_name) - length($1)) <= 2",
+		                   1, NULL, params, NULL, NULL, 0);
+	col = res && PQresultStatus(res) == PGRES_TUPLES_OK ? PQfnumber(res, "connection_name") : -1;
+	if (col >= 0 && (n = PQntuples(res)) > 0 && (names = calloc((size_t)n, sizeof(*names)))) {
+		for (int i = 0; i < n; i++)
+			names[i] = PQgetvalue(res, i, col);
+		near = dbreg_name_closest(name, names, (size_t)n);
+	}
+	if (near)
+		dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'; did you mean '%s'?", shown,
+		           dbreg_printable(near, near_shown, sizeof(near_shown)));
+	else
+		dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", shown);
+	free(names);
+	PQclear(res);
+	return -1;
+}
+
 /* ---- rotate-key ---- */
 
 /* In the caller's transaction: every row with a stored password, live and deleted, locked,
@@ -663,7 +696,7 @@ _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_co
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
 		dbreg_conn_list_free(l);
-		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+		return dbreg_fail_unknown_connection(ctx, name, err);
 	}
 	*ret = l;
 	return 0;
@@ -779,7 +812,7 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 				strcpy(err->sqlstate, "23505");
 			return -1;
 		}
-		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+		return dbreg_fail_unknown_connection(ctx, name, err);
 	}
 	if (flags & WRITE_INSERT) {
 		int col = PQfnumber(res, "rewritten");
@@ -970,7 +1003,7 @@ static PGresult *prior_row(struct dbreg_ctx *ctx, const char *name, bool require
 		return res;
 	if (res && (PQntuples(res) != 1 || dbreg_binding_of_row(res, 0, &b) < 0 || !b.id)) {
 		if (PQntuples(res) == 0)
-			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+			dbreg_fail_unknown_connection(ctx, name, err);
 		else
 			dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot read connection '%s': unexpected answer", name);
 		PQclear(res);
@@ -1299,7 +1332,7 @@ _public_ int dbreg_deregister(struct dbreg_ctx *ctx, const char *name, int purge
 		return -1;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", name);
+		return dbreg_fail_unknown_connection(ctx, name, err);
 	}
 	PQclear(res);
 	if (ret_tenants)
@@ -1437,10 +1470,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 			return NULL;
 		}
 		if (PQntuples(res) > 0) {
-			char shown[128];
-
-			dbreg_printable(dbreg_result_value(res, 0, "missing"), shown, sizeof(shown));
-			dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", shown);
+			dbreg_fail_unknown_connection(ctx, dbreg_result_value(res, 0, "missing"), err);
 			PQclear(res);
 			free(names);
 			free(tags);

@@ -298,7 +298,7 @@ _public_ int dbreg_rotate_password(struct dbreg_ctx *ctx, const char *name, int 
 	if (!r.row)
 		return -1;
 	if (PQntuples(r.row) != 1 || dbreg_binding_of_row(r.row, 0, &r.b) < 0 || !r.b.id) {
-		rc = PQntuples(r.row) == 0 ? dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", r.shown)
+		rc = PQntuples(r.row) == 0 ? dbreg_fail_unknown_connection(ctx, name, err)
 		                           : dbreg_fail(err, DBREG_ERR_INTERNAL, "cannot read connection '%s'", r.shown);
 		PQclear(r.row);
 		return rc;

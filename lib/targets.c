@@ -387,7 +387,6 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 	struct fanout_job j = { .nparams = 0 };
 	struct target_spec t;
 	PGresult *res;
-	char shown[128];
 	int pwcol, r;
 
 	res = dbreg_registry_login_row(ctx, name, err);
@@ -395,7 +394,7 @@ _public_ int dbreg_update_test_login(struct dbreg_ctx *ctx, const char *name, st
 		return -1;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		return dbreg_fail(err, DBREG_ERR_FAILED, "no connection named '%s'", dbreg_printable(name, shown, sizeof(shown)));
+		return dbreg_fail_unknown_connection(ctx, name, err);
 	}
 	pwcol = PQfnumber(res, "encrypted_password");
 	for (size_t i = 0; i < ELEMENTSOF(cols); i++) {

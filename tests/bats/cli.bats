@@ -71,6 +71,21 @@ empty_passfile() {
 	[[ $stderr == *"Try 'dbreg --help' for more information."* ]] || fail "stderr: $stderr"
 }
 
+@test "dbreg: Try a command or option with a typo: a transposition is one slip" {
+	run --separate-stderr "$DBREG" lsit
+	assert_failure 2
+	[[ $stderr == "dbreg: error: unknown command 'lsit'; did you mean 'list'?"* ]] || fail "stderr: $stderr"
+	run --separate-stderr "$DBREG" regsiter
+	[[ $stderr == *"did you mean 'register'?"* ]] || fail "stderr: $stderr"
+	run --separate-stderr "$DBREG" health --levle deep
+	assert_failure 3  # health's usage errors are UNKNOWN, as a monitoring plugin's
+	[[ $stderr == "dbreg: error: unknown option '--levle'; did you mean '--level'?"* ]] || fail "stderr: $stderr"
+	[[ $stderr == *"Try 'dbreg health --help' for more information."* ]] || fail "stderr: $stderr"
+	run --separate-stderr "$DBREG" list --frobnicate
+	assert_failure 2
+	[[ $stderr != *"did you mean"* ]] || fail "a suggestion for nothing close: $stderr"
+}
+
 @test "dbreg: Try to run an unknown command that is close to none" {
 	run --separate-stderr "$DBREG" frobnicate
 	assert_failure 2

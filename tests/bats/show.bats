@@ -123,6 +123,12 @@ setup() {
 	run --separate-stderr "$DBREG" show shw-nonesuch -o json
 	assert_failure 1
 	assert_output ''
+	# A slip of the name: the live name it is closest to (a swap counts as one).
+	run --separate-stderr "$DBREG" show shw-flul
+	assert_failure 1
+	assert_equal "$stderr" "dbreg: error: no connection named 'shw-flul'; did you mean 'shw-full'?"
+	run --separate-stderr "$DBREG" health shw-plian --no-update
+	[[ $stderr == *"no connection named 'shw-plian'; did you mean 'shw-plain'?"* ]] || fail "$stderr"
 }
 
 @test "show: Try to show a deregistered connection" {

@@ -25,6 +25,28 @@ int main(void)
 {
 	char buf[80], long_name[80];
 
+	{
+		static const char *const verbs[] = { "init", "list", "register", "rotate-key", "rotate-password" };
+		char longer[DBREG_DISTANCE_MAX + 2];
+
+		ok(dbreg_name_distance("list", "list") == 0, "distance: the same name is 0");
+		ok(dbreg_name_distance("lsit", "list") == 1, "distance: a swap of neighbours is 1");
+		ok(dbreg_name_distance("lsit", "init") == 2, "distance: lsit is 2 from init");
+		ok(dbreg_name_distance("", "abc") == 3 && dbreg_name_distance("abc", "") == 3, "distance: to nothing");
+		ok(dbreg_name_distance("kitten", "sitting") == 3, "distance: kitten to sitting");
+		ok(dbreg_name_distance("ca", "abc") == 3, "distance: OSA, not unrestricted Damerau (ca/abc is 3)");
+		memset(longer, 'x', sizeof(longer) - 1);
+		longer[sizeof(longer) - 1] = '\0';
+		ok(dbreg_name_distance(longer, "x") == (size_t)-1, "distance: a name over the limit");
+		ok(dbreg_name_closest("lsit", verbs, 5) && strcmp(dbreg_name_closest("lsit", verbs, 5), "list") == 0,
+		   "closest: lsit is list");
+		ok(dbreg_name_closest("rotate-pasword", verbs, 5) &&
+		   strcmp(dbreg_name_closest("rotate-pasword", verbs, 5), "rotate-password") == 0, "closest: a dropped letter");
+		ok(dbreg_name_closest("reg", verbs, 5) && strcmp(dbreg_name_closest("reg", verbs, 5), "register") == 0,
+		   "closest: a prefix");
+		ok(dbreg_name_closest("frobnicate", verbs, 5) == NULL, "closest: nothing near");
+		ok(dbreg_name_closest("x", verbs, 0) == NULL, "closest: no candidates");
+	}
 	ok(valid(dbreg_check_schema_name, "tenant_acme"), "schema tenant_acme valid");
 	ok(valid(dbreg_check_schema_name, "a"), "schema a valid");
 	ok(refused_by(dbreg_check_schema_name, "Tenant", "pattern"), "schema with upper case: pattern");
