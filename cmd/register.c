@@ -82,6 +82,7 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 			r = fail(&err);
 			goto out;
 		}
+		fputs("login test passed\n", stderr);
 	}
 	if (update)
 		r = dbreg_update(ctx, name, o.spec, flags, &row, &err);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "dbreg-cmd.h"
 
 enum {
@@ -199,6 +201,7 @@ static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	const char *output = NULL;
 	struct dbreg_error err;
+	char id[DBREG_KEY_ID_LEN + 1] = "?";
 	bool force = false;
 	char *key;
 	int c, r;
@@ -226,12 +229,21 @@ static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_error_clear(&err);
 	if (dbreg_key_generate(&key, &err) < 0)
 		return fail(&err);
+	{
+		/* Its id (what stored passwords and validate-config name it by), never the key, on stderr. */
+		unsigned char raw[DBREG_KEY_BYTES];
+
+		if (dbreg_key_parse(key, raw, &err) == 0)
+			dbreg_key_id(raw, id);
+		sodium_memzero(raw, sizeof(raw));
+	}
 	if (output) {
 		r = write_key_file(output, key, force);
 		if (r == EXIT_OK)
-			fprintf(stderr, "wrote a new key to %s\n", output);
+			fprintf(stderr, "wrote a new key to %s (key id %s)\n", output, id);
 	} else {
 		puts(key);
+		fprintf(stderr, "key id %s\n", id);
 		r = EXIT_OK;
 	}
 	dbreg_secret_free(key);

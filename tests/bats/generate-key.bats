@@ -25,6 +25,9 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1].strip(), validate=True), dige
 	assert_equal "${#lines[@]}" 1
 	assert_output --regexp "$KEY_RE"
 	assert_equal "$(base64 -d <<<"$output" | wc -c)" 32
+	# Its id on stderr: BLAKE2b-256 of the raw key, the first 8 hex digits.
+	assert_equal "$stderr" "key id $(python3 -c 'import base64, hashlib, sys
+print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()[:8])' "$output")"
 }
 
 @test "generate-key: two runs give different keys" {

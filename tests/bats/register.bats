@@ -661,6 +661,7 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 		--password-stdin --test <<<"$pw"
 	assert_success
 	assert_output --regexp '^registered reg-test-ok '
+	assert_equal "$stderr" "login test passed"
 	assert_no_secret "$pw"
 	assert_no_secret dbreg:v
 	run registry_count "connection_name = 'reg-test-ok'"
