@@ -134,6 +134,14 @@ int option_error(const char *verb, int c, char **argv)
 	return usage_error(verb, "unknown option '%s'", name);
 }
 
+int add_tags(struct dbreg_filter *filter, const char *const *tags, int n, struct dbreg_error *err)
+{
+	for (int i = 0; i < n; i++)
+		if (dbreg_filter_add_tag(filter, tags[i], err) < 0)
+			return -1;
+	return 0;
+}
+
 int parse_names(const char *verb, int argc, char **argv, const char *const **ret)
 {
 	struct dbreg_error err;

@@ -17,6 +17,7 @@ enum { H_OK = 0, H_WARNING = 1, H_CRITICAL = 2, H_UNKNOWN = 3 };
 static const char health_options[] =
 	"  --type TYPE          only connections of this type\n"
 	"  --region CODE        only connections in this region\n"
+	"  --tag TAG            only connections with this tag (repeat: with all of them)\n"
 	"  --level LEVEL        basic (default), extended or deep\n"
 	"  --timeout SECONDS    each check's deadline (default 5)\n"
 	"  --jobs N             checks at once (default 64)\n"
@@ -261,12 +262,13 @@ static int write_atomically(const char *path, enum out_format fmt, const struct 
 	return out_file_commit(&o, true);
 }
 
-enum { ARG_TYPE = 0x100, ARG_REGION, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
+enum { ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
 	{ "type", required_argument, NULL, ARG_TYPE },
 	{ "region", required_argument, NULL, ARG_REGION },
+	{ "tag", required_argument, NULL, ARG_TAG },
 	{ "level", required_argument, NULL, ARG_LEVEL },
 	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
 	{ "jobs", required_argument, NULL, ARG_JOBS },
@@ -280,9 +282,10 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
 	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_no_update = 0;
-	const char *arg_type = NULL, *arg_region = NULL;
+	const char *arg_type = NULL, *arg_region = NULL, *arg_tags[64];
 	const char *const *names;
 	struct dbreg_health_opts *o = NULL;
+	int ntags = 0;
 	struct dbreg_health_report *r = NULL;
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
@@ -304,6 +307,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
 		case ARG_REGION: arg_region = optarg; break;
+		case ARG_TAG:
+			if (ntags == (int)ELEMENTSOF(arg_tags))
+				return usage_error("health", "--tag: at most %zu", ELEMENTSOF(arg_tags)), H_UNKNOWN;
+			arg_tags[ntags++] = optarg;
+			break;
 		case ARG_LEVEL:
 			if (strcmp(optarg, "basic") == 0)
 				arg_level = DBREG_LEVEL_BASIC;
@@ -342,7 +350,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (dbreg_health_opts_new(&o, &err) < 0 ||
 	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
 	    dbreg_filter_set_region(dbreg_health_opts_filter(o), arg_region, &err) < 0 ||
-	    dbreg_filter_set_names(dbreg_health_opts_filter(o), names, &err) < 0) {
+	    dbreg_filter_set_names(dbreg_health_opts_filter(o), names, &err) < 0 ||
+	    add_tags(dbreg_health_opts_filter(o), arg_tags, ntags, &err) < 0) {
 		dbreg_health_opts_free(o);
 		log_error("%s", err.message);
 		return H_UNKNOWN;

@@ -4,12 +4,13 @@
 
 #include "dbreg-cmd.h"
 
-enum { ARG_TYPE = 0x100, ARG_REGION, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL, ARG_NAMES };
+enum { ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL, ARG_NAMES };
 static const struct option list_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
 	{ "type", required_argument, NULL, ARG_TYPE },
 	{ "region", required_argument, NULL, ARG_REGION },
+	{ "tag", required_argument, NULL, ARG_TAG },
 	{ "active", no_argument, NULL, ARG_ACTIVE },
 	{ "inactive", no_argument, NULL, ARG_INACTIVE },
 	{ "all", no_argument, NULL, ARG_ALL },
@@ -19,8 +20,8 @@ static const struct option list_options[] = {
 
 static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	const char *arg_type = NULL, *arg_region = NULL;
-	int arg_active = -1, arg_all = 0;
+	const char *arg_type = NULL, *arg_region = NULL, *arg_tags[64];
+	int arg_active = -1, arg_all = 0, ntags = 0;
 	struct dbreg_filter *filter = NULL;
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_conn_list *l = NULL;
@@ -35,6 +36,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_list,
 			          "  --type TYPE        only connections of this type\n"
 			          "  --region CODE      only connections in this region\n"
+			          "  --tag TAG          only connections with this tag (repeat: with all of them)\n"
 			          "  --active           only active connections\n"
 			          "  --inactive         only inactive connections\n"
 			          "  --all              deleted connections too\n"
@@ -48,6 +50,11 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
 		case ARG_REGION: arg_region = optarg; break;
+		case ARG_TAG:
+			if (ntags == (int)ELEMENTSOF(arg_tags))
+				return usage_error("list", "--tag: at most %zu", ELEMENTSOF(arg_tags));
+			arg_tags[ntags++] = optarg;
+			break;
 		case ARG_ACTIVE:
 		case ARG_INACTIVE:
 			if (arg_active >= 0 && arg_active != (c == ARG_ACTIVE))
@@ -67,7 +74,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		return r;
 	dbreg_error_clear(&err);
 	if (dbreg_filter_new(&filter, &err) < 0 || dbreg_filter_set_type(filter, arg_type, &err) < 0 ||
-	    dbreg_filter_set_region(filter, arg_region, &err) < 0) {
+	    dbreg_filter_set_region(filter, arg_region, &err) < 0 || add_tags(filter, arg_tags, ntags, &err) < 0) {
 		dbreg_filter_free(filter);
 		return fail(&err);
 	}
@@ -85,7 +92,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		}
 	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
 		fprintf(stderr, "no connections registered%s\n",
-		        arg_type || arg_region || arg_active >= 0 ? " match" : "");
+		        arg_type || arg_region || ntags || arg_active >= 0 ? " match" : "");
 	} else {
 		out_conn_list(stdout, fmt, l, false);
 	}

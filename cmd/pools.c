@@ -8,6 +8,7 @@
 #include "dbreg-cmd.h"
 
 static const char pool_options[] =
+	"  --tag TAG           only connections with this tag (repeat: with all of them)\n"
 	"  -o, --format FMT    table (default) or json\n"
 	"  --watch SECONDS     redraw every SECONDS on a terminal until Ctrl-C\n"
 	"  -h, --help          show this help\n";
@@ -115,9 +116,10 @@ static void print_table(const struct dbreg_pool_report *r)
 	out_table_free(t);
 }
 
-enum { ARG_WATCH = 0x100 };
+enum { ARG_WATCH = 0x100, ARG_TAG };
 static const struct option pool_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
+	{ "tag", required_argument, NULL, ARG_TAG },
 	{ "format", required_argument, NULL, 'o' },
 	{ "watch", required_argument, NULL, ARG_WATCH },
 	{},
@@ -166,8 +168,9 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_pool_opts *o = NULL;
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
+	const char *arg_tags[64];
 	long watch = 0;
-	int c, rc;
+	int c, rc, ntags = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":ho:", pool_long_options, NULL)) != -1) {
@@ -183,6 +186,11 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (parse_positive("pool-stats", "--watch", optarg, 86400, &watch) < 0)
 				return EXIT_USAGE;
 			break;
+		case ARG_TAG:
+			if (ntags == (int)ELEMENTSOF(arg_tags))
+				return usage_error("pool-stats", "--tag: at most %zu", ELEMENTSOF(arg_tags));
+			arg_tags[ntags++] = optarg;
+			break;
 		default:
 			return option_error("pool-stats", c, argv);
 		}
@@ -195,7 +203,8 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	rc = connect_registry(ctx);
 	if (rc)
 		return rc;
-	if (dbreg_pool_opts_new(&o, &err) < 0 || dbreg_filter_set_names(dbreg_pool_opts_filter(o), names, &err) < 0) {
+	if (dbreg_pool_opts_new(&o, &err) < 0 || dbreg_filter_set_names(dbreg_pool_opts_filter(o), names, &err) < 0 ||
+	    add_tags(dbreg_pool_opts_filter(o), arg_tags, ntags, &err) < 0) {
 		dbreg_pool_opts_free(o);
 		return fail(&err);
 	}

@@ -16,9 +16,9 @@ _dbreg_arg_options()
         --pool-min --pool-max --pool-timeout --pool-recycle --tag --url'
     case $1 in
         register | update) echo "$conn" ;;
-        list) echo '--type --region -o --format' ;;
+        list) echo '--type --region --tag -o --format' ;;
         show | validate-config) echo '-o --format' ;;
-        pool-stats) echo '-o --format --watch' ;;
+        pool-stats) echo '--tag -o --format --watch' ;;
         generate-key) echo '--output' ;;
         conninfo) echo '-o --format' ;;
         export) echo '--type --region --tag --pgpass --output' ;;
@@ -31,7 +31,7 @@ _dbreg_arg_options()
             echo '--password-format --for --id --host --port --database --user --ssl-mode'
             ;;
         health)
-            echo '--type --region --level --timeout --jobs --warn-ms -o --format --output'
+            echo '--type --region --tag --level --timeout --jobs --warn-ms -o --format --output'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
     esac
@@ -53,7 +53,7 @@ _dbreg_options()
                 --deactivate --inactive --password-stdin --password-prompt --no-password
                 --test --dry-run $help"
             ;;
-        list) echo "--type --region --active --inactive --all -o --format --names $help" ;;
+        list) echo "--type --region --tag --active --inactive --all -o --format --names $help" ;;
         show) echo "-o --format $help" ;;
         deregister) echo "--purge $help" ;;
         conninfo) echo "-o --format $help" ;;
@@ -70,13 +70,13 @@ _dbreg_options()
         rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
-            echo "--type --region --level --timeout --jobs --warn-ms --no-update
+            echo "--type --region --tag --level --timeout --jobs --warn-ms --no-update
                 -o --format --output $help"
             ;;
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
             ;;
-        pool-stats) echo "-o --format --watch $help" ;;
+        pool-stats) echo "--tag -o --format --watch $help" ;;
         validate-config) echo "--offline --strict -o --format $help" ;;
     esac
 }

@@ -140,6 +140,7 @@ complete -c dbreg -n '__dbreg_using update' -l password-prompt \
 complete -c dbreg -n '__dbreg_using list' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
     -d 'Only this connection type'
 complete -c dbreg -n '__dbreg_using list' -l region -x -d 'Only this region'
+complete -c dbreg -n '__dbreg_using list' -l tag -x -d 'Only connections with this tag'
 complete -c dbreg -n '__dbreg_using list' -l active -d 'Only active connections'
 complete -c dbreg -n '__dbreg_using list' -l inactive -d 'Only inactive connections'
 complete -c dbreg -n '__dbreg_using list' -l all -d 'Include deregistered connections'
@@ -190,6 +191,7 @@ complete -c dbreg -n '__dbreg_using health' -a '(__dbreg_connections)'
 complete -c dbreg -n '__dbreg_using health' -l type -x -a 'ADMIN SHARED ANALYTICS DEDICATED' \
     -d 'Only this connection type'
 complete -c dbreg -n '__dbreg_using health' -l region -x -d 'Only this region'
+complete -c dbreg -n '__dbreg_using health' -l tag -x -d 'Only connections with this tag'
 complete -c dbreg -n '__dbreg_using health' -l level -x -a 'basic extended deep' \
     -d 'Check level'
 complete -c dbreg -n '__dbreg_using health' -l timeout -x -d 'Deadline of each check, seconds'
@@ -218,6 +220,7 @@ complete -c dbreg -n '__dbreg_using pool-stats' -a '(__dbreg_connections)'
 complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json' \
     -d 'Output format'
 complete -c dbreg -n '__dbreg_using pool-stats' -l watch -x -d 'Refresh every SECONDS'
+complete -c dbreg -n '__dbreg_using pool-stats' -l tag -x -d 'Only connections with this tag'
 
 # validate-config
 complete -c dbreg -n '__dbreg_using validate-config' -l offline \

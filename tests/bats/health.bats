@@ -654,6 +654,21 @@ snapshot() {
 	assert_equal "$(statuses)" 'ok-shared HEALTHY'
 }
 
+@test "health: --tag selects, every tag given must be there" {
+	reg_ok ok-tagged --tag eu --tag prod
+	reg_ok ok-half --tag eu
+	reg closed 127.0.0.1 1 - --tag prod
+	health_json --tag eu
+	assert_success
+	assert_equal "$(statuses)" "$(printf '%s\n' 'ok-half HEALTHY' 'ok-tagged HEALTHY')"
+	health_json --tag eu --tag prod
+	assert_success
+	assert_equal "$(statuses)" 'ok-tagged HEALTHY'
+	health_json --tag prod
+	assert_failure 2
+	assert_equal "$(statuses)" "$(printf '%s\n' 'closed UNHEALTHY' 'ok-tagged HEALTHY')"
+}
+
 @test "health: deregistered rows are not checked" {
 	reg_ok ok-a
 	reg_ok gone

@@ -208,6 +208,22 @@ for r in sorted(body, key=lambda r: r["connection_name"]):
 	assert_output ""
 }
 
+@test "list: --tag filters by tag; repeated, a connection must have every one" {
+	run names --tag a
+	assert_output lst-alpha
+	run names --tag a --tag b
+	assert_output lst-alpha
+	run names --tag a --tag 'with,comma'
+	assert_output ""
+	run names --tag 'with "quote"'
+	assert_output lst-gamma
+	run names --tag a --region eu-west-1
+	assert_output ""
+	run --separate-stderr "$DBREG" list --tag nosuch
+	assert_success
+	assert_equal "$stderr" "no connections registered match"
+}
+
 @test "list: --active and --inactive filter by state" {
 	run names --active
 	assert_output "lst-alpha lst-epsilon lst-gamma"

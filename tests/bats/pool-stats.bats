@@ -202,6 +202,16 @@ no_secrets() {
 
 # ---- json shape ---------------------------------------------------------------------------
 
+@test "pool-stats: --tag selects, every tag given must be there" {
+	reg pool-tagged "$POOL_DB" "$DBREG_ADMIN_ROLE" "$(sandbox_admin_password)" --tag pools --tag eu
+	stats --tag pools
+	assert_success
+	assert_equal "$(jq -c '[.connections[].connection_name]' <<<"$output")" '["pool-tagged"]'
+	stats --tag pools --tag us
+	assert_equal "$(jq -c '[.connections[].connection_name]' <<<"$output")" '[]'
+	"$DBREG" deregister pool-tagged --purge >/dev/null
+}
+
 @test "pool-stats: json has exactly SPEC's keys, with the right types" {
 	stats pool-main
 	assert_success
