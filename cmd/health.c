@@ -6,7 +6,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dbreg-cmd.h"
@@ -23,6 +25,9 @@ static const char health_options[] =
 	"  --jobs N             checks at once (default 64)\n"
 	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
 	"  --no-update          do not write the results to the registry\n"
+	"  --status LIST        show only results with these statuses (e.g. UNHEALTHY,DEGRADED)\n"
+	"  --failing            show only results that are not HEALTHY\n"
+	"  --sort KEY           status (failing first: the table's default), name or latency\n"
 	"  -o, --format FMT     table (default), json, prometheus or nagios\n"
 	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
 	"  -h, --help           show this help\n";
@@ -52,33 +57,124 @@ static const char *status_color(enum dbreg_health_status s)
 	}
 }
 
-static void print_table(FILE *f, const struct dbreg_health_report *r)
-{
-	static const char *const headers[] = { "NAME", "STATUS", "LATENCY", "VERSION", "RECOVERY", "BACKENDS", "ERROR" };
-	size_t n = dbreg_health_report_count(r);
-	struct out_table *t = out_table_new(ELEMENTSOF(headers), headers);
+/* What a run prints (never what it checks or writes back): which results, in what order. */
+enum sort_key { SORT_STATUS, SORT_NAME, SORT_LATENCY };
+struct view {
+	unsigned statuses;      /* 1 << status of those shown; 0: every one */
+	enum sort_key sort;
+	bool sort_given;        /* JSON keeps the name order unless --sort says otherwise */
+	enum dbreg_health_level level;
+};
 
+/* Worst first: what needs looking at heads the table. */
+static int severity(enum dbreg_health_status s)
+{
+	switch (s) {
+	case DBREG_UNHEALTHY: return 0;
+	case DBREG_UNKNOWN: return 1;
+	case DBREG_DEGRADED: return 2;
+	default: return 3;
+	}
+}
+
+static enum sort_key sort_by;  /* for qsort's comparison, which takes no context */
+static const struct dbreg_health_report *sort_report;
+
+static int compare(const void *pa, const void *pb)
+{
+	const struct dbreg_health_result *a = dbreg_health_report_at(sort_report, *(const size_t *)pa);
+	const struct dbreg_health_result *b = dbreg_health_report_at(sort_report, *(const size_t *)pb);
+	int d = 0;
+
+	if (sort_by == SORT_STATUS)
+		d = severity(a->status) - severity(b->status);
+	else if (sort_by == SORT_LATENCY)
+		/* Slowest first; unmeasured last. */
+		d = a->latency_ms == b->latency_ms ? 0 : a->latency_ms < 0 ? 1 : b->latency_ms < 0 ? -1
+		  : a->latency_ms > b->latency_ms ? -1 : 1;
+	return d ? d : strcmp(a->connection_name ? a->connection_name : "", b->connection_name ? b->connection_name : "");
+}
+
+/* The indexes of the results shown, in order (malloc'd; *ret_n of them). */
+static size_t *view_order(const struct dbreg_health_report *r, const struct view *v, bool sorted, size_t *ret_n)
+{
+	size_t n = dbreg_health_report_count(r), m = 0, *order = malloc((n ? n : 1) * sizeof(*order));
+
+	for (size_t i = 0; order && i < n; i++)
+		if (!v->statuses || (v->statuses & (1u << dbreg_health_report_at(r, i)->status)))
+			order[m++] = i;
+	if (order && sorted) {
+		sort_by = v->sort;
+		sort_report = r;
+		qsort(order, m, sizeof(*order), compare);
+	}
+	*ret_n = order ? m : 0;
+	return order;
+}
+
+static void print_table(FILE *f, const struct dbreg_health_report *r, const struct view *v)
+{
+	static const char *const all[] = { "NAME", "STATUS", "LATENCY", "VERSION", "RECOVERY", "BACKENDS", "ERROR" };
+	/* A column the level does not measure is left out. */
+	bool keep[ELEMENTSOF(all)] = { true, true, true, v->level >= DBREG_LEVEL_EXTENDED,
+	                               v->level >= DBREG_LEVEL_EXTENDED, v->level >= DBREG_LEVEL_DEEP, true };
+	const char *headers[ELEMENTSOF(all)];
+	size_t n, ncols = 0, *order = view_order(r, v, true, &n), c[4];
+	struct out_table *t;
+
+	for (size_t k = 0; k < ELEMENTSOF(all); k++)
+		if (keep[k])
+			headers[ncols++] = all[k];
+	t = out_table_new(ncols, headers);
 	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
 		char latency[32] = "-", backends[48] = "-";
-		const char *cells[ELEMENTSOF(headers)], *colors[ELEMENTSOF(headers)] = { NULL };
+		const char *row[ELEMENTSOF(all)], *rowc[ELEMENTSOF(all)] = { NULL };
+		const char *cells[ELEMENTSOF(all)], *colors[ELEMENTSOF(all)] = { NULL };
+		size_t o = 0;
 
 		if (h->latency_ms >= 0)
 			snprintf(latency, sizeof(latency), "%.0f ms", h->latency_ms);
 		if (h->backends >= 0)
 			snprintf(backends, sizeof(backends), "%ld/%ld", h->backends, h->max_connections);
-		cells[0] = h->connection_name;
-		cells[1] = dbreg_health_status_name(h->status);
-		colors[1] = status_color(h->status);
-		cells[2] = latency;
-		cells[3] = h->server_version;
-		cells[4] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
-		cells[5] = backends;
-		cells[6] = h->error;
+		row[0] = h->connection_name;
+		row[1] = dbreg_health_status_name(h->status);
+		rowc[1] = status_color(h->status);
+		row[2] = latency;
+		row[3] = h->server_version;
+		row[4] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
+		row[5] = backends;
+		row[6] = h->error;
+		for (size_t k = 0; k < ELEMENTSOF(all); k++)
+			if (keep[k]) {
+				cells[o] = row[k];
+				colors[o++] = rowc[k];
+			}
 		out_table_add_colored(t, cells, colors);
 	}
-	out_table_print(f, t);
+	if (n > 0)
+		out_table_print(f, t);
 	out_table_free(t);
+	free(order);
+	/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run. */
+	memset(c, 0, sizeof(c));
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
+		c[dbreg_health_report_at(r, i)->status]++;
+	{
+		struct timespec now;
+		const char *names[4] = { "healthy", "degraded", "unhealthy", "unknown" };
+		const char *sep = ": ";
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		fprintf(f, "%zu checked in %.1f s", dbreg_health_report_count(r),
+		        (double)now.tv_sec + (double)now.tv_nsec / 1e9 - dbreg_health_report_checked_epoch(r));
+		for (int k = DBREG_HEALTHY; k <= DBREG_UNKNOWN; k++)
+			if (c[k]) {
+				fprintf(f, "%s%zu %s", sep, c[k], names[k]);
+				sep = ", ";
+			}
+		fputc('\n', f);
+	}
 }
 
 static void count(const struct dbreg_health_report *r, size_t counts[4])
@@ -88,14 +184,16 @@ static void count(const struct dbreg_health_report *r, size_t counts[4])
 		counts[dbreg_health_report_at(r, i)->status]++;
 }
 
-static void print_json(FILE *f, const struct dbreg_health_report *r)
+static void print_json(FILE *f, const struct dbreg_health_report *r, const struct view *v)
 {
 	json_t *root, *results = json_array();
-	size_t c[4];
+	size_t c[4] = { 0 }, n, *order = view_order(r, v, v->sort_given, &n);
 
-	count(r, c);
-	for (size_t i = 0; i < dbreg_health_report_count(r); i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+	/* The summary counts the results it comes with (all of them, unless --status or --failing). */
+	for (size_t i = 0; i < n; i++)
+		c[dbreg_health_report_at(r, order[i])->status]++;
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
 
 		json_array_append_new(results, json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"connection_name", out_json_text(h->connection_name),
@@ -114,6 +212,7 @@ static void print_json(FILE *f, const struct dbreg_health_report *r)
 		"results", results);
 	out_json_print(f, root);
 	json_decref(root);
+	free(order);
 }
 
 /* Label values escaped as the text exposition format requires. */
@@ -238,31 +337,36 @@ static int overall(const struct dbreg_health_report *r)
 	return H_OK;
 }
 
-static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state)
+static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state,
+                         const struct view *v)
 {
 	switch (fmt) {
-	case OUT_JSON: print_json(f, r); break;
+	case OUT_JSON: print_json(f, r, v); break;
 	case OUT_PROMETHEUS: print_prometheus(f, r); break;
 	case OUT_NAGIOS: print_nagios(f, r, state); break;
 	default:
 		if (dbreg_health_report_count(r) > 0)
-			print_table(f, r);
+			print_table(f, r, v);
 		break;
 	}
 }
 
 /* A reader (the textfile collector) never sees half a report, nor a stale one passed off as new. */
-static int write_atomically(const char *path, enum out_format fmt, const struct dbreg_health_report *r, int state)
+static int write_atomically(const char *path, enum out_format fmt, const struct dbreg_health_report *r, int state,
+                            const struct view *v)
 {
 	struct out_file o;
 
 	if (out_file_open(&o, path, 0644) < 0)
 		return -1;
-	print_report(o.f, fmt, r, state);
+	print_report(o.f, fmt, r, state, v);
 	return out_file_commit(&o, true);
 }
 
-enum { ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT };
+enum {
+	ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT,
+	ARG_STATUS, ARG_FAILING, ARG_SORT,
+};
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
@@ -275,8 +379,39 @@ static const struct option health_long_options[] = {
 	{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
 	{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
 	{ "output", required_argument, NULL, ARG_OUTPUT },
+	{ "status", required_argument, NULL, ARG_STATUS },
+	{ "failing", no_argument, NULL, ARG_FAILING },
+	{ "sort", required_argument, NULL, ARG_SORT },
 	{},
 };
+
+/* --status HEALTHY,DEGRADED (any case): the statuses shown, as view.statuses bits. */
+static int parse_statuses(const char *text, unsigned *ret)
+{
+	char *copy = strdup(text), *save = NULL;
+	unsigned bits = 0;
+
+	if (!copy)
+		return -1;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int s;
+
+		for (s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++)
+			if (strcasecmp(tok, dbreg_health_status_name((enum dbreg_health_status)s)) == 0)
+				break;
+		if (s > DBREG_UNKNOWN) {
+			usage_error("health", "--status: '%s' is not HEALTHY, DEGRADED, UNHEALTHY or UNKNOWN", tok);
+			free(copy);
+			return -1;
+		}
+		bits |= 1u << s;
+	}
+	free(copy);
+	if (!bits)
+		return usage_error("health", "--status: give at least one status"), -1;
+	*ret |= bits;
+	return 0;
+}
 
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
@@ -291,6 +426,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	const char *output = NULL;
 	struct dbreg_error err;
 	size_t jobs_used, jobs_wanted;
+	struct view view = { .statuses = 0, .sort = SORT_STATUS };
 	bool shown = false;
 	long v, fd_limit;
 	int c, state;
@@ -339,6 +475,24 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			break;
 		case ARG_NO_UPDATE: arg_no_update = 1; break;
 		case ARG_OUTPUT: output = optarg; break;
+		case ARG_STATUS:
+			if (parse_statuses(optarg, &view.statuses) < 0)
+				return H_UNKNOWN;
+			break;
+		case ARG_FAILING:
+			view.statuses |= 1u << DBREG_DEGRADED | 1u << DBREG_UNHEALTHY | 1u << DBREG_UNKNOWN;
+			break;
+		case ARG_SORT:
+			if (strcmp(optarg, "status") == 0)
+				view.sort = SORT_STATUS;
+			else if (strcmp(optarg, "name") == 0)
+				view.sort = SORT_NAME;
+			else if (strcmp(optarg, "latency") == 0)
+				view.sort = SORT_LATENCY;
+			else
+				return usage_error("health", "--sort: '%s' is not status, name or latency", optarg), H_UNKNOWN;
+			view.sort_given = true;
+			break;
 		default:
 			option_error("health", c, argv);
 			return H_UNKNOWN;
@@ -357,6 +511,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		return H_UNKNOWN;
 	}
 	dbreg_health_opts_set_level(o, arg_level);
+	view.level = arg_level;
 	dbreg_health_opts_set_timeout_ms(o, arg_timeout_ms);
 	dbreg_health_opts_set_jobs(o, arg_jobs);
 	dbreg_health_opts_set_warn_ms(o, arg_warn_ms);
@@ -390,10 +545,10 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			state = H_WARNING;
 	}
 	if (output) {
-		if (write_atomically(output, fmt, r, state) < 0 && state != H_CRITICAL)
+		if (write_atomically(output, fmt, r, state, &view) < 0 && state != H_CRITICAL)
 			state = H_UNKNOWN;
 	} else {
-		print_report(stdout, fmt, r, state);
+		print_report(stdout, fmt, r, state, &view);
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			/* As a failed --output: the report did not reach its reader. */
 			log_error("write failure on standard output: %s", strerror(errno));
@@ -410,8 +565,9 @@ const struct verb verb_health = {
 	.name = "health",
 	.run = run_health,
 	.summary = "check the registered databases concurrently",
-	.usage = "[NAME...] [--type TYPE] [--region CODE] [--level basic|extended|deep] [--timeout SECONDS]\n"
-	         "       [--jobs N] [--warn-ms MS] [--no-update] [-o table|json|prometheus|nagios] [--output FILE]",
+	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
+	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--no-update] [--status LIST | --failing]\n"
+	         "       [--sort status|name|latency] [-o table|json|prometheus|nagios] [--output FILE]",
 	.options = health_long_options,
 	.takes_names = true,
 };

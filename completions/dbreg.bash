@@ -31,7 +31,8 @@ _dbreg_arg_options()
             echo '--password-format --for --id --host --port --database --user --ssl-mode'
             ;;
         health)
-            echo '--type --region --tag --level --timeout --jobs --warn-ms -o --format --output'
+            echo '--type --region --tag --level --timeout --jobs --warn-ms -o --format --output
+                --status --sort'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
     esac
@@ -71,7 +72,7 @@ _dbreg_options()
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
             echo "--type --region --tag --level --timeout --jobs --warn-ms --no-update
-                -o --format --output $help"
+                -o --format --output --status --failing --sort $help"
             ;;
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
@@ -162,6 +163,12 @@ _dbreg()
                 ;;
             --level)
                 COMPREPLY=($(compgen -W 'basic extended deep' -- "$cur"))
+                ;;
+            --sort)
+                COMPREPLY=($(compgen -W 'status name latency' -- "$cur"))
+                ;;
+            --status)
+                COMPREPLY=($(compgen -W 'HEALTHY DEGRADED UNHEALTHY UNKNOWN' -- "$cur"))
                 ;;
             --context)
                 COMPREPLY=($(compgen -W 'admin tenant shared template' -- "$cur"))

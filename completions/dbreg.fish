@@ -203,6 +203,10 @@ complete -c dbreg -n '__dbreg_using health' -l no-update \
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \
     -a 'table json prometheus nagios' -d 'Output format'
 complete -c dbreg -n '__dbreg_using health' -l output -r -F -d 'Write the report to a file'
+complete -c dbreg -n '__dbreg_using health' -l status -x -a 'HEALTHY DEGRADED UNHEALTHY UNKNOWN' \
+    -d 'Show only these statuses'
+complete -c dbreg -n '__dbreg_using health' -l failing -d 'Show only what is not HEALTHY'
+complete -c dbreg -n '__dbreg_using health' -l sort -x -a 'status name latency' -d 'Order of the results'
 
 # resolve-schema
 complete -c dbreg -n '__dbreg_using resolve-schema' -l context -x \

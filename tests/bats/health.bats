@@ -1029,6 +1029,49 @@ snapshot() {
 	assert_equal "$PROM" '{}'
 }
 
+@test "health: the table puts failing targets first, then by name, leaves out what the level did not measure, and sums up" {
+	reg_ok a-ok
+	reg_ok c-ok
+	reg b-closed 127.0.0.1 1 -
+	reg d-closed 127.0.0.1 1 -
+	health
+	assert_failure 2
+	assert_line --index 0 --regexp '^NAME +STATUS +LATENCY +ERROR$'
+	assert_line --index 1 --regexp '^b-closed +UNHEALTHY'
+	assert_line --index 2 --regexp '^d-closed +UNHEALTHY'
+	assert_line --index 3 --regexp '^a-ok +HEALTHY'
+	assert_line --index 4 --regexp '^c-ok +HEALTHY'
+	assert_line --index 5 --regexp '^4 checked in [0-9]+\.[0-9] s: 2 healthy, 2 unhealthy$'
+	health --level deep
+	assert_line --index 0 --regexp '^NAME +STATUS +LATENCY +VERSION +RECOVERY +BACKENDS +ERROR$'
+	health --sort name
+	assert_line --index 1 --regexp '^a-ok '
+	assert_line --index 2 --regexp '^b-closed '
+	# What is shown, not what is checked: the summary and the exit status are the run's.
+	health --failing
+	assert_failure 2
+	assert_equal "${#lines[@]}" 4
+	refute_output --partial a-ok
+	assert_line --index 3 --regexp '^4 checked in .*: 2 healthy, 2 unhealthy$'
+	health --status healthy
+	assert_failure 2
+	refute_output --partial closed
+	# JSON's summary counts the results it comes with.
+	health_json --failing
+	assert_failure 2
+	assert_equal "$(jq -c '[.results[].connection_name]' <<<"$output")" '["b-closed","d-closed"]'
+	assert_equal "$(jq -c .summary <<<"$output")" '{"healthy":0,"degraded":0,"unhealthy":2,"unknown":0}'
+	health_json --sort status
+	assert_equal "$(jq -r '.results[0].status' <<<"$output")" UNHEALTHY
+	health_json
+	assert_equal "$(jq -c '[.results[].connection_name]' <<<"$output")" '["a-ok","b-closed","c-ok","d-closed"]'
+	health --status sick
+	assert_failure 3
+	[[ $stderr == *"--status: 'sick' is not HEALTHY, DEGRADED, UNHEALTHY or UNKNOWN"* ]] || fail "$stderr"
+	health --sort size
+	assert_failure 3
+}
+
 @test "health: the table is coloured only when asked or on a terminal" {
 	reg_ok ok-a
 	reg closed 127.0.0.1 1 -
@@ -1051,6 +1094,7 @@ snapshot() {
 	# Without the escapes, each LATENCY value starts under its header.
 	run awk '{ gsub(/\033\[[0-9;]*m/, "") }
 		NR == 1 { col = index($0, "LATENCY"); next }
+		/ checked in / { next }
 		{ if (match($0, /[0-9]+ ms/) != col) { print "row " NR ": at " RSTART ", header at " col; bad = 1 } }
 		END { exit bad }' <<<"$output"
 	assert_success
