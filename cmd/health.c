@@ -237,6 +237,18 @@ static void labels(FILE *f, const struct dbreg_health_result *h)
 	label(f, "region", h->region_id, false);
 }
 
+/* The run itself, so that a file left by a run that failed, or by none lately, shows it. */
+static void print_prometheus_run(FILE *f, bool success, double started)
+{
+	fprintf(f, "# HELP dbreg_health_run_success Whether the last health run could check the registry (1) or not (0).\n"
+	           "# TYPE dbreg_health_run_success gauge\n"
+	           "dbreg_health_run_success %d\n"
+	           "# HELP dbreg_health_run_timestamp_seconds When the last health run started, in seconds since the epoch.\n"
+	           "# TYPE dbreg_health_run_timestamp_seconds gauge\n"
+	           "dbreg_health_run_timestamp_seconds %.3f\n",
+	        success, started);
+}
+
 static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
 {
 	size_t n = dbreg_health_report_count(r);
@@ -286,6 +298,36 @@ static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
 		labels(f, h);
 		fprintf(f, "} %.3f\n", dbreg_health_report_checked_epoch(r));
 	}
+	print_prometheus_run(f, true, dbreg_health_report_checked_epoch(r));
+}
+
+/* A run that could not check at all still answers a monitor: Nagios its one status line,
+ * Prometheus (the file rewritten) the run's failure; the other formats print nothing. */
+static void report_failure(enum out_format fmt, const char *output, const char *what, const char *why)
+{
+	struct out_file o;
+	struct timespec now;
+	FILE *f = stdout;
+
+	if (fmt != OUT_NAGIOS && fmt != OUT_PROMETHEUS)
+		return;
+	if (output) {
+		if (out_file_open(&o, output, 0644) < 0)
+			return;
+		f = o.f;
+	}
+	if (fmt == OUT_NAGIOS) {
+		fprintf(f, "DBREG UNKNOWN - %s", what);
+		out_fputs_safe(why, f);
+		fputs(" | healthy=0 degraded=0 unhealthy=0 unknown=0\n", f);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		print_prometheus_run(f, false, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+	}
+	if (output)
+		out_file_commit(&o, true);
+	else
+		fflush(stdout);
 }
 
 static const char *state_name(int state)
@@ -427,6 +469,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_error err;
 	size_t jobs_used, jobs_wanted;
 	struct view view = { .statuses = 0, .sort = SORT_STATUS };
+	int reconnected = 0;
 	bool shown = false;
 	long v, fd_limit;
 	int c, state;
@@ -518,9 +561,18 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_health_opts_set_no_update(o, arg_no_update);
 	if (!output && isatty(STDERR_FILENO))
 		dbreg_health_opts_set_progress(o, progress, &shown);
-	if (connect_registry(ctx) || dbreg_health_run(ctx, o, &r, &err) < 0) {
+	if (dbreg_ctx_connect(ctx, &reconnected, &err) < 0) {
+		log_error("%s", err.message);
+		report_failure(fmt, output, "cannot reach the admin database: ", err.message);
+		dbreg_health_opts_free(o);
+		return H_UNKNOWN;
+	}
+	if (reconnected)
+		fprintf(stderr, "dbreg: the admin connection was lost; reconnected\n");
+	if (dbreg_health_run(ctx, o, &r, &err) < 0) {
 		if (err.message[0])
 			log_error("%s", err.message);
+		report_failure(fmt, output, "cannot check: ", err.message[0] ? err.message : "the run failed");
 		dbreg_health_opts_free(o);
 		return H_UNKNOWN;
 	}

@@ -240,8 +240,9 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
 HELP = re.compile(r'^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$')
 TYPE = re.compile(r'^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$')
 ESC = {'\\': '\\', '"': '"', 'n': '\n'}
+RUN = ['dbreg_health_run_success', 'dbreg_health_run_timestamp_seconds']
 WANT = ['dbreg_up', 'dbreg_status', 'dbreg_check_duration_seconds',
-        'dbreg_last_check_timestamp_seconds']
+        'dbreg_last_check_timestamp_seconds'] + RUN
 errors = []
 
 def err(n, msg):
@@ -317,6 +318,15 @@ conns = {}
 for n, name, labels, value in samples:
     if name not in WANT:
         err(n, 'unexpected metric ' + name)
+        continue
+    if name in RUN:
+        # The run's own gauges: no labels; it could check, and it ran now.
+        if labels:
+            err(n, 'labels on ' + name)
+        elif name == 'dbreg_health_run_success' and value != 1:
+            err(n, 'dbreg_health_run_success is not 1')
+        elif name == 'dbreg_health_run_timestamp_seconds' and abs(value - time.time()) > 300:
+            err(n, 'the run timestamp is not now')
         continue
     expect = sorted(['connection', 'region', 'type'] + (['status'] if name == 'dbreg_status' else []))
     if sorted(labels) != expect:
@@ -945,8 +955,23 @@ snapshot() {
 	assert_failure 3
 	assert_output ""
 	[ -n "$stderr" ] || fail "no message"
+	# A monitor still gets its answer: Nagios its one status line on stdout...
 	health -o nagios
 	assert_failure 3
+	assert_equal "${#lines[@]}" 1
+	assert_output --regexp '^DBREG UNKNOWN - cannot reach the admin database: .* \| healthy=0 degraded=0 unhealthy=0 unknown=0$'
+	# ...and a Prometheus file is rewritten, so that a stale one shows the failure.
+	local prom=$BATS_TEST_TMPDIR/dbreg.prom
+	echo 'dbreg_up{connection="old"} 1' >"$prom"
+	health -o prometheus --output "$prom"
+	assert_failure 3
+	assert_output ""
+	grep -qx 'dbreg_health_run_success 0' "$prom" || fail "$(cat "$prom")"
+	grep -q '^dbreg_health_run_timestamp_seconds [0-9]' "$prom" || fail "$(cat "$prom")"
+	! grep -q 'connection="old"' "$prom" || fail "the stale file was kept"
+	health -o nagios --output "$BATS_TEST_TMPDIR/nagios.txt"
+	assert_failure 3
+	grep -q '^DBREG UNKNOWN - cannot reach' "$BATS_TEST_TMPDIR/nagios.txt" || fail "no status line in the file"
 }
 
 @test "health: a registry without the schema is exit 3" {
