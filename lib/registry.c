@@ -639,6 +639,91 @@ static char *names_json(const char *const *names)
 	return s;
 }
 
+/* A region code the regions table does not have is refused, naming those it has (what
+ * names it: "--region"). */
+static int check_region_code(struct dbreg_ctx *ctx, const char *code, const char *what, struct dbreg_error *err)
+{
+	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
+	const char *params[1] = { code };
+	char sql[600], shown[128];
+	PGresult *res;
+	int col;
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT EXISTS (SELECT 1 FROM %s WHERE code = $1) AS known,"
+	         " (SELECT string_agg(code::text, ', ' ORDER BY code) FROM %s) AS codes",
+	         p->region_table, p->region_table);
+	res = dbreg_exec(ctx, sql, 1, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	col = PQfnumber(res, "known");
+	if (PQntuples(res) == 1 && col >= 0 && PQgetvalue(res, 0, col)[0] == 't') {
+		PQclear(res);
+		return 0;
+	}
+	col = PQfnumber(res, "codes");
+	dbreg_fail(err, DBREG_ERR_FAILED, "%s: no region '%s'; known regions: %s", what,
+	           dbreg_printable(code, shown, sizeof(shown)),
+	           PQntuples(res) == 1 && col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : "none");
+	PQclear(res);
+	return -1;
+}
+
+static int check_region(struct dbreg_ctx *ctx, const struct dbreg_spec *s, struct dbreg_error *err)
+{
+	const char *code = dbreg_spec_value(s, DBREG_F_REGION_ID);
+
+	if (!dbreg_ctx_profile(ctx)->region_table || !dbreg_spec_is_set(s, DBREG_F_REGION_ID) || !code)
+		return 0;
+	return check_region_code(ctx, code, "--region", err);
+}
+
+/* The values connection_type can hold: the enum's labels, or the list of a CHECK on that
+ * column alone ("" when nothing limits them). */
+static void type_values(struct dbreg_ctx *ctx, char *out, size_t size)
+{
+	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
+	PGresult *q;
+
+	out[0] = '\0';
+	if (p->type_is_enum) {
+		snprintf(out, size, "%s", p->type_labels ? p->type_labels : "");
+		return;
+	}
+	q = PQexec(dbreg_ctx_conn(ctx),
+	           "SELECT pg_get_constraintdef(c.oid) AS def FROM pg_constraint c"
+	           " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+	           " WHERE c.conrelid = '" REGISTRY "'::regclass AND c.contype = 'c' AND cardinality(c.conkey) = 1"
+	           " AND a.attname = 'connection_type'");
+	for (int i = 0; PQresultStatus(q) == PGRES_TUPLES_OK && i < PQntuples(q) && !out[0]; i++) {
+		const char *def = dbreg_result_value(q, i, "def");
+
+		if (def && (strstr(def, "ARRAY[") || strstr(def, " IN (")))
+			quoted_literals(def, out, size);
+	}
+	PQclear(q);
+}
+
+/* A --type or --region a selection names that the registry cannot hold is a mistake,
+ * not an empty answer: refused, naming what it can hold (compared as the registry
+ * compares: exactly). */
+static int check_filter(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
+{
+	char allowed[600], list[620], needle[300], shown[128];
+
+	if (filter->type) {
+		type_values(ctx, allowed, sizeof(allowed));
+		snprintf(list, sizeof(list), ", %s, ", allowed);
+		snprintf(needle, sizeof(needle), ", %s, ", filter->type);
+		if (allowed[0] && !strstr(list, needle))
+			return dbreg_fail(err, DBREG_ERR_FAILED, "--type: no type '%s' in this registry; its types: %s",
+			                  dbreg_printable(filter->type, shown, sizeof(shown)), allowed);
+	}
+	if (filter->region && dbreg_ctx_profile(ctx)->region_table)
+		return check_region_code(ctx, filter->region, "--region", err);
+	return 0;
+}
+
 _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
                         struct dbreg_error *err)
 {
@@ -658,6 +743,8 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 
 	if (!filter)
 		filter = &none;
+	if (check_filter(ctx, filter, err) < 0)
+		return -1;
 	names = names_json((const char *const *)filter->names);
 	tags = names_json((const char *const *)filter->tags);
 	if ((filter->names && !names) || (filter->tags && !tags)) {
@@ -903,38 +990,6 @@ static void emit_value(struct stmt *st, struct dbreg_ctx *ctx, const char *value
 		emit(st, "(SELECT r.id FROM %s r WHERE r.code = $%d)", p->region_table, param(st, value));
 	else
 		emit(st, "$%d", param(st, value));
-}
-
-/* A region code the regions table does not have is refused, naming those it has. */
-static int check_region(struct dbreg_ctx *ctx, const struct dbreg_spec *s, struct dbreg_error *err)
-{
-	const struct dbreg_profile *p = dbreg_ctx_profile(ctx);
-	const char *code = dbreg_spec_value(s, DBREG_F_REGION_ID);
-	const char *params[1] = { code };
-	char sql[600], shown[128];
-	PGresult *res;
-	int col;
-
-	if (!p->region_table || !dbreg_spec_is_set(s, DBREG_F_REGION_ID) || !code)
-		return 0;
-	snprintf(sql, sizeof(sql),
-	         "SELECT EXISTS (SELECT 1 FROM %s WHERE code = $1) AS known,"
-	         " (SELECT string_agg(code::text, ', ' ORDER BY code) FROM %s) AS codes",
-	         p->region_table, p->region_table);
-	res = dbreg_exec(ctx, sql, 1, params, PGRES_TUPLES_OK, err);
-	if (!res)
-		return -1;
-	col = PQfnumber(res, "known");
-	if (PQntuples(res) == 1 && col >= 0 && PQgetvalue(res, 0, col)[0] == 't') {
-		PQclear(res);
-		return 0;
-	}
-	col = PQfnumber(res, "codes");
-	dbreg_fail(err, DBREG_ERR_FAILED, "--region: no region '%s'; known regions: %s",
-	           dbreg_printable(code, shown, sizeof(shown)),
-	           PQntuples(res) == 1 && col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : "none");
-	PQclear(res);
-	return -1;
 }
 
 /* Where the type has no SHARED label (and so no default dbreg knows), --type is required. */
@@ -1443,9 +1498,13 @@ char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
 {
 	const char *params[4];
-	char *names = names_json((const char *const *)filter->names);
-	char *tags = names_json((const char *const *)filter->tags);
+	char *names, *tags;
 	PGresult *res;
+
+	if (check_filter(ctx, filter, err) < 0)
+		return NULL;
+	names = names_json((const char *const *)filter->names);
+	tags = names_json((const char *const *)filter->tags);
 
 	if ((filter->names && !names) || (filter->tags && !tags)) {
 		free(names);

@@ -709,10 +709,17 @@ snapshot() {
 
 @test "health: a filter that matches nothing (--type, --region) is UNKNOWN (3), never OK" {
 	reg_ok matched --region here
-	health --type NOSUCH -o nagios
+	health --type DEDICATED -o nagios
 	assert_failure 3
 	assert_output --partial 'DBREG UNKNOWN - no connection matches'
 	refute_output --partial 'DBREG OK'
+	# A type the registry cannot hold is a mistake, named with the ones it can.
+	health --type NOSUCH -o nagios
+	assert_failure 3
+	assert_output --regexp "^DBREG UNKNOWN - cannot check: --type: no type 'NOSUCH' in this registry; its types: ADMIN, SHARED, ANALYTICS, DEDICATED \\|"
+	health --type shared
+	assert_failure 3
+	assert_equal "$stderr" "dbreg: error: --type: no type 'shared' in this registry; its types: ADMIN, SHARED, ANALYTICS, DEDICATED"
 	health --region nowhere
 	assert_failure 3
 	assert_equal "$stderr" "dbreg: error: no connection matches the selection"

@@ -199,6 +199,16 @@ for r in sorted(body, key=lambda r: r["connection_name"]):
 	assert_output lst-gamma
 }
 
+@test "list: Try a --type the registry cannot hold: exit 1 naming its types" {
+	run --separate-stderr "$DBREG" list --type shared
+	assert_failure 1
+	assert_output ""
+	assert_equal "$stderr" "dbreg: error: --type: no type 'shared' in this registry; its types: ADMIN, SHARED, ANALYTICS, DEDICATED"
+	run --separate-stderr "$DBREG" list --type NOSUCH -o json
+	assert_failure 1
+	assert_output ""
+}
+
 @test "list: --region filters by region" {
 	run names --region us-east-1
 	assert_output "lst-alpha lst-gamma"

@@ -21,6 +21,20 @@ jq_of() {
 		<<<"$output"
 }
 
+@test "platform: --type and --region filters are checked against the enum's labels and the regions table" {
+	run --separate-stderr "$DBREG" list --type PRIMARY
+	assert_failure 1
+	assert_equal "$stderr" "dbreg: error: --type: no type 'PRIMARY' in this registry; its types: primary, replica, analytics, backup"
+	run --separate-stderr "$DBREG" list --type primary --names
+	assert_success
+	run --separate-stderr "$DBREG" list --region mars-1 --names
+	assert_failure 1
+	[[ $stderr == "dbreg: error: --region: no region 'mars-1'; known regions: "*us-east-1* ]] || fail "$stderr"
+	run --separate-stderr "$DBREG" health --region mars-1 --no-update
+	assert_failure 3
+	[[ $stderr == *"no region 'mars-1'"* ]] || fail "$stderr"
+}
+
 @test "platform: list reads it as it is: enum types, region codes, Fernet passwords, no password for ''" {
 	run --separate-stderr "$DBREG" list -o json
 	assert_success
