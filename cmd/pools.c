@@ -9,6 +9,8 @@
 
 static const char pool_options[] =
 	"  --tag TAG           only connections with this tag (repeat: with all of them)\n"
+	"  --timeout SECONDS   each server's deadline (default 5)\n"
+	"  --jobs N            servers asked at once (default 64)\n"
 	"  -o, --format FMT    table (default) or json\n"
 	"  --watch SECONDS     redraw every SECONDS on a terminal until Ctrl-C\n"
 	"  -h, --help          show this help\n";
@@ -116,10 +118,12 @@ static void print_table(const struct dbreg_pool_report *r)
 	out_table_free(t);
 }
 
-enum { ARG_WATCH = 0x100, ARG_TAG };
+enum { ARG_WATCH = 0x100, ARG_TAG, ARG_TIMEOUT, ARG_JOBS };
 static const struct option pool_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "tag", required_argument, NULL, ARG_TAG },
+	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+	{ "jobs", required_argument, NULL, ARG_JOBS },
 	{ "format", required_argument, NULL, 'o' },
 	{ "watch", required_argument, NULL, ARG_WATCH },
 	{},
@@ -169,7 +173,7 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
 	const char *arg_tags[64];
-	long watch = 0;
+	long watch = 0, timeout_s = 0, jobs = 0;
 	int c, rc, ntags = 0;
 
 	opterr = 0;
@@ -191,6 +195,14 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 				return usage_error("pool-stats", "--tag: at most %zu", ELEMENTSOF(arg_tags));
 			arg_tags[ntags++] = optarg;
 			break;
+		case ARG_TIMEOUT:
+			if (parse_positive("pool-stats", "--timeout", optarg, 3600, &timeout_s) < 0)
+				return EXIT_USAGE;
+			break;
+		case ARG_JOBS:
+			if (parse_positive("pool-stats", "--jobs", optarg, 10000, &jobs) < 0)
+				return EXIT_USAGE;
+			break;
 		default:
 			return option_error("pool-stats", c, argv);
 		}
@@ -208,6 +220,8 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 		dbreg_pool_opts_free(o);
 		return fail(&err);
 	}
+	dbreg_pool_opts_set_timeout_ms(o, (int)timeout_s * 1000);
+	dbreg_pool_opts_set_jobs(o, (int)jobs);
 	rc = pool_rounds(ctx, o, fmt, watch);
 	dbreg_pool_opts_free(o);
 	return rc;
@@ -217,7 +231,7 @@ const struct verb verb_pool_stats = {
 	.name = "pool-stats",
 	.run = run_pool_stats,
 	.summary = "configured pool sizes against live server usage",
-	.usage = "[NAME...] [-o table|json] [--watch SECONDS]",
+	.usage = "[NAME...] [--tag TAG]... [--timeout SECONDS] [--jobs N] [-o table|json] [--watch SECONDS]",
 	.options = pool_long_options,
 	.takes_names = true,
 };

@@ -18,7 +18,7 @@ _dbreg_arg_options()
         register | update) echo "$conn" ;;
         list) echo '--type --region --tag -o --format' ;;
         show | validate-config) echo '-o --format' ;;
-        pool-stats) echo '--tag -o --format --watch' ;;
+        pool-stats) echo '--tag --timeout --jobs -o --format --watch' ;;
         generate-key) echo '--output' ;;
         conninfo) echo '-o --format' ;;
         export) echo '--type --region --tag --pgpass --output' ;;
@@ -77,7 +77,7 @@ _dbreg_options()
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
             ;;
-        pool-stats) echo "--tag -o --format --watch $help" ;;
+        pool-stats) echo "--tag --timeout --jobs -o --format --watch $help" ;;
         validate-config) echo "--offline --strict -o --format $help" ;;
     esac
 }

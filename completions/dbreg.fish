@@ -225,6 +225,8 @@ complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json
     -d 'Output format'
 complete -c dbreg -n '__dbreg_using pool-stats' -l watch -x -d 'Refresh every SECONDS'
 complete -c dbreg -n '__dbreg_using pool-stats' -l tag -x -d 'Only connections with this tag'
+complete -c dbreg -n '__dbreg_using pool-stats' -l timeout -x -d 'Deadline of each server, seconds'
+complete -c dbreg -n '__dbreg_using pool-stats' -l jobs -x -d 'Servers asked at once'
 
 # validate-config
 complete -c dbreg -n '__dbreg_using validate-config' -l offline \

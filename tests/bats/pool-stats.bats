@@ -212,6 +212,34 @@ no_secrets() {
 	"$DBREG" deregister pool-tagged --purge >/dev/null
 }
 
+@test "pool-stats: --timeout bounds a server that never answers; --jobs 1 still asks them all" {
+	local portfile=$BATS_TEST_TMPDIR/silent.port pid t0 ms
+	# A local listener that accepts and never says a word (fd 3 is bats' own: closed).
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+open(sys.argv[1], "w").write("%d\n" % s.getsockname()[1])
+time.sleep(120)' "$portfile" 3>&- &
+	pid=$!
+	for _ in $(seq 50); do [ -s "$portfile" ] && break; sleep 0.1; done
+	"$DBREG" register pool-silent --host 127.0.0.1 --port "$(cat "$portfile")" --database d --user u \
+		--no-password >/dev/null
+	t0=${EPOCHREALTIME/./}
+	stats pool-silent pool-main --timeout 1 --jobs 1
+	ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+	kill "$pid" 2>/dev/null || true
+	"$DBREG" deregister pool-silent --purge >/dev/null
+	assert_failure 1  # one server could not be measured
+	assert_equal "$(jq -c '[.connections[].connection_name]' <<<"$output")" '["pool-main","pool-silent"]'
+	[ "$(conn pool-silent .error)" != null ] || fail "no error for the silent server: $output"
+	assert_equal "$(conn pool-main .error)" null
+	# Well inside the default deadline of 5 s.
+	[ "$ms" -lt 4500 ] || fail "took $ms ms with --timeout 1"
+	run --separate-stderr "$DBREG" pool-stats --timeout 0
+	assert_failure 2
+	run --separate-stderr "$DBREG" pool-stats --jobs many
+	assert_failure 2
+}
+
 @test "pool-stats: json has exactly SPEC's keys, with the right types" {
 	stats pool-main
 	assert_success
