@@ -112,6 +112,13 @@ static size_t *view_order(const struct dbreg_health_report *r, const struct view
 	return order;
 }
 
+static void count(const struct dbreg_health_report *r, size_t counts[4])
+{
+	memset(counts, 0, 4 * sizeof(size_t));
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
+		counts[dbreg_health_report_at(r, i)->status]++;
+}
+
 static void print_table(FILE *f, const struct dbreg_health_report *r, const struct view *v)
 {
 	static const char *const all[] = { "NAME", "STATUS", "LATENCY", "VERSION", "RECOVERY", "BACKENDS", "ERROR" };
@@ -157,9 +164,7 @@ static void print_table(FILE *f, const struct dbreg_health_report *r, const stru
 	out_table_free(t);
 	free(order);
 	/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run. */
-	memset(c, 0, sizeof(c));
-	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
-		c[dbreg_health_report_at(r, i)->status]++;
+	count(r, c);
 	{
 		struct timespec now;
 		const char *names[4] = { "healthy", "degraded", "unhealthy", "unknown" };
@@ -175,13 +180,6 @@ static void print_table(FILE *f, const struct dbreg_health_report *r, const stru
 			}
 		fputc('\n', f);
 	}
-}
-
-static void count(const struct dbreg_health_report *r, size_t counts[4])
-{
-	memset(counts, 0, 4 * sizeof(size_t));
-	for (size_t i = 0; i < dbreg_health_report_count(r); i++)
-		counts[dbreg_health_report_at(r, i)->status]++;
 }
 
 static void print_json(FILE *f, const struct dbreg_health_report *r, const struct view *v)
