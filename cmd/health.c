@@ -24,6 +24,7 @@ static const char health_options[] =
 	"  --timeout SECONDS    each check's deadline (default 5)\n"
 	"  --jobs N             checks at once (default 64)\n"
 	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
+	"  --crit-ms MS         slower answers are UNHEALTHY (default: no limit)\n"
 	"  --no-update          do not write the results to the registry\n"
 	"  --status LIST        show only results with these statuses (e.g. UNHEALTHY,DEGRADED)\n"
 	"  --failing            show only results that are not HEALTHY\n"
@@ -64,6 +65,7 @@ struct view {
 	enum sort_key sort;
 	bool sort_given;        /* JSON keeps the name order unless --sort says otherwise */
 	enum dbreg_health_level level;
+	int warn_ms, crit_ms;   /* the thresholds in force (crit 0: none), for Nagios perfdata */
 };
 
 /* Worst first: what needs looking at heads the table. */
@@ -247,6 +249,31 @@ static void print_prometheus_run(FILE *f, bool success, double started)
 	        success, started);
 }
 
+static double in_recovery(const struct dbreg_health_result *h) { return h->in_recovery; }
+static double backends(const struct dbreg_health_result *h) { return (double)h->backends; }
+static double max_connections(const struct dbreg_health_result *h) { return (double)h->max_connections; }
+
+/* A family the level measured (extended, deep): the targets that answered it; none at all
+ * leaves the family out, so a basic run does not claim zeros. */
+static void print_prometheus_gauge(FILE *f, const struct dbreg_health_report *r, const char *name, const char *help,
+                                   double (*value)(const struct dbreg_health_result *))
+{
+	bool any = false;
+
+	for (size_t i = 0; i < dbreg_health_report_count(r); i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+
+		if (value(h) < 0)
+			continue;
+		if (!any)
+			fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+		any = true;
+		fprintf(f, "%s{", name);
+		labels(f, h);
+		fprintf(f, "} %.0f\n", value(h));
+	}
+}
+
 static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
 {
 	size_t n = dbreg_health_report_count(r);
@@ -296,6 +323,10 @@ static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
 		labels(f, h);
 		fprintf(f, "} %.3f\n", dbreg_health_report_checked_epoch(r));
 	}
+	print_prometheus_gauge(f, r, "dbreg_in_recovery",
+	                       "Whether the registered database is a standby in recovery (1) or not (0).", in_recovery);
+	print_prometheus_gauge(f, r, "dbreg_backends", "Client backends on the registered database's server.", backends);
+	print_prometheus_gauge(f, r, "dbreg_max_connections", "The server's max_connections.", max_connections);
 	print_prometheus_run(f, true, dbreg_health_report_checked_epoch(r));
 }
 
@@ -335,9 +366,27 @@ static const char *state_name(int state)
 	return names[state];
 }
 
-static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state)
+/* A perfdata label: quoted, a quote doubled; '=' (which no label may hold) and
+ * control characters as '_'. */
+static void perf_label(FILE *f, const char *name)
 {
-	size_t c[4], shown = 0;
+	fputc('\'', f);
+	for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p; p++) {
+		if (*p == '\'')
+			fputs("''", f);
+		else if (*p == '=' || *p < 0x20 || *p == 0x7f)
+			fputc('_', f);
+		else
+			fputc(*p, f);
+	}
+	fputc('\'', f);
+}
+
+/* Line 1 is the one status line with all the perfdata (the four counts, then each
+ * target's latency); after it, one line per target that is not OK, with its reason. */
+static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state, const struct view *v)
+{
+	size_t c[4], shown = 0, n, *order = view_order(r, v, true, &n);
 
 	count(r, c);
 	if (dbreg_health_report_count(r) == 0)
@@ -347,20 +396,43 @@ static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state
 		        state_name(state), dbreg_health_report_count(r), c[DBREG_HEALTHY], c[DBREG_DEGRADED],
 		        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
 	/* Name the worst few, so the alert says where to look. */
-	for (int s = DBREG_UNHEALTHY; s >= DBREG_DEGRADED && shown < 5; s--)
-		for (size_t i = 0; i < dbreg_health_report_count(r) && shown < 5; i++) {
-			const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
+	for (size_t i = 0; i < n && shown < 5; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
 
-			if (h->status == (enum dbreg_health_status)s) {
-				fputs(shown++ ? ", " : " (", f);
-				out_fputs_safe(h->connection_name, f);
-				fprintf(f, " %s", dbreg_health_status_name(h->status));
-			}
+		if (h->status == DBREG_UNHEALTHY || h->status == DBREG_DEGRADED) {
+			fputs(shown++ ? ", " : " (", f);
+			out_fputs_safe(h->connection_name, f);
+			fprintf(f, " %s", dbreg_health_status_name(h->status));
 		}
+	}
 	if (shown)
 		fputc(')', f);
-	fprintf(f, " | healthy=%zu degraded=%zu unhealthy=%zu unknown=%zu\n", c[DBREG_HEALTHY], c[DBREG_DEGRADED],
+	fprintf(f, " | healthy=%zu degraded=%zu unhealthy=%zu unknown=%zu", c[DBREG_HEALTHY], c[DBREG_DEGRADED],
 	        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
+
+		fputc(' ', f);
+		perf_label(f, h->connection_name);
+		if (h->latency_ms >= 0)
+			fprintf(f, "=%.1fms;%d;", h->latency_ms, v->warn_ms);
+		else
+			fprintf(f, "=U;%d;", v->warn_ms);  /* not measured: the plugin guidelines' "U" */
+		if (v->crit_ms > 0)
+			fprintf(f, "%d", v->crit_ms);
+	}
+	fputc('\n', f);
+	for (size_t i = 0; i < n; i++) {
+		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
+
+		if (h->status == DBREG_HEALTHY)
+			continue;
+		out_fputs_safe(h->connection_name, f);
+		fprintf(f, " %s: ", dbreg_health_status_name(h->status));
+		out_fputs_safe(h->error ? h->error : "no reason given", f);
+		fputc('\n', f);
+	}
+	free(order);
 }
 
 static int overall(const struct dbreg_health_report *r)
@@ -383,7 +455,7 @@ static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health
 	switch (fmt) {
 	case OUT_JSON: print_json(f, r, v); break;
 	case OUT_PROMETHEUS: print_prometheus(f, r); break;
-	case OUT_NAGIOS: print_nagios(f, r, state); break;
+	case OUT_NAGIOS: print_nagios(f, r, state, v); break;
 	default:
 		if (dbreg_health_report_count(r) > 0)
 			print_table(f, r, v);
@@ -405,7 +477,7 @@ static int write_atomically(const char *path, enum out_format fmt, const struct 
 
 enum {
 	ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT,
-	ARG_STATUS, ARG_FAILING, ARG_SORT,
+	ARG_STATUS, ARG_FAILING, ARG_SORT, ARG_CRIT_MS,
 };
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -417,6 +489,7 @@ static const struct option health_long_options[] = {
 	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
 	{ "jobs", required_argument, NULL, ARG_JOBS },
 	{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
+	{ "crit-ms", required_argument, NULL, ARG_CRIT_MS },
 	{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
 	{ "output", required_argument, NULL, ARG_OUTPUT },
 	{ "status", required_argument, NULL, ARG_STATUS },
@@ -456,7 +529,7 @@ static int parse_statuses(const char *text, unsigned *ret)
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
-	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_no_update = 0;
+	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0;
 	const char *arg_type = NULL, *arg_region = NULL, *arg_tags[64];
 	const char *const *names;
 	struct dbreg_health_opts *o = NULL;
@@ -514,6 +587,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 				return H_UNKNOWN;
 			arg_warn_ms = (int)v;
 			break;
+		case ARG_CRIT_MS:
+			if (parse_positive("health", "--crit-ms", optarg, 3600000, &v) < 0)
+				return H_UNKNOWN;
+			arg_crit_ms = (int)v;
+			break;
 		case ARG_NO_UPDATE: arg_no_update = 1; break;
 		case ARG_OUTPUT: output = optarg; break;
 		case ARG_STATUS:
@@ -541,6 +619,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	}
 	if (parse_names("health", argc, argv, &names))
 		return H_UNKNOWN;
+	view.warn_ms = arg_warn_ms ? arg_warn_ms : 1000;
+	view.crit_ms = arg_crit_ms;
+	if (arg_crit_ms && arg_crit_ms < view.warn_ms)
+		return usage_error("health", "--crit-ms (%d) is below --warn-ms (%d%s)", arg_crit_ms, view.warn_ms,
+		                   arg_warn_ms ? "" : ", the default"), H_UNKNOWN;
 	dbreg_error_clear(&err);
 	if (dbreg_health_opts_new(&o, &err) < 0 ||
 	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
@@ -556,6 +639,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_health_opts_set_timeout_ms(o, arg_timeout_ms);
 	dbreg_health_opts_set_jobs(o, arg_jobs);
 	dbreg_health_opts_set_warn_ms(o, arg_warn_ms);
+	dbreg_health_opts_set_crit_ms(o, arg_crit_ms);
 	dbreg_health_opts_set_no_update(o, arg_no_update);
 	if (!output && isatty(STDERR_FILENO))
 		dbreg_health_opts_set_progress(o, progress, &shown);
@@ -616,8 +700,9 @@ const struct verb verb_health = {
 	.run = run_health,
 	.summary = "check the registered databases concurrently",
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
-	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--no-update] [--status LIST | --failing]\n"
-	         "       [--sort status|name|latency] [-o table|json|prometheus|nagios] [--output FILE]",
+	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
+	         "       [--status LIST | --failing] [--sort status|name|latency] [-o table|json|prometheus|nagios]\n"
+	         "       [--output FILE]",
 	.options = health_long_options,
 	.takes_names = true,
 };

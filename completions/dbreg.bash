@@ -31,7 +31,7 @@ _dbreg_arg_options()
             echo '--password-format --for --id --host --port --database --user --ssl-mode'
             ;;
         health)
-            echo '--type --region --tag --level --timeout --jobs --warn-ms -o --format --output
+            echo '--type --region --tag --level --timeout --jobs --warn-ms --crit-ms -o --format --output
                 --status --sort'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
@@ -71,7 +71,7 @@ _dbreg_options()
         rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
-            echo "--type --region --tag --level --timeout --jobs --warn-ms --no-update
+            echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --no-update
                 -o --format --output --status --failing --sort $help"
             ;;
         resolve-schema)

@@ -198,6 +198,8 @@ complete -c dbreg -n '__dbreg_using health' -l timeout -x -d 'Deadline of each c
 complete -c dbreg -n '__dbreg_using health' -l jobs -x -d 'Checks at once'
 complete -c dbreg -n '__dbreg_using health' -l warn-ms -x \
     -d 'Slower than this is DEGRADED, milliseconds'
+complete -c dbreg -n '__dbreg_using health' -l crit-ms -x \
+    -d 'Slower than this is UNHEALTHY, milliseconds'
 complete -c dbreg -n '__dbreg_using health' -l no-update \
     -d 'Do not write the results to the registry'
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \

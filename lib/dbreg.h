@@ -379,6 +379,8 @@ void dbreg_health_opts_set_timeout_ms(struct dbreg_health_opts *o, int timeout_m
 void dbreg_health_opts_set_jobs(struct dbreg_health_opts *o, int jobs);
 /* Slower than this is DEGRADED; 0: 1000. */
 void dbreg_health_opts_set_warn_ms(struct dbreg_health_opts *o, int warn_ms);
+/* Slower than this is UNHEALTHY, whatever else the check found; 0: no such limit. */
+void dbreg_health_opts_set_crit_ms(struct dbreg_health_opts *o, int crit_ms);
 /* Do not write the results back. */
 void dbreg_health_opts_set_no_update(struct dbreg_health_opts *o, int no_update);
 /* Called from the loop now and then, and once at the end. */

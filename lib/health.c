@@ -85,6 +85,8 @@ static bool read_deep(struct dbreg_health_result *h, const PGresult *d, char *wh
 static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, struct fanout_job *j,
                   const struct dbreg_health_opts *o, int warn_ms)
 {
+	/* Both thresholds are judged on the same latency: past --crit-ms even a
+	 * target that answered everything is UNHEALTHY. */
 	const char *ok;
 	char msg[700], why[300];
 
@@ -140,7 +142,11 @@ static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, 
 			}
 		}
 	}
-	if (h->status == DBREG_HEALTHY && h->latency_ms > warn_ms) {
+	if (o->crit_ms > 0 && h->latency_ms > o->crit_ms) {
+		h->status = DBREG_UNHEALTHY;
+		snprintf(msg, sizeof(msg), "answered in %.0f ms, slower than %d ms", h->latency_ms, o->crit_ms);
+		h->error = keep(r, msg);
+	} else if (h->status == DBREG_HEALTHY && h->latency_ms > warn_ms) {
 		h->status = DBREG_DEGRADED;
 		snprintf(msg, sizeof(msg), "answered in %.0f ms, slower than %d ms", h->latency_ms, warn_ms);
 		h->error = keep(r, msg);

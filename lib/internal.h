@@ -43,7 +43,7 @@ struct dbreg_filter {
 };
 struct dbreg_health_opts {
 	enum dbreg_health_level level;
-	int timeout_ms, jobs, warn_ms;
+	int timeout_ms, jobs, warn_ms, crit_ms;
 	bool no_update;
 	struct dbreg_filter *filter;
 	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);

@@ -170,6 +170,11 @@ _public_ void dbreg_health_opts_set_warn_ms(struct dbreg_health_opts *o, int war
 	o->warn_ms = warn_ms;
 }
 
+_public_ void dbreg_health_opts_set_crit_ms(struct dbreg_health_opts *o, int crit_ms)
+{
+	o->crit_ms = crit_ms;
+}
+
 _public_ void dbreg_health_opts_set_no_update(struct dbreg_health_opts *o, int no_update)
 {
 	o->no_update = no_update != 0;

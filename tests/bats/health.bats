@@ -243,6 +243,8 @@ ESC = {'\\': '\\', '"': '"', 'n': '\n'}
 RUN = ['dbreg_health_run_success', 'dbreg_health_run_timestamp_seconds']
 WANT = ['dbreg_up', 'dbreg_status', 'dbreg_check_duration_seconds',
         'dbreg_last_check_timestamp_seconds'] + RUN
+# Families of the extended and deep levels: present when something measured them.
+LEVELS = ['dbreg_in_recovery', 'dbreg_backends', 'dbreg_max_connections']
 errors = []
 
 def err(n, msg):
@@ -312,10 +314,15 @@ for n, line in enumerate(text.splitlines(), 1):
     series.add(key)
     samples.append((n, name, labels, value))
 
-if sorted(helps) != sorted(WANT) or sorted(types) != sorted(WANT):
+measured = [f for f in LEVELS if f in helps]
+if sorted(helps) != sorted(WANT + measured) or sorted(types) != sorted(WANT + measured):
     errors.append('families with HELP / TYPE: %s / %s' % (sorted(helps), sorted(types)))
 conns = {}
 for n, name, labels, value in samples:
+    if name in LEVELS:
+        if value < 0 or value != int(value) or (name == 'dbreg_in_recovery' and value > 1):
+            err(n, 'not a count: ' + name)
+        continue
     if name not in WANT:
         err(n, 'unexpected metric ' + name)
         continue
@@ -385,19 +392,24 @@ prom_status() {
 	jq -r --arg n "$1" '.[$n].status // "absent"' <<<"$PROM"
 }
 
-NAGIOS_RE='^DBREG (OK|WARNING|CRITICAL|UNKNOWN) - .* \| healthy=[0-9]+ degraded=[0-9]+ unhealthy=[0-9]+ unknown=[0-9]+$'
+NAGIOS_RE="^DBREG (OK|WARNING|CRITICAL|UNKNOWN) - .* \\| healthy=[0-9]+ degraded=[0-9]+ unhealthy=[0-9]+ unknown=[0-9]+( '[^']+'=([0-9]+\\.[0-9]ms|U);[0-9]+;[0-9]*)*\$"
 
-# check_nagios: $output is one line in the plugin format, its state agrees with $status,
-# and its perfdata with the counts H D U K given.
+# check_nagios [H D U K]: line 1 of $output is the one status line of the plugin format,
+# its state agrees with $status and its perfdata with the counts H D U K given; each
+# later line names a target that is not HEALTHY and why (one per such target).
 check_nagios() {
 	local states=(OK WARNING CRITICAL UNKNOWN)
-	[ "${#lines[@]}" -eq 1 ] || fail "not one line: $output"
-	[[ $output =~ $NAGIOS_RE ]] || fail "not a Nagios status line: $output"
+	[[ ${lines[0]} =~ $NAGIOS_RE ]] || fail "not a Nagios status line: ${lines[0]}"
 	[ "${BASH_REMATCH[1]}" = "${states[$status]}" ] ||
 		fail "state ${BASH_REMATCH[1]} but exit status $status"
+	local l
+	for l in "${lines[@]:1}"; do
+		[[ $l =~ ^[^\ ]+\ (DEGRADED|UNHEALTHY|UNKNOWN):\ .+ ]] || fail "not a long-output line: $l"
+	done
 	if [ $# -eq 4 ]; then
-		[[ $output == *"| healthy=$1 degraded=$2 unhealthy=$3 unknown=$4" ]] ||
-			fail "perfdata, want healthy=$1 degraded=$2 unhealthy=$3 unknown=$4: $output"
+		[[ ${lines[0]} == *"| healthy=$1 degraded=$2 unhealthy=$3 unknown=$4"* ]] ||
+			fail "perfdata, want healthy=$1 degraded=$2 unhealthy=$3 unknown=$4: ${lines[0]}"
+		[ "${#lines[@]}" -eq $((1 + $2 + $3 + $4)) ] || fail "want $(($2 + $3 + $4)) long-output lines: $output"
 	fi
 }
 
@@ -1223,4 +1235,82 @@ snapshot() {
 	for s in "${SECRETS[@]}"; do
 		assert_no_secret "$s"
 	done
+}
+
+@test "health: Nagios perfdata has each target's latency with the thresholds, long output each reason" {
+	reg_ok ok-a
+	reg closed 127.0.0.1 1 -
+	health -o nagios --warn-ms 800 --crit-ms 2000
+	assert_failure 2
+	check_nagios 1 0 1 0
+	[[ ${lines[0]} =~ \ \'ok-a\'=[0-9]+\.[0-9]ms\;800\;2000( |$) ]] || fail "no perfdata for ok-a: ${lines[0]}"
+	[[ ${lines[0]} =~ \ \'closed\'=[0-9]+\.[0-9]ms\;800\;2000( |$) ]] || fail "no perfdata for closed: ${lines[0]}"
+	assert_equal "${lines[1]%%:*}" "closed UNHEALTHY"
+	[[ ${lines[1]} == *refused* ]] || fail "long output gives no reason: ${lines[1]}"
+
+	# A target not checked has no latency: the guidelines' U.
+	reg_ok sleeping --inactive
+	health -o nagios --crit-ms 2000 sleeping
+	assert_failure 3
+	check_nagios 0 0 0 1
+	[[ ${lines[0]} == *" 'sleeping'=U;1000;2000" ]] || fail "${lines[0]}"
+	[[ ${lines[1]} == "sleeping UNKNOWN: "?* ]] || fail "${lines[1]}"
+
+	# Without --crit-ms the critical field is empty.
+	health -o nagios ok-a
+	assert_success
+	check_nagios 1 0 0 0
+	[[ ${lines[0]} =~ \ \'ok-a\'=[0-9]+\.[0-9]ms\;1000\;$ ]] || fail "${lines[0]}"
+}
+
+@test "health: --crit-ms makes a slow answer UNHEALTHY, --warn-ms a less slow one DEGRADED" {
+	start_slow_proxy 300
+	reg slow 127.0.0.1 "$PROXY_PORT" "$ADMIN_PW"
+	health_json --warn-ms 50 --crit-ms 100
+	assert_failure 2
+	assert_equal "$(statuses)" 'slow UNHEALTHY'
+	[[ $(field slow error) == *"slower than 100 ms"* ]] || fail "$(field slow error)"
+	health_json --warn-ms 50 --crit-ms 60000
+	assert_failure 1
+	assert_equal "$(statuses)" 'slow DEGRADED'
+	health -o nagios --warn-ms 50 --crit-ms 100
+	assert_failure 2
+	check_nagios 0 0 1 0
+	[[ ${lines[1]} == "slow UNHEALTHY: answered in "*" ms, slower than 100 ms" ]] || fail "${lines[1]}"
+}
+
+@test "health: Try --crit-ms below --warn-ms, or not a number" {
+	reg_ok ok-a
+	health --crit-ms 500
+	assert_failure 3
+	assert_equal "$stderr" "dbreg: error: --crit-ms (500) is below --warn-ms (1000, the default)
+Try 'dbreg health --help' for more information."
+	health --crit-ms 50 --warn-ms 100
+	assert_failure 3
+	[[ $stderr == *"--crit-ms (50) is below --warn-ms (100)"* ]] || fail "$stderr"
+	health --crit-ms soon
+	assert_failure 3
+	[[ $stderr == *--crit-ms* ]] || fail "$stderr"
+}
+
+@test "health: the deep level's Prometheus has dbreg_backends, dbreg_max_connections and dbreg_in_recovery" {
+	reg_ok ok-a
+	reg closed 127.0.0.1 1 -
+	health -o prometheus --level deep
+	assert_failure 2
+	check_prometheus
+	local max
+	max=$(psql_super -c 'SHOW max_connections')
+	assert_line "dbreg_max_connections{connection=\"ok-a\",type=\"SHARED\",region=\"\"} $max"
+	assert_line "dbreg_in_recovery{connection=\"ok-a\",type=\"SHARED\",region=\"\"} 0"
+	assert_line --regexp '^dbreg_backends\{connection="ok-a",type="SHARED",region=""\} [1-9][0-9]*$'
+	assert_line '# TYPE dbreg_backends gauge'
+	refute_line --partial 'connection="closed"}'" $max"
+	refute_output --partial 'dbreg_backends{connection="closed"'
+	# The basic level measures none of them, and does not claim zeros.
+	health -o prometheus ok-a
+	assert_success
+	refute_output --partial dbreg_backends
+	refute_output --partial dbreg_in_recovery
+	refute_output --partial dbreg_max_connections
 }
