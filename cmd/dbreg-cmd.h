@@ -30,6 +30,7 @@ struct verb {
 	bool registry_writer;     /* changes the registry (the REPL refreshes its name cache) */
 	const struct option *options;  /* for completion; the same table getopt_long reads */
 	bool takes_names;         /* positional arguments are connection names */
+	bool paged;               /* on a terminal, a long output goes through the pager */
 };
 
 extern const struct verb *const dbreg_verbs[];
@@ -47,6 +48,9 @@ extern const struct verb verb_import;
 
 /* Global state set by main (or the REPL) */
 extern int arg_color;            /* 1 colour, 0 none */
+extern bool arg_color_forced;    /* --color=always */
+extern bool arg_no_pager;        /* dbreg --no-pager: no verb pages */
+extern bool in_repl;             /* commands come from the REPL */
 extern bool in_repl_script;      /* the REPL reads commands from stdin */
 extern bool stdout_failure_reported;  /* a verb reported a failed write to stdout and chose its status */
 
@@ -84,9 +88,40 @@ enum out_format {
 	OUT_SQL = 1 << 6,
 	OUT_KV = 1 << 7,       /* libpq key=value */
 	OUT_URI = 1 << 8,
+	OUT_WIDE = 1 << 9,     /* only in an allowed mask: "wide" is a table never cut short */
 };
-/* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error. */
+/* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error.
+ * Where a table is allowed, "wide" is one too: OUT_TABLE with out_style.wide. */
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret);
+
+/* How tables and the pager behave for the verb running (reset before each verb). */
+struct out_style {
+	bool wide;          /* -o wide: cells never cut to the terminal's width */
+	bool no_headers;    /* --no-headers */
+	bool no_pager;      /* --no-pager (the verb's, or dbreg's own) */
+};
+extern struct out_style out_style;
+/* The options every verb with a table or a long output shares, for its getopt_long table. */
+enum { ARG_OUT_NO_HEADERS = 0x1000, ARG_OUT_NO_PAGER };
+#define OUT_TABLE_OPTIONS \
+	{ "no-headers", no_argument, NULL, ARG_OUT_NO_HEADERS }, { "no-pager", no_argument, NULL, ARG_OUT_NO_PAGER }
+#define OUT_PAGER_OPTIONS { "no-pager", no_argument, NULL, ARG_OUT_NO_PAGER }
+#define OUT_TABLE_HELP \
+	"  --no-headers         a table without its header line\n" \
+	"  --no-pager           never page the output\n"
+#define OUT_PAGER_HELP "  --no-pager           never page the output\n"
+/* Takes one of those options (true), or says it is none of them. */
+bool out_option(int c);
+/* On a terminal, gathers standard output until out_pager_end, which shows it through
+ * the pager ($DBREG_PAGER, $PAGER, else less -FRX) when it is taller than the screen. */
+void out_pager_begin(void);
+void out_pager_end(void);
+/* Whether what the verb writes reaches a person's terminal (through the pager, too). */
+bool out_is_terminal(void);
+/* Standard output into "sh -c cmd" until out_pipe_end, which waits for it and returns its
+ * exit status; -1 when it cannot be started. */
+int out_pipe_begin(const char *cmd);
+int out_pipe_end(void);
 
 struct out_table;
 struct out_table *out_table_new(size_t ncols, const char *const *headers);

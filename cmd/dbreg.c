@@ -12,6 +12,9 @@
 #include "dbreg-cmd.h"
 
 int arg_color;
+bool arg_color_forced;
+bool arg_no_pager;
+bool in_repl;
 bool in_repl_script;
 bool stdout_failure_reported;
 
@@ -96,10 +99,12 @@ int usage_error(const char *verb, const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog("error", fmt, ap);
 	va_end(ap);
+	/* In the REPL the commands are typed without "dbreg". */
 	if (verb)
-		fprintf(stderr, "Try 'dbreg %s --help' for more information.\n", verb);
+		fprintf(stderr, in_repl ? "Try 'help %s' for more information.\n" : "Try 'dbreg %s --help' for more information.\n",
+		        verb);
 	else
-		fprintf(stderr, "Try 'dbreg --help' for more information.\n");
+		fprintf(stderr, in_repl ? "Try 'help' for the commands.\n" : "Try 'dbreg --help' for more information.\n");
 	return EXIT_USAGE;
 }
 
@@ -215,7 +220,7 @@ void verb_help(const struct verb *v, const char *options)
 
 static void main_help(FILE *f)
 {
-	fprintf(f, "Usage: dbreg [--version] [-h|--help] [--color=auto|always|never] COMMAND [ARGS]\n\n"
+	fprintf(f, "Usage: dbreg [--version] [-h|--help] [--color=auto|always|never] [--no-pager] COMMAND [ARGS]\n\n"
 	       "Manage the registry of PostgreSQL connections in admin.database_connections.\n\n"
 	       "Commands:\n");
 	for (size_t i = 0; dbreg_verbs[i]; i++)
@@ -252,6 +257,7 @@ static int close_stdout(int status)
 int verb_dispatch(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	const struct verb *v = verb_find(argv[0]);
+	int status;
 
 	if (!v) {
 		const char *near = verb_closest(argv[0]);
@@ -261,17 +267,24 @@ int verb_dispatch(struct dbreg_ctx *ctx, int argc, char **argv)
 		return usage_error(NULL, "unknown command '%s'", argv[0]);
 	}
 	optind = 0;  /* each verb parses its own options from a fresh getopt */
-	return v->run(ctx, argc, argv);
+	out_style = (struct out_style){ .no_pager = arg_no_pager };
+	if (!v->paged || arg_no_pager)
+		return v->run(ctx, argc, argv);
+	out_pager_begin();
+	status = v->run(ctx, argc, argv);
+	out_pager_end();
+	return status;
 }
 
 int main(int argc, char **argv)
 {
-	enum { ARG_VERSION = 0x100, ARG_COLOR };
+	enum { ARG_VERSION = 0x100, ARG_COLOR, ARG_NO_PAGER };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
 		{ "color", required_argument, NULL, ARG_COLOR },
 		{ "colour", required_argument, NULL, ARG_COLOR },
+		{ "no-pager", no_argument, NULL, ARG_NO_PAGER },
 		{},
 	};
 	static char *bare_repl[] = { (char *)"repl", NULL };
@@ -295,12 +308,15 @@ int main(int argc, char **argv)
 				return usage_error(NULL, "--color: '%s' is not auto, always or never", optarg);
 			color_mode = optarg;
 			break;
+		case ARG_NO_PAGER:
+			arg_no_pager = true;
+			break;
 		default:
 			return option_error(NULL, c, argv);
 		}
 	}
 	if (strcmp(color_mode, "always") == 0)
-		arg_color = 1;
+		arg_color = arg_color_forced = 1;
 	else if (strcmp(color_mode, "auto") == 0)
 		arg_color = isatty(STDOUT_FILENO) && !(nc && *nc) && !(getenv("TERM") && strcmp(getenv("TERM"), "dumb") == 0);
 

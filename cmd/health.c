@@ -29,8 +29,9 @@ static const char health_options[] =
 	"  --status LIST        show only results with these statuses (e.g. UNHEALTHY,DEGRADED)\n"
 	"  --failing            show only results that are not HEALTHY\n"
 	"  --sort KEY           status (failing first: the table's default), name or latency\n"
-	"  -o, --format FMT     table (default), json, prometheus or nagios\n"
+	"  -o, --format FMT     table (default), wide (cells never cut), json, prometheus or nagios\n"
 	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
+	OUT_TABLE_HELP
 	"  -h, --help           show this help\n";
 
 static void progress(size_t done, size_t total, double elapsed_ms, void *userdata)
@@ -66,6 +67,7 @@ struct view {
 	bool sort_given;        /* JSON keeps the name order unless --sort says otherwise */
 	enum dbreg_health_level level;
 	int warn_ms, crit_ms;   /* the thresholds in force (crit 0: none), for Nagios perfdata */
+	bool cancelled;         /* Ctrl-C in the REPL: the table is one line of what got checked */
 };
 
 /* Worst first: what needs looking at heads the table. */
@@ -161,21 +163,27 @@ static void print_table(FILE *f, const struct dbreg_health_report *r, const stru
 			}
 		out_table_add_colored(t, cells, colors);
 	}
-	if (n > 0)
+	if (n > 0 && !v->cancelled)
 		out_table_print(f, t);
 	out_table_free(t);
 	free(order);
-	/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run. */
+	/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run;
+	 * --no-headers is for scripts, which want the rows alone. */
 	count(r, c);
-	{
+	if (!out_style.no_headers || v->cancelled) {
 		struct timespec now;
 		const char *names[4] = { "healthy", "degraded", "unhealthy", "unknown" };
 		const char *sep = ": ";
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		fprintf(f, "%zu checked in %.1f s", dbreg_health_report_count(r),
-		        (double)now.tv_sec + (double)now.tv_nsec / 1e9 - dbreg_health_report_checked_epoch(r));
-		for (int k = DBREG_HEALTHY; k <= DBREG_UNKNOWN; k++)
+		if (v->cancelled)
+			/* What was cancelled is UNKNOWN: the line counts what did get an answer. */
+			fprintf(f, "cancelled: %zu of %zu checked", dbreg_health_report_count(r) - c[DBREG_UNKNOWN],
+			        dbreg_health_report_count(r));
+		else
+			fprintf(f, "%zu checked", dbreg_health_report_count(r));
+		fprintf(f, " in %.1f s", (double)now.tv_sec + (double)now.tv_nsec / 1e9 - dbreg_health_report_checked_epoch(r));
+		for (int k = DBREG_HEALTHY; k <= (v->cancelled ? DBREG_UNHEALTHY : DBREG_UNKNOWN); k++)
 			if (c[k]) {
 				fprintf(f, "%s%zu %s", sep, c[k], names[k]);
 				sep = ", ";
@@ -495,6 +503,7 @@ static const struct option health_long_options[] = {
 	{ "status", required_argument, NULL, ARG_STATUS },
 	{ "failing", no_argument, NULL, ARG_FAILING },
 	{ "sort", required_argument, NULL, ARG_SORT },
+	OUT_TABLE_OPTIONS,
 	{},
 };
 
@@ -552,7 +561,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_health, health_options);
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("health", optarg, OUT_TABLE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS, &fmt) < 0)
+			if (out_parse_format("health", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS, &fmt) < 0)
 				return H_UNKNOWN;
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
@@ -613,6 +622,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			view.sort_given = true;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			option_error("health", c, argv);
 			return H_UNKNOWN;
 		}
@@ -659,6 +670,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		return H_UNKNOWN;
 	}
 	dbreg_health_opts_free(o);
+	view.cancelled = dbreg_ctx_was_cancelled(ctx);
 	jobs_used = dbreg_health_report_jobs(r, &jobs_wanted, &fd_limit);
 	if (jobs_used < jobs_wanted)
 		log_warning("the open-file limit (%ld) leaves room for %zu checks at once, not %zu; raise it with 'ulimit -n'",
@@ -701,8 +713,9 @@ const struct verb verb_health = {
 	.summary = "check the registered databases concurrently",
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
 	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
-	         "       [--status LIST | --failing] [--sort status|name|latency] [-o table|json|prometheus|nagios]\n"
-	         "       [--output FILE]",
+	         "       [--status LIST | --failing] [--sort status|name|latency]\n"
+	         "       [-o table|wide|json|prometheus|nagios] [--output FILE] [--no-headers] [--no-pager]",
 	.options = health_long_options,
+	.paged = true,
 	.takes_names = true,
 };

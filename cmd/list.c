@@ -15,6 +15,7 @@ static const struct option list_options[] = {
 	{ "inactive", no_argument, NULL, ARG_INACTIVE },
 	{ "all", no_argument, NULL, ARG_ALL },
 	{ "names", no_argument, NULL, ARG_NAMES },
+	OUT_TABLE_OPTIONS,
 	{},
 };
 
@@ -40,12 +41,14 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  --active           only active connections\n"
 			          "  --inactive         only inactive connections\n"
 			          "  --all              deleted connections too\n"
-			          "  -o, --format FMT   table (default), json or csv\n"
+			          "  -o, --format FMT   table (default), wide (cells never cut), json or csv\n"
 			          "  --names            names only, one per line\n"
+			          "  --no-headers       a table without its header line\n"
+			          "  --no-pager         never page the output\n"
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("list", optarg, OUT_TABLE | OUT_JSON | OUT_CSV, &fmt) < 0)
+			if (out_parse_format("list", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_CSV, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
@@ -64,6 +67,8 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_ALL: arg_all = 1; break;
 		case ARG_NAMES: names = true; break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("list", c, argv);
 		}
 	}
@@ -103,6 +108,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 static const struct option show_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_PAGER_OPTIONS,
 	{},
 };
 
@@ -119,6 +125,7 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 		case 'h':
 			verb_help(&verb_show,
 			          "  -o, --format FMT   table (default) or json\n"
+			          "  --no-pager         never page the output\n"
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
@@ -126,6 +133,8 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("show", c, argv);
 		}
 	}
@@ -151,15 +160,18 @@ const struct verb verb_list = {
 	.name = "list",
 	.run = run_list,
 	.summary = "list the registered connections",
-	.usage = "[--type TYPE] [--region CODE] [--active | --inactive] [--all] [-o table|json|csv] [--names]",
+	.usage = "[--type TYPE] [--region CODE] [--tag TAG]... [--active | --inactive] [--all]\n"
+	         "       [-o table|wide|json|csv] [--names] [--no-headers] [--no-pager]",
 	.options = list_options,
+	.paged = true,
 };
 
 const struct verb verb_show = {
 	.name = "show",
 	.run = run_show,
 	.summary = "show one connection in full (never its password)",
-	.usage = "NAME [-o table|json]",
+	.usage = "NAME [-o table|json] [--no-pager]",
 	.options = show_options,
+	.paged = true,
 	.takes_names = true,
 };

@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dbreg-cmd.h"
@@ -20,9 +24,20 @@ static const struct {
 	{ "kv", OUT_KV }, { "uri", OUT_URI },
 };
 
+struct out_style out_style;
+
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret)
 {
 	char list[128] = "";
+
+	/* A table that is never cut to the terminal's width. */
+	if ((allowed & OUT_WIDE) && strcmp(text, "wide") == 0) {
+		*ret = OUT_TABLE;
+		out_style.wide = true;
+		return 0;
+	}
+	if (allowed & OUT_TABLE)
+		out_style.wide = false;  /* the last -o wins */
 
 	for (size_t i = 0; i < ELEMENTSOF(formats); i++)
 		if ((allowed & formats[i].fmt) && strcmp(text, formats[i].name) == 0) {
@@ -34,9 +49,69 @@ int out_parse_format(const char *verb, const char *text, unsigned allowed, enum 
 			if (list[0])
 				strcat(list, ", ");
 			strcat(list, formats[i].name);
+			if (formats[i].fmt == OUT_TABLE && (allowed & OUT_WIDE))
+				strcat(list, ", wide");
 		}
 	usage_error(verb, "-o/--format: '%s' is not one of %s", text, list);
 	return -1;
+}
+
+bool out_option(int c)
+{
+	switch (c) {
+	case ARG_OUT_NO_HEADERS: out_style.no_headers = true; return true;
+	case ARG_OUT_NO_PAGER: out_style.no_pager = true; return true;
+	default: return false;
+	}
+}
+
+/* ---- the terminal ---- */
+
+/* While a verb runs on a terminal, its standard output is gathered here; at its end it is
+ * shown through the pager when it is taller than the screen, else written as it is. */
+static struct {
+	FILE *real;
+	char *buf;
+	size_t len;
+} pager;
+
+/* The stream a person reads: stdout's own, or the one behind the pager's buffer. */
+static FILE *shown_stream(void)
+{
+	return pager.real ? pager.real : stdout;
+}
+
+bool out_is_terminal(void)
+{
+	return isatty(fileno(shown_stream())) == 1;
+}
+
+/* A positive whole number from the environment (COLUMNS, LINES), else 0. */
+static int env_size(const char *var)
+{
+	const char *v = getenv(var);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	return errno || *end || n <= 0 || n > 100000 ? 0 : (int)n;
+}
+
+/* The terminal's size: COLUMNS and LINES first (as psql and systemd take them), then the tty. */
+static void terminal_size(int *ret_cols, int *ret_rows)
+{
+	struct winsize ws = { 0 };
+	bool tty = ioctl(fileno(shown_stream()), TIOCGWINSZ, &ws) == 0;
+
+	*ret_cols = env_size("COLUMNS");
+	if (!*ret_cols)
+		*ret_cols = tty && ws.ws_col ? ws.ws_col : 80;
+	*ret_rows = env_size("LINES");
+	if (!*ret_rows)
+		*ret_rows = tty && ws.ws_row ? ws.ws_row : 24;
 }
 
 const char *color(const char *ansi)
@@ -155,34 +230,291 @@ static size_t display_width(const char *s)
 	return w;
 }
 
+/* Narrows the widest columns, one column at a time, until the row fits in cols; a
+ * column keeps at least its header's width (and 3), so every header stays whole.  The
+ * first column (the name a row is known by) is narrowed only when no other can be. */
+static void fit_widths(size_t *width, const size_t *min, size_t ncols, size_t cols)
+{
+	size_t total = 2 * (ncols - 1);
+
+	for (size_t c = 0; c < ncols; c++)
+		total += width[c];
+	for (size_t from = ncols > 1 ? 1 : 0;; from = 0) {
+		while (total > cols) {
+			size_t widest = ncols;
+
+			for (size_t c = from; c < ncols; c++)
+				if (width[c] > min[c] && (widest == ncols || width[c] > width[widest]))
+					widest = c;
+			if (widest == ncols)
+				break;
+			width[widest]--;
+			total--;
+		}
+		if (from == 0 || total <= cols)
+			return;  /* fits, or the headers alone are wider than the terminal */
+	}
+}
+
+/* Writes cell in at most w columns: cut short, the last one is "…". */
+static void print_cell(FILE *f, const char *cell, size_t w)
+{
+	size_t shown = 0;
+	const char *p = cell;
+
+	if (display_width(cell) <= w) {
+		fputs(cell, f);
+		return;
+	}
+	while (*p && shown + 1 < w) {
+		const char *next = p + 1;
+
+		while ((*next & 0xC0) == 0x80)
+			next++;
+		fwrite(p, 1, (size_t)(next - p), f);
+		p = next;
+		shown++;
+	}
+	fputs("…", f);
+}
+
 void out_table_print(FILE *f, const struct out_table *t)
 {
-	size_t *width = calloc(t->ncols, sizeof(size_t));
+	size_t *width = calloc(t->ncols, sizeof(size_t)), *min = calloc(t->ncols, sizeof(size_t));
+	size_t first = out_style.no_headers ? 1 : 0;
+	int cols, rows;
 
-	if (!width)
+	if (!width || !min)
 		abort();
-	for (size_t r = 0; r < t->nrows; r++)
+	for (size_t r = first; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
 			size_t w = display_width(t->cells[r * t->ncols + c]);
 
 			if (w > width[c])
 				width[c] = w;
 		}
-	for (size_t r = 0; r < t->nrows; r++) {
+	/* Only a person's terminal is narrow: a pipe or a file gets every cell whole. */
+	if (!out_style.wide && t->ncols > 0 && out_is_terminal()) {
+		terminal_size(&cols, &rows);
+		for (size_t c = 0; c < t->ncols; c++) {
+			size_t h = first ? 0 : display_width(t->cells[c]);
+
+			min[c] = width[c] < 3 ? width[c] : h > 3 ? h : 3;
+		}
+		fit_widths(width, min, t->ncols, (size_t)cols);
+	}
+	for (size_t r = first; r < t->nrows; r++) {
 		if (r == 0)
 			fputs(color(C_BOLD), f);
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c], *col = t->colors[r * t->ncols + c];
+			size_t w = display_width(cell);
 
-			fprintf(f, "%s%s%s", col ? col : "", cell, col ? color(C_RESET) : "");
+			fputs(col ? col : "", f);
+			print_cell(f, cell, width[c]);
+			fputs(col ? color(C_RESET) : "", f);
 			if (c + 1 < t->ncols)
-				fprintf(f, "%*s", (int)(width[c] - display_width(cell) + 2), "");
+				fprintf(f, "%*s", (int)((w < width[c] ? width[c] - w : 0) + 2), "");
 		}
 		if (r == 0)
 			fputs(color(C_RESET), f);
 		fputc('\n', f);
 	}
 	free(width);
+	free(min);
+}
+
+/* ---- the pager ---- */
+
+
+void out_pager_begin(void)
+{
+	FILE *m;
+
+	if (pager.real || !out_is_terminal())
+		return;
+	fflush(stdout);
+	m = open_memstream(&pager.buf, &pager.len);
+	if (!m)
+		return;
+	pager.real = stdout;
+	stdout = m;
+}
+
+/* The terminal lines text takes at cols columns (a long line wraps). */
+static size_t screen_lines(const char *text, size_t len, size_t cols)
+{
+	size_t lines = 0, w = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n') {
+			lines += w ? (w + cols - 1) / cols : 1;
+			w = 0;
+		} else if (((unsigned char)text[i] & 0xC0) != 0x80 && text[i] != '\033') {
+			w++;
+		}
+	}
+	return lines + (w ? (w + cols - 1) / cols : 0);
+}
+
+/* The pager: $DBREG_PAGER, $PAGER, else less -FRX; "" and "cat" mean none. */
+static const char *pager_command(void)
+{
+	const char *p = getenv("DBREG_PAGER");
+
+	if (!p)
+		p = getenv("PAGER");
+	if (!p)
+		p = "less -FRX";
+	return *p && strcmp(p, "cat") != 0 ? p : NULL;
+}
+
+/* Starts cmd (with sh -c) with its standard input from the returned pipe end, in an
+ * environment without dbreg's secrets; unless shell, a command without shell syntax
+ * is run directly, so that a pager that is not installed is noticed. */
+static int spawn_reader(const char *cmd, pid_t *ret_pid, bool shell)
+{
+	char *copy = NULL, *argv[32], **env = dbreg_environ_safe(), *save = NULL;
+	posix_spawn_file_actions_t fa;
+	int fds[2], r = -1, n = 0;
+	bool plain = !shell &&
+		strspn(cmd, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_./=+,:") == strlen(cmd);
+
+	if (!env || pipe2(fds, O_CLOEXEC) < 0) {
+		dbreg_environ_free(env);
+		return -1;
+	}
+	if (plain && (copy = strdup(cmd))) {
+		for (char *tok = strtok_r(copy, " ", &save); tok && n < 31; tok = strtok_r(NULL, " ", &save))
+			argv[n++] = tok;
+	}
+	if (n == 0) {
+		argv[n++] = (char *)"sh";
+		argv[n++] = (char *)"-c";
+		argv[n++] = (char *)cmd;
+	}
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO);
+	if (posix_spawnp(ret_pid, argv[0], &fa, NULL, argv, env) == 0)
+		r = fds[1];
+	else
+		close(fds[1]);
+	close(fds[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	dbreg_environ_free(env);
+	free(copy);
+	return r;
+}
+
+static void show_paged(const char *text, size_t len)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit, old_pipe;
+	const char *cmd = pager_command();
+	bool written = false;
+	pid_t pid;
+	int fd, status;
+
+	/* Keys in the pager are the pager's: Ctrl-C must not kill dbreg behind it. */
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	setenv("LESS", "FRX", 0);  /* as git does: a plain "less" quits on one screen, keeps colour */
+	if (cmd && (fd = spawn_reader(cmd, &pid, false)) >= 0) {
+		for (size_t o = 0; o < len;) {
+			ssize_t w = write(fd, text + o, len - o);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;  /* the reader quit early: what it did not want is not an error */
+			o += (size_t)w;
+		}
+		close(fd);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		written = true;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGQUIT, &old_quit, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	if (!written)
+		fwrite(text, 1, len, stdout);
+}
+
+/* ---- a pipe (the REPL's "COMMAND | SHELL-COMMAND") ---- */
+
+static struct {
+	FILE *real;
+	pid_t pid;
+	int color;
+	struct sigaction old_pipe;
+} piped;
+
+int out_pipe_begin(const char *cmd)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	FILE *f;
+	int fd;
+
+	fflush(stdout);
+	sigemptyset(&ign.sa_mask);
+	if ((fd = spawn_reader(cmd, &piped.pid, true)) < 0)
+		return -1;
+	if (!(f = fdopen(fd, "w"))) {
+		close(fd);
+		waitpid(piped.pid, NULL, 0);
+		return -1;
+	}
+	/* A reader that quits early (head) must not kill dbreg: writes fail with EPIPE instead. */
+	sigaction(SIGPIPE, &ign, &piped.old_pipe);
+	piped.real = stdout;
+	piped.color = arg_color;
+	if (!arg_color_forced)
+		arg_color = 0;  /* a pipe is no terminal */
+	stdout = f;
+	return 0;
+}
+
+int out_pipe_end(void)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int;
+	int status = 0;
+
+	if (!piped.real)
+		return 0;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	fclose(stdout);  /* the reader may have quit early (head): not an error of ours */
+	stdout = piped.real;
+	piped.real = NULL;
+	arg_color = piped.color;
+	while (waitpid(piped.pid, &status, 0) < 0 && errno == EINTR)
+		;
+	sigaction(SIGPIPE, &piped.old_pipe, NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void out_pager_end(void)
+{
+	int cols, rows;
+
+	if (!pager.real)
+		return;
+	fclose(stdout);
+	stdout = pager.real;
+	pager.real = NULL;
+	terminal_size(&cols, &rows);
+	/* A screenful stays on the screen: one line is kept for the shell's next prompt. */
+	if (!out_style.no_pager && pager.len && screen_lines(pager.buf, pager.len, (size_t)cols) >= (size_t)rows)
+		show_paged(pager.buf, pager.len);
+	else
+		fwrite(pager.buf, 1, pager.len, stdout);
+	free(pager.buf);
+	pager.buf = NULL;
+	pager.len = 0;
 }
 
 void out_table_free(struct out_table *t)

@@ -39,13 +39,17 @@ static void on_sigint(int sig)
 }
 
 /* Splits a line as a shell would: blanks separate words; '…' is literal; "…" and
- * backslash escape.  Returns the word count, -1 on an unterminated quote. */
-static int split_line(const char *line, char *buf, char **argv, int max)
+ * backslash escape; an unquoted '|' ends the command, and *ret_pipe (when not NULL)
+ * points after it, at the shell command to pipe the output into (else NULL).
+ * Returns the word count, -1 on an unterminated quote. */
+static int split_line(const char *line, char *buf, char **argv, int max, const char **ret_pipe)
 {
 	int argc = 0;
 	char *o = buf;
 	const char *p = line;
 
+	if (ret_pipe)
+		*ret_pipe = NULL;
 	for (;;) {
 		bool in_word = false;
 
@@ -53,10 +57,14 @@ static int split_line(const char *line, char *buf, char **argv, int max)
 			p++;
 		if (!*p || *p == '#')
 			break;
+		if (*p == '|' && ret_pipe) {
+			*ret_pipe = p + 1;
+			break;
+		}
 		if (argc >= max - 1)
 			return -2;
 		argv[argc] = o;
-		while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+		while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') && !(*p == '|' && ret_pipe)) {
 			in_word = true;
 			if (*p == '\'') {
 				for (p++; *p && *p != '\''; p++)
@@ -105,6 +113,7 @@ static int run_line(const char *line, bool *ret_quit, bool *ret_changed)
 {
 	size_t len = strlen(line);
 	char *buf = malloc(len + 1), *argv[MAX_ARGS];
+	const char *pipe_to;
 	const struct verb *v;
 	int argc, status;
 
@@ -114,10 +123,15 @@ static int run_line(const char *line, bool *ret_quit, bool *ret_changed)
 		log_error("out of memory");
 		return EXIT_NEGATIVE;
 	}
-	argc = split_line(line, buf, argv, MAX_ARGS);
+	argc = split_line(line, buf, argv, MAX_ARGS, &pipe_to);
 	if (argc < 0) {
 		free(buf);
 		log_error(argc == -1 ? "unterminated quote" : "too many words");
+		return EXIT_USAGE;
+	}
+	if (pipe_to && (argc == 0 || strspn(pipe_to, " \t\r\n") == strlen(pipe_to))) {
+		free(buf);
+		log_error("a pipe needs a command on each side: COMMAND | SHELL-COMMAND");
 		return EXIT_USAGE;
 	}
 	if (argc == 0) {
@@ -152,8 +166,20 @@ static int run_line(const char *line, bool *ret_quit, bool *ret_changed)
 		return EXIT_USAGE;
 	}
 	v = verb_find(argv[0]);
+	if (pipe_to && out_pipe_begin(pipe_to) < 0) {
+		log_error("cannot start '%s': %s", pipe_to, strerror(errno));
+		free(buf);
+		return EXIT_NEGATIVE;
+	}
 	dbreg_ctx_reset_cancel(repl_ctx);
 	status = verb_dispatch(repl_ctx, argc, argv);
+	if (pipe_to) {
+		/* As a shell with pipefail: the shell command's status when it failed, else dbreg's. */
+		int reader = out_pipe_end();
+
+		if (reader)
+			status = reader;
+	}
 	if (dbreg_ctx_was_cancelled(repl_ctx))
 		fprintf(stderr, "cancelled\n");
 	dbreg_ctx_reset_cancel(repl_ctx);
@@ -306,7 +332,7 @@ static char **complete(const char *text, int start, int end)
 {
 	char *line = strndup(rl_line_buffer, (size_t)start), *words[MAX_ARGS];
 	char *buf = malloc(strlen(line) + 1);
-	int argc = buf ? split_line(line, buf, words, MAX_ARGS) : -1;
+	int argc = buf ? split_line(line, buf, words, MAX_ARGS, NULL) : -1;
 	char **matches = NULL;
 	sig_atomic_t prompt_was = at_prompt;
 
@@ -531,6 +557,7 @@ static int run_repl(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (optind < argc)
 		return usage_error("repl", "unexpected argument '%s'", argv[optind]);
 	repl_ctx = ctx;
+	in_repl = true;
 	if (!isatty(STDIN_FILENO))
 		return run_script();
 	return run_interactive();

@@ -54,8 +54,11 @@ _dbreg_options()
                 --deactivate --inactive --password-stdin --password-prompt --no-password
                 --test --dry-run $help"
             ;;
-        list) echo "--type --region --tag --active --inactive --all -o --format --names $help" ;;
-        show) echo "-o --format $help" ;;
+        list)
+            echo "--type --region --tag --active --inactive --all -o --format --names --no-headers
+                --no-pager $help"
+            ;;
+        show) echo "-o --format --no-pager $help" ;;
         deregister) echo "--purge $help" ;;
         conninfo) echo "-o --format $help" ;;
         export)
@@ -72,7 +75,7 @@ _dbreg_options()
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
             echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --no-update
-                -o --format --output --status --failing --sort $help"
+                -o --format --output --status --failing --sort --no-headers --no-pager $help"
             ;;
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
@@ -86,10 +89,10 @@ _dbreg_options()
 _dbreg_formats()
 {
     case $1 in
-        list) echo 'table json csv' ;;
+        list) echo 'table wide json csv' ;;
         conninfo) echo 'kv uri json' ;;
         show | pool-stats) echo 'table json' ;;
-        health) echo 'table json prometheus nagios' ;;
+        health) echo 'table wide json prometheus nagios' ;;
         resolve-schema) echo 'text json sql' ;;
         validate-config | rotate-key) echo 'text json' ;;
     esac
@@ -128,7 +131,7 @@ _dbreg()
                 ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W '--version -h --help --color=' -- "$cur"))
+            COMPREPLY=($(compgen -W '--version -h --help --color= --no-pager' -- "$cur"))
             [[ ${COMPREPLY-} == *= && ${#COMPREPLY[@]} -eq 1 ]] && compopt -o nospace
         else
             COMPREPLY=($(compgen -W "$commands" -- "$cur"))

@@ -75,6 +75,7 @@ complete -c dbreg -n __dbreg_no_command -l version -d 'Print the version and exi
 complete -c dbreg -n __dbreg_no_command -s h -l help -d 'Print help and exit'
 complete -c dbreg -n __dbreg_no_command -l color -x -a 'auto always never' \
     -d 'When to use colour'
+complete -c dbreg -n __dbreg_no_command -l no-pager -d 'Never page the output'
 complete -c dbreg -n __dbreg_no_command -a init -d 'Create or upgrade the registry schema'
 complete -c dbreg -n __dbreg_no_command -a register -d 'Add a connection'
 complete -c dbreg -n __dbreg_no_command -a update -d 'Change fields of a connection'
@@ -144,9 +145,11 @@ complete -c dbreg -n '__dbreg_using list' -l tag -x -d 'Only connections with th
 complete -c dbreg -n '__dbreg_using list' -l active -d 'Only active connections'
 complete -c dbreg -n '__dbreg_using list' -l inactive -d 'Only inactive connections'
 complete -c dbreg -n '__dbreg_using list' -l all -d 'Include deregistered connections'
-complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table json csv' \
+complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table wide json csv' \
     -d 'Output format'
 complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
+complete -c dbreg -n '__dbreg_using list health' -l no-headers -d 'A table without its header line'
+complete -c dbreg -n '__dbreg_using list show health' -l no-pager -d 'Never page the output'
 
 # show, deregister, update: one connection name
 complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec rotate-password' -a '(__dbreg_connections)'
@@ -203,7 +206,7 @@ complete -c dbreg -n '__dbreg_using health' -l crit-ms -x \
 complete -c dbreg -n '__dbreg_using health' -l no-update \
     -d 'Do not write the results to the registry'
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \
-    -a 'table json prometheus nagios' -d 'Output format'
+    -a 'table wide json prometheus nagios' -d 'Output format'
 complete -c dbreg -n '__dbreg_using health' -l output -r -F -d 'Write the report to a file'
 complete -c dbreg -n '__dbreg_using health' -l status -x -a 'HEALTHY DEGRADED UNHEALTHY UNKNOWN' \
     -d 'Show only these statuses'

@@ -640,6 +640,11 @@ const char *dbreg_child_passfile(const struct dbreg_child *c);
 /* The tenant's schema, or NULL. */
 const char *dbreg_child_schema(const struct dbreg_child *c);
 void dbreg_child_free(struct dbreg_child *c);
+/* This process's environment without what dbreg_child_environ drops, for a
+ * program that is no database client (a pager, a shell pipe); NULL-terminated,
+ * malloc'd (NULL when out of memory). */
+char **dbreg_environ_safe(void);
+void dbreg_environ_free(char **env);
 
 /* ---- connection strings and files for other programs (dbreg conninfo, dbreg export) ---- */
 /* Every one says what dbreg connects with: port 5432 and sslmode prefer where

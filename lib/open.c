@@ -275,6 +275,30 @@ static bool child_keeps(const char *entry)
 	return !dbreg_libpq_var(var, &tls) || tls;
 }
 
+_public_ char **dbreg_environ_safe(void)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	if (!(env = calloc(n + 1, sizeof(*env))))
+		return NULL;
+	for (char **e = environ; *e; e++)
+		if (child_keeps(*e) && !(env[k++] = strdup(*e))) {
+			dbreg_environ_free(env);
+			return NULL;
+		}
+	return env;
+}
+
+_public_ void dbreg_environ_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
 /* Adds "VAR=value" (owned: freed on failure) to the child's environment. */
 static int child_addenv(struct dbreg_child *c, char *entry)
 {

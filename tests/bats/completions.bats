@@ -116,11 +116,11 @@ stub_dbreg_failing() {
 
 @test "completions: bash completes the formats of each command" {
 	run bash_complete "dbreg list -o "
-	assert_output "$(printf '%s\n' csv json table)"
+	assert_output "$(printf '%s\n' csv json table wide)"
 	run bash_complete "dbreg show db1 --format "
 	assert_output "$(printf '%s\n' json table)"
 	run bash_complete "dbreg health -o "
-	assert_output "$(printf '%s\n' json nagios prometheus table)"
+	assert_output "$(printf '%s\n' json nagios prometheus table wide)"
 	run bash_complete "dbreg resolve-schema -o "
 	assert_output "$(printf '%s\n' json sql text)"
 	run bash_complete "dbreg validate-config -o "

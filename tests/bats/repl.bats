@@ -12,6 +12,7 @@
 # $stderr is set by bats (run --separate-stderr); exports in a test stay in that test.
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
+load tmux
 
 setup_file() { fresh_initialized_registry; }
 
@@ -32,19 +33,11 @@ setup() {
 		--no-password >/dev/null
 	PROMPT="dbreg $DBREG_TEST_REGISTRY> "
 	BG_PIDS=$BATS_TEST_TMPDIR/background.pids
-	TMUX_SOCKETS=$BATS_TEST_TMPDIR/tmux.sockets
-	TMUX_STARTS=0
 	LOCKER_APP=dbreg-test-locker-$$
 }
 
 teardown() {
-	local sock
-	if [ -f "${TMUX_SOCKETS-}" ]; then
-		while read -r sock; do
-			TMUX='' tmux -L "$sock" kill-server 2>/dev/null 3>&- || true
-			rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"
-		done <"$TMUX_SOCKETS"
-	fi
+	tmux_stop_all
 	stop_background
 	if [ -n "${LOCKER_APP-}" ] && have_sandbox; then
 		psql_super -v "app=$LOCKER_APP" >/dev/null <<<"SELECT pg_terminate_backend(pid)
@@ -170,6 +163,53 @@ register pw2 --host h --database d --user u"
 	assert_equal "$(registry_count "connection_name IN ('pw', 'pw2')")" 0
 }
 
+@test "repl: COMMAND | SHELL-COMMAND pipes the output through the shell" {
+	script "list --names | sort -r
+list --names | tr a-z A-Z | head -1
+show shared-primary -o json | jq -r .host
+list --names --bogus | cat"
+	assert_failure 1
+	assert_output "$(printf '%s\n' shared-replica shared-primary SHARED-PRIMARY db1.example)"
+	# dbreg's own failure is the line's (as with pipefail).
+	[[ $stderr == *"dbreg: line 4 failed (exit status 2)"* ]] || fail "$stderr"
+}
+
+@test "repl: a pipe's status is the shell command's when that fails; a '|' in quotes is a word" {
+	script "list --names | grep -q no-such-name
+list --names | grep -q shared-replica
+list --names '|' x"
+	assert_failure 1
+	[[ $stderr == *"dbreg: line 1 failed (exit status 1)"* ]] || fail "$stderr"
+	[[ $stderr != *"line 2 failed"* ]] || fail "$stderr"
+	[[ $stderr == *"unexpected argument '|'"* ]] || fail "a quoted | was taken as a pipe: $stderr"
+}
+
+@test "repl: Try a pipe with nothing on one side" {
+	script "list --names |
+| sort"
+	assert_failure 1
+	assert_output ""
+	assert_equal "$(grep -c 'a pipe needs a command on each side: COMMAND | SHELL-COMMAND' <<<"$stderr")" 2
+}
+
+@test "repl: the pipe's shell command gets no key and no admin URL" {
+	script "list --names | env > $BATS_TEST_TMPDIR/pipe.env"
+	assert_success
+	run cat "$BATS_TEST_TMPDIR/pipe.env"
+	refute_line --partial DB_ENCRYPTION_KEY
+	refute_line --partial ADMIN_DATABASE_URL
+	assert_no_secret "$DB_ENCRYPTION_KEY"
+}
+
+@test "repl: a usage error's hint says 'help COMMAND', not 'dbreg COMMAND --help'" {
+	script "list --bogus
+bogus"
+	assert_failure 1
+	[[ $stderr == *"Try 'help list' for more information."* ]] || fail "$stderr"
+	[[ $stderr == *"Try 'help' for the commands."* ]] || fail "$stderr"
+	[[ $stderr != *"Try 'dbreg"* ]] || fail "$stderr"
+}
+
 @test "repl: script mode splits words as a shell does" {
 	# shellcheck disable=SC2016
 	script "register quoted --host h --database 'my db' --user u --no-password --tag \"a \\\"b\\\" \\\\ c\" --tag d\\ e --tag 'f\\g' --tag 'h'\"i j\"k --tag x#y --tag '\$HOME'
@@ -261,11 +301,6 @@ bogus"
 
 # ---- a real terminal, through tmux -----------------------------------------------------
 
-# tx TMUX-ARG...: tmux on this test's current private server.
-tx() {
-	TMUX='' tmux -L "$TMUX_SOCKET" -f /dev/null "$@" 3>&-
-}
-
 # repl_env: the environment of the program in the pane, nothing else (env -i).
 repl_env() {
 	REPL_ENV=(
@@ -280,22 +315,14 @@ repl_env() {
 }
 
 # tmux_start [COMMAND-WORD...]: run COMMAND (default: dbreg repl) on a fresh 200x50
-# terminal of a new private tmux server, in the environment REPL_ENV (repl_env's unless
-# set), then print "repl exited with status S" and linger 5 s so that the end shows.
-# Waits for the first prompt unless TMUX_NO_WAIT is set.
+# terminal (tmux_run), in the environment REPL_ENV (repl_env's unless set), then print
+# "repl exited with status S" and linger 5 s so that the end shows.  Waits for the first
+# prompt unless TMUX_NO_WAIT is set.
 tmux_start() {
-	command -v tmux >/dev/null || skip "tmux is not installed"
-	local cmd
 	[ $# -gt 0 ] || set -- "$DBREG" repl
 	[ -n "${REPL_ENV+set}" ] || repl_env
-	TMUX_STARTS=$((TMUX_STARTS + 1))
-	TMUX_SOCKET=dbreg-$BATS_TEST_NUMBER-$$-$TMUX_STARTS
-	echo "$TMUX_SOCKET" >>"$TMUX_SOCKETS"
 	mkdir -p "$BATS_TEST_TMPDIR/home"
-	cmd=$(printf '%q ' env -i "${REPL_ENV[@]}" "$@")
-	tx new-session -d -s repl -x 200 -y 50 \
-		"$cmd; echo \"repl exited with status \$?\"; sleep 5" ||
-		fail "tmux did not start"
+	tmux_run 200 50 "repl" env -i "${REPL_ENV[@]}" "$@"
 	[ -n "${TMUX_NO_WAIT-}" ] || wait_for_prompts 1
 }
 
@@ -308,12 +335,6 @@ require_libedit() {
 	elif command -v ldd >/dev/null; then
 		ldd "$(command -v "$DBREG")" | grep -q libedit || skip "dbreg was built without libedit"
 	fi
-}
-
-# pane: everything on the terminal so far, scrollback included, wrapped lines joined,
-# trailing blanks dropped.
-pane() {
-	tx capture-pane -p -J -S - -t repl 2>/dev/null | sed 's/[[:blank:]]*$//'
 }
 
 # prompts: how many lines of the pane start with the prompt.
@@ -330,26 +351,8 @@ cursor_line() {
 	printf '%s' "${line:0:x}"
 }
 
-# poll SECONDS COMMAND...: run COMMAND every 50 ms until it succeeds; 1 on timeout.
-poll() {
-	local deadline=$((${EPOCHREALTIME/./} + ${1%.*} * 1000000))
-	shift
-	until "$@"; do
-		((${EPOCHREALTIME/./} < deadline)) || return 1
-		sleep 0.05
-	done
-}
-
-pane_has() { [[ $(pane) == *"$1"* ]]; }
 prompts_at_least() { (($(prompts) >= $1)); }
 cursor_line_is() { [[ $(cursor_line) == "$1" ]]; }
-
-# wait_for TEXT [SECONDS]: until the pane shows TEXT (default 5 s).
-wait_for() {
-	poll "${2:-5}" pane_has "$1" ||
-		fail "the terminal never showed '$1'; it shows:
-$(pane)"
-}
 
 # wait_for_prompts N [SECONDS]: until N prompt lines are on the pane.
 wait_for_prompts() {
@@ -363,16 +366,6 @@ wait_for_cursor_line() {
 	poll "${2:-5}" cursor_line_is "$1" ||
 		fail "the line being edited is '$(cursor_line)', not '$1'; the terminal shows:
 $(pane)"
-}
-
-# type_keys TEXT: type TEXT (literally, no Enter).
-type_keys() {
-	tx send-keys -t repl -l -- "$1"
-}
-
-# keys KEY...: send tmux key names (Enter, Tab, C-c, C-d, Up, ...).
-keys() {
-	tx send-keys -t repl "$@"
 }
 
 # command_line TEXT: type TEXT and Enter, and wait until the next prompt.
@@ -549,7 +542,7 @@ stop_background() {
 	rm -f "$BG_PIDS"
 }
 
-@test "repl: Ctrl-C stops a slow health run, and the session goes on" {
+@test "repl: Ctrl-C stops a slow health run with a one-line summary, and the session goes on" {
 	start_blackhole
 	"$DBREG" register hole --host 127.0.0.1 --port "$BLACKHOLE_PORT" --database d --user u \
 		--no-password >/dev/null
@@ -564,7 +557,10 @@ stop_background() {
 	local ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
 	((ms < 3000)) || fail "the prompt came back after $ms ms"
 	run pane_after 1
-	assert_line --regexp '^hole +UNKNOWN .*cancelled'
+	# One line of what was checked, not a row for every cancelled check.
+	assert_line --regexp '^cancelled: 0 of 1 checked in [0-9.]+ s$'
+	refute_line --regexp '^hole +UNKNOWN'
+	refute_line --partial NAME
 	assert_line cancelled
 	refute_line --partial "repl exited"
 	command_line "list --names"
