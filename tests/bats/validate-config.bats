@@ -106,6 +106,19 @@ loosen_registry() {
 	assert_output '0 errors, 0 warnings'
 }
 
+@test "validate-config: the quickstart's sample connections pass --strict" {
+	# The very function scripts/quickstart registers its samples with.
+	. "$DBREG_SOURCE_ROOT/scripts/quickstart-samples.bash"
+	local pw=$BATS_TEST_TMPDIR/admin.password
+	(umask 077 && sandbox_admin_password >"$pw")
+	run quickstart_samples "$DBREG" "${PGSANDBOX_HOST:-127.0.0.1}" "$PGSANDBOX_PORT" "$pw"
+	assert_success
+	assert_equal "$("$DBREG" list --names | sort | tr '\n' ' ')" 'analytics-replica shared-primary '
+	vc --strict
+	assert_success
+	assert_equal "$(jq -c . <<<"$output")" '{"ok":true,"errors":0,"warnings":0,"findings":[]}'
+}
+
 @test "validate-config: -o json has exactly ok, errors, warnings and findings with their four keys" {
 	reg_pw orders-db 'pw-orders-1'
 	DB_ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)
