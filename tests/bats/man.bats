@@ -107,6 +107,17 @@ listed_commands() {
 	done
 }
 
+@test "man: dbreg(1)'s SEE ALSO names every page of man/" {
+	local see_also page name
+	see_also=$(awk '/^# SEE ALSO/ { on = 1; next } /^# / { on = 0 } on' "$MAN_DIR/dbreg.1.scd")
+	for page in "$MAN_DIR"/*.scd; do
+		name=$(basename "$page" .scd)        # dbreg-list.1
+		[ "$name" = dbreg.1 ] && continue
+		[[ $see_also == *"*${name%.*}*(${name##*.})"* ]] ||
+			fail "SEE ALSO in dbreg.1.scd does not name ${name%.*}(${name##*.})"
+	done
+}
+
 @test "man: every page referred to exists" {
 	local page ref
 	for page in "$MAN_DIR"/*.scd; do
