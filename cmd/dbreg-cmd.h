@@ -166,6 +166,9 @@ struct out_file {
 int out_file_open(struct out_file *o, const char *path, mode_t mode);
 int out_file_commit(struct out_file *o, bool replace);
 void out_file_abort(struct out_file *o);
+/* mkdir -p: dir and every missing directory above it, each made with mode; existing
+ * ones are left as they are.  0, or -1 with errno. */
+int out_make_dirs(const char *dir, mode_t mode);
 
 /* Passwords (prompt.c).  The buffer is locked memory; release with password_free. */
 enum pw_source { PW_NONE, PW_PROMPT, PW_STDIN, PW_CLEAR };

@@ -728,6 +728,35 @@ static void restore_signals(void)
 		sigaction(cleanup_signals[i], &saved_actions[i], NULL);
 }
 
+int out_make_dirs(const char *dir, mode_t mode)
+{
+	char *copy = strdup(dir);
+	int r = 0, saved = 0;
+
+	if (!copy)
+		return -1;
+	for (char *p = copy + 1;; p++) {
+		char c = *p;
+
+		if (c && c != '/')
+			continue;
+		if (p[-1] != '/') {
+			*p = '\0';
+			if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+				saved = errno;
+				r = -1;
+				break;
+			}
+			*p = c;
+		}
+		if (!c)
+			break;
+	}
+	free(copy);
+	errno = saved;
+	return r;
+}
+
 int out_file_open(struct out_file *o, const char *path, mode_t mode)
 {
 	char *dir_copy = strdup(path), *base_copy = strdup(path);

@@ -394,14 +394,8 @@ static char *history_path(void)
 		snprintf(dir, sizeof(dir), "%s/.local/state/dbreg", home);
 	else
 		return NULL;
-	/* mkdir -p, private. */
-	for (char *p = dir + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(dir, 0700);
-			*p = '/';
-		}
-	mkdir(dir, 0700);
+	/* Private; without it the history is only not saved. */
+	(void)out_make_dirs(dir, 0700);
 	if (asprintf(&path, "%s/history", dir) < 0)
 		return NULL;
 	return path;

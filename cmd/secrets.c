@@ -174,9 +174,22 @@ static int write_key_file(const char *path, const char *text, bool force)
 {
 	struct out_file o;
 
+	const char *slash = strrchr(path, '/');
+
 	if (!force && access(path, F_OK) == 0) {
 		log_error("%s already exists; use --force to replace it", path);
 		return EXIT_NEGATIVE;
+	}
+	/* A fresh account has no ~/.config/dbreg: make it, private, as a key's home should be. */
+	if (slash && slash != path) {
+		char *dir = strndup(path, (size_t)(slash - path));
+
+		if (!dir || out_make_dirs(dir, 0700) < 0) {
+			log_error("cannot create the directory %s: %s", dir ? dir : path, strerror(errno));
+			free(dir);
+			return EXIT_NEGATIVE;
+		}
+		free(dir);
 	}
 	if (out_file_open(&o, path, 0600) < 0)
 		return EXIT_NEGATIVE;

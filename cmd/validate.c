@@ -24,11 +24,17 @@ static void print_text(FILE *f, const struct dbreg_findings *l, size_t errors, s
 		const struct dbreg_finding *x = dbreg_findings_at(l, i);
 		const char *c = color(x->severity == DBREG_SEV_ERROR ? C_RED : C_YELLOW);
 
+		size_t n = dbreg_findings_connection_count(l, i);
+
 		fprintf(f, "%s%-7s%s %s: ", c, severity_name(x->severity), *c ? color(C_RESET) : "", x->code);
-		if (x->connection_name) {
-			/* A name as the registry holds it may carry anything. */
+		if (n) {
 			fputc('[', f);
-			out_fputs_safe(x->connection_name, f);
+			for (size_t j = 0; j < n; j++) {
+				if (j)
+					fputs(", ", f);
+				/* A name as the registry holds it may carry anything. */
+				out_fputs_safe(dbreg_findings_connection(l, i, j), f);
+			}
 			fputs("] ", f);
 		}
 		out_fputs_safe(x->message, f);
@@ -43,12 +49,23 @@ static void print_json(FILE *f, const struct dbreg_findings *l, bool ok, size_t 
 
 	for (size_t i = 0; i < dbreg_findings_count(l); i++) {
 		const struct dbreg_finding *x = dbreg_findings_at(l, i);
-
-		json_array_append_new(findings, json_pack("{s:s, s:s, s:s, s:o}",
+		size_t n = dbreg_findings_connection_count(l, i);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o}",
 			"severity", severity_name(x->severity),
 			"code", x->code,
 			"message", x->message,
-			"connection_name", out_json_text(x->connection_name)));
+			"connection_name", out_json_text(x->connection_name));
+
+		/* Only a finding about several connections has the list: the others keep their
+		 * four keys. */
+		if (o && n > 1 && !x->connection_name) {
+			json_t *names = json_array();
+
+			for (size_t j = 0; j < n; j++)
+				json_array_append_new(names, out_json_text(dbreg_findings_connection(l, i, j)));
+			json_object_set_new(o, "connection_names", names);
+		}
+		json_array_append_new(findings, o);
 	}
 	root = json_pack("{s:b, s:I, s:I, s:o}", "ok", ok, "errors", (json_int_t)errors, "warnings",
 	                 (json_int_t)warnings, "findings", findings);

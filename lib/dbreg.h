@@ -528,7 +528,7 @@ struct dbreg_finding {
 	enum dbreg_severity severity;
 	const char *code;            /* stable, documented in dbreg-validate-config(1) */
 	const char *message;
-	const char *connection_name; /* NULL when it concerns no one connection */
+	const char *connection_name; /* NULL unless it concerns exactly one connection */
 };
 
 struct dbreg_findings;
@@ -539,6 +539,11 @@ int dbreg_validate(struct dbreg_ctx *ctx, int offline, struct dbreg_findings **r
 size_t dbreg_findings_count(const struct dbreg_findings *f);
 const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i);
 void dbreg_findings_free(struct dbreg_findings *f);
+/* The connections finding i concerns: none, the one of its connection_name, or,
+ * for a finding about several (conn-duplicate: a group of rows with the same target,
+ * connection_name NULL), every one of them, sorted by name.  Out of range: 0, NULL. */
+size_t dbreg_findings_connection_count(const struct dbreg_findings *f, size_t i);
+const char *dbreg_findings_connection(const struct dbreg_findings *f, size_t i, size_t j);
 
 /* ---- rotate-key ---- */
 enum {

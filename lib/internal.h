@@ -314,9 +314,10 @@ int dbreg_secret_file_read(const char *what, const char *path, bool private_only
 const char *dbreg_ctx_admin_url(struct dbreg_ctx *ctx);
 
 /* registry.c, on a connection of validate's own (any schema, or none). */
-/* Every live row: connection_name, host, port, database_name, username,
- * ssl_mode, encrypted_password, pool_*; duplicates names the other live rows
- * with the same host, port, database and user (joined by "', '"), "" when none. */
+/* Every live row, by connection_name: id, connection_name, host, port, database_name,
+ * username, ssl_mode, encrypted_password, pool_*; group_size counts the live rows with
+ * the same host, port, database and user (itself included), group_lead is the id of
+ * the first of them by connection_name. */
 PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err);
 /* Live tenants: slug, schema_name, status, database_connection_id, connection_name,
  * conn_state (missing, deleted, inactive or ok; NULL without a connection of their own). */

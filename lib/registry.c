@@ -1607,9 +1607,9 @@ PGresult *dbreg_registry_validate_rows(PGconn *conn, struct dbreg_error *err)
 		" d.encrypted_password::text AS encrypted_password, d.pool_min_size::text AS pool_min_size,"
 		" d.pool_max_size::text AS pool_max_size, d.pool_timeout_seconds::text AS pool_timeout_seconds,"
 		" d.pool_recycle_seconds::text AS pool_recycle_seconds,"
-		/* The other names in the row's group, by one window rather than a query per row. */
-		" array_to_string(array_remove(array_agg(d.connection_name::text) OVER same, d.connection_name::text),"
-		"   ''', ''') AS duplicates"
+		/* The row's group, by one window rather than a query per row: its size, and the
+		 * id of its first member by name, the row that reports the group, once. */
+		" count(*) OVER same AS group_size, first_value(d.id::text) OVER same AS group_lead"
 		" FROM " REGISTRY " d WHERE d.deleted_at IS NULL"
 		" WINDOW same AS (PARTITION BY lower(d.host), d.port, d.database_name, d.username ORDER BY d.connection_name"
 		"   ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"

@@ -16,8 +16,16 @@
 /* How many tenant slugs one finding names before it says "and N more". */
 #define MAX_NAMED 5
 
+/* What the caller reads, and the members of a finding about several connections (which
+ * has no connection_name). */
+struct finding {
+	struct dbreg_finding pub;
+	char **members;
+	size_t n_members;
+};
+
 struct dbreg_findings {
-	struct dbreg_finding *items;
+	struct finding *items;
 	size_t n, cap;
 	bool oom;
 };
@@ -43,7 +51,21 @@ _public_ size_t dbreg_findings_count(const struct dbreg_findings *f)
 
 _public_ const struct dbreg_finding *dbreg_findings_at(const struct dbreg_findings *f, size_t i)
 {
-	return f && i < f->n ? &f->items[i] : NULL;
+	return f && i < f->n ? &f->items[i].pub : NULL;
+}
+
+_public_ size_t dbreg_findings_connection_count(const struct dbreg_findings *f, size_t i)
+{
+	if (!f || i >= f->n)
+		return 0;
+	return f->items[i].n_members ? f->items[i].n_members : f->items[i].pub.connection_name != NULL;
+}
+
+_public_ const char *dbreg_findings_connection(const struct dbreg_findings *f, size_t i, size_t j)
+{
+	if (j >= dbreg_findings_connection_count(f, i))
+		return NULL;
+	return f->items[i].n_members ? f->items[i].members[j] : f->items[i].pub.connection_name;
 }
 
 _public_ void dbreg_findings_free(struct dbreg_findings *f)
@@ -51,17 +73,21 @@ _public_ void dbreg_findings_free(struct dbreg_findings *f)
 	if (!f)
 		return;
 	for (size_t i = 0; i < f->n; i++) {
-		free((char *)f->items[i].message);
-		free((char *)f->items[i].connection_name);
+		free((char *)f->items[i].pub.message);
+		free((char *)f->items[i].pub.connection_name);
+		for (size_t j = 0; j < f->items[i].n_members; j++)
+			free(f->items[i].members[j]);
+		free(f->items[i].members);
 	}
 	free(f->items);
 	free(f);
 }
 
-static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
-                   const char *fmt, ...) _printf_(6, 7);
-static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
-                   const char *fmt, ...)
+/* The finding added, until the next one moves it; NULL once out of memory. */
+static struct finding *add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
+                              const char *fmt, ...) _printf_(6, 7);
+static struct finding *add_at(struct run *r, size_t at, enum dbreg_severity sev, const char *code, const char *conn,
+                              const char *fmt, ...)
 {
 	struct dbreg_findings *f = r->f;
 	char *msg = NULL, *name = NULL;
@@ -69,7 +95,7 @@ static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char
 	int n;
 
 	if (f->oom)
-		return;
+		return NULL;
 	va_start(ap, fmt);
 	n = vasprintf(&msg, fmt, ap);
 	va_end(ap);
@@ -77,7 +103,7 @@ static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char
 		goto oom;
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? 2 * f->cap : 16;
-		struct dbreg_finding *items = realloc(f->items, cap * sizeof(*items));
+		struct finding *items = realloc(f->items, cap * sizeof(*items));
 
 		if (!items)
 			goto oom;
@@ -87,14 +113,17 @@ static void add_at(struct run *r, size_t at, enum dbreg_severity sev, const char
 	if (at > f->n)
 		at = f->n;
 	memmove(&f->items[at + 1], &f->items[at], (f->n - at) * sizeof(f->items[0]));
-	f->items[at] = (struct dbreg_finding){ .severity = sev, .code = code, .message = msg, .connection_name = name };
+	f->items[at] = (struct finding){
+		.pub = { .severity = sev, .code = code, .message = msg, .connection_name = name },
+	};
 	f->n++;
-	return;
+	return &f->items[at];
 oom:
 	if (n >= 0)
 		free(msg);
 	free(name);
 	f->oom = true;
+	return NULL;
 }
 
 #define add(r, sev, code, conn, ...) add_at(r, (size_t)-1, sev, code, conn, __VA_ARGS__)
@@ -252,7 +281,7 @@ out:
 	/* Connecting with a URL already found wrong only repeats what it said. */
 	r->url_usable = true;
 	for (size_t i = before; i < r->f->n; i++)
-		if (r->f->items[i].severity == ERROR)
+		if (r->f->items[i].pub.severity == ERROR)
 			r->url_usable = false;
 	dbreg_service_clear(&svc);
 	dbreg_conninfo_facts_clear(&f);
@@ -414,13 +443,84 @@ static bool cell_null(const PGresult *res, int row, int col)
 	return col < 0 || PQgetisnull(res, row, col);
 }
 
+/* A row of a group of duplicates, found by its group's first row and its own place. */
+struct member {
+	const char *lead;
+	int row;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct member *x = a, *y = b;
+	int c = strcmp(x->lead, y->lead);
+
+	return c ? c : (x->row > y->row) - (x->row < y->row);
+}
+
+/* Every row in a group of duplicates, sorted so that each group is a run in name order:
+ * one sort instead of a scan of the result per group. */
+static struct member *duplicate_rows(struct run *r, const PGresult *res, int c_size, int c_lead, size_t *ret_n)
+{
+	struct member *m;
+	size_t n = 0;
+
+	*ret_n = 0;
+	m = calloc((size_t)PQntuples(res) + 1, sizeof(*m));
+	if (!m) {
+		r->f->oom = true;
+		return NULL;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		if (int_or(cell(res, i, c_size), 1) > 1)
+			m[n++] = (struct member){ cell(res, i, c_lead), i };
+	qsort(m, n, sizeof(*m), member_cmp);
+	*ret_n = n;
+	return m;
+}
+
+/* One finding for the group that row i (its first by name) leads, naming every member. */
+static void add_duplicate(struct run *r, const PGresult *res, int i, const struct member *m, size_t n,
+                          int c_id, int c_connection_name, int c_host, int c_port, int c_database_name,
+                          int c_username)
+{
+	struct member key = { cell(res, i, c_id), i };
+	const struct member *p = n ? bsearch(&key, m, n, sizeof(*m), member_cmp) : NULL;
+	size_t size = 0;
+	struct finding *x;
+	char s1[160], s2[160], s3[160];
+
+	if (!p)
+		return;
+	while (p + size < m + n && strcmp(p[size].lead, key.lead) == 0)
+		size++;
+	x = add(r, WARNING, "conn-duplicate", NULL, "same host, port, database and user (%s:%s/%s, user %s)",
+	        dbreg_printable(cell(res, i, c_host), s1, sizeof(s1)), cell(res, i, c_port),
+	        dbreg_printable(cell(res, i, c_database_name), s2, sizeof(s2)),
+	        dbreg_printable(cell(res, i, c_username), s3, sizeof(s3)));
+	if (!x)
+		return;
+	x->members = calloc(size, sizeof(*x->members));
+	if (!x->members) {
+		r->f->oom = true;
+		return;
+	}
+	for (; x->n_members < size; x->n_members++)
+		if (!(x->members[x->n_members] = strdup(cell(res, p[x->n_members].row, c_connection_name)))) {
+			r->f->oom = true;
+			return;
+		}
+}
+
 static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 {
 	struct dbreg_error e;
 	PGresult *res;
-	char s1[160], s2[160], s3[160], s4[256];
-	int c_connection_name, c_host, c_port, c_database_name, c_username, c_ssl_mode, c_encrypted_password,
-		c_pool_min_size, c_pool_max_size, c_pool_timeout_seconds, c_pool_recycle_seconds, c_duplicates;
+	struct member *dups;
+	size_t n_dups;
+	char s1[160];
+	int c_id, c_connection_name, c_host, c_port, c_database_name, c_username, c_ssl_mode, c_encrypted_password,
+		c_pool_min_size, c_pool_max_size, c_pool_timeout_seconds, c_pool_recycle_seconds, c_group_size,
+		c_group_lead;
 
 	dbreg_error_clear(&e);
 	res = dbreg_registry_validate_rows(conn, &e);
@@ -429,6 +529,7 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 		return;
 	}
 	r->passwords = 0;
+	c_id = PQfnumber(res, "id");
 	c_connection_name = PQfnumber(res, "connection_name");
 	c_host = PQfnumber(res, "host");
 	c_port = PQfnumber(res, "port");
@@ -440,7 +541,9 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 	c_pool_max_size = PQfnumber(res, "pool_max_size");
 	c_pool_timeout_seconds = PQfnumber(res, "pool_timeout_seconds");
 	c_pool_recycle_seconds = PQfnumber(res, "pool_recycle_seconds");
-	c_duplicates = PQfnumber(res, "duplicates");
+	c_group_size = PQfnumber(res, "group_size");
+	c_group_lead = PQfnumber(res, "group_lead");
+	dups = duplicate_rows(r, res, c_group_size, c_group_lead, &n_dups);
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *name = cell(res, i, c_connection_name);
 		const char *v;
@@ -469,13 +572,9 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 		if (int_or(cell(res, i, c_pool_recycle_seconds), 1) <= 0)
 			add(r, ERROR, "conn-pool-recycle", name, "pool_recycle_seconds %s is not above 0",
 			    cell(res, i, c_pool_recycle_seconds));
-		if (*cell(res, i, c_duplicates))
-			add(r, WARNING, "conn-duplicate", name,
-			    "same host, port, database and user as '%s' (%s:%s/%s, user %s)",
-			    dbreg_printable(cell(res, i, c_duplicates), s4, sizeof(s4)),
-			    dbreg_printable(cell(res, i, c_host), s1, sizeof(s1)), cell(res, i, c_port),
-			    dbreg_printable(cell(res, i, c_database_name), s2, sizeof(s2)),
-			    dbreg_printable(cell(res, i, c_username), s3, sizeof(s3)));
+		if (int_or(cell(res, i, c_group_size), 1) > 1 && strcmp(cell(res, i, c_group_lead), cell(res, i, c_id)) == 0)
+			add_duplicate(r, res, i, dups, n_dups, c_id, c_connection_name, c_host, c_port, c_database_name,
+			              c_username);
 		if (*cell(res, i, c_encrypted_password)) {
 			const char *stored = cell(res, i, c_encrypted_password);
 			const unsigned char *fkey = NULL;
@@ -520,6 +619,7 @@ static void check_rows(struct run *r, PGconn *conn, const char *password_format)
 			dbreg_secret_free(password);
 		}
 	}
+	free(dups);
 	/* The stored texts leave with the result. */
 	for (int i = 0; i < PQntuples(res); i++)
 		if (!cell_null(res, i, c_encrypted_password))

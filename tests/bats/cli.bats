@@ -173,6 +173,35 @@ empty_passfile() {
 
 # ---- configuration and the admin database: exit 69 and 78 ---------------------------------
 
+@test "dbreg: ADMIN_DATABASE_URL='service=NAME' switches admin databases through a pg_service.conf" {
+	require_sandbox
+	scratch_registry
+	local other=$SCRATCH_REGISTRY
+	printf '[main]\nhost=%s\nport=%s\ndbname=%s\nuser=%s\n\n[other]\nhost=%s\nport=%s\ndbname=%s\nuser=%s\n' \
+		"${PGSANDBOX_HOST:-127.0.0.1}" "$PGSANDBOX_PORT" "$DBREG_TEST_REGISTRY" "$DBREG_ADMIN_ROLE" \
+		"${PGSANDBOX_HOST:-127.0.0.1}" "$PGSANDBOX_PORT" "$other" "$DBREG_ADMIN_ROLE" >"$BATS_TEST_TMPDIR/pg_service.conf"
+	export PGSERVICEFILE=$BATS_TEST_TMPDIR/pg_service.conf
+	# The password still comes from PGPASSFILE; the service names only where to go.
+	ADMIN_DATABASE_URL='service=other' run --separate-stderr "$DBREG" init
+	assert_success
+	ADMIN_DATABASE_URL='service=other' "$DBREG" register other-one --host db.example.com --database app \
+		--user app --no-password >/dev/null
+	ADMIN_DATABASE_URL='service=main' run --separate-stderr "$DBREG" list --names
+	assert_success
+	assert_output 'cli-one'
+	ADMIN_DATABASE_URL='service=other' run --separate-stderr "$DBREG" list --names
+	assert_success
+	assert_output 'other-one'
+	ADMIN_DATABASE_URL='service=other' run --separate-stderr "$DBREG" show cli-one
+	assert_failure 1
+	ADMIN_DATABASE_URL='service=main' run --separate-stderr "$DBREG" validate-config
+	assert_success
+	# A service no file defines is a configuration error.
+	ADMIN_DATABASE_URL='service=nosuch' run --separate-stderr "$DBREG" list
+	assert_failure 78
+	assert_equal "$(psql_admin -c 'SELECT count(*) FROM admin.database_connections')" 1
+}
+
 @test "dbreg: Try to use the registry without ADMIN_DATABASE_URL" {
 	unset ADMIN_DATABASE_URL
 	local cmd

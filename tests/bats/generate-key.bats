@@ -168,9 +168,26 @@ print(hashlib.blake2b(base64.b64decode(sys.argv[1]), digest_size=32).hexdigest()
 	[ ! -e some-file ] || fail "created some-file"
 }
 
-@test "generate-key: Try to write into a directory that does not exist" {
-	run --separate-stderr "$DBREG" generate-key --output "$BATS_TEST_TMPDIR/no/such/dir/key"
-	[ "$status" -ne 0 ] || fail "exit 0"
+@test "generate-key: --output makes the missing directories, 0700, as the README's command needs on a fresh account" {
+	export HOME=$BATS_TEST_TMPDIR/home
+	mkdir -m 755 "$HOME"
+	# The README's command, as a shell expands it, where there is no ~/.config yet.
+	run --separate-stderr bash -c "umask 022 && \"\$DBREG\" generate-key --output ~/.config/dbreg/key"
+	assert_success
 	assert_output ''
-	[[ $stderr == "dbreg: error: "* ]] || fail "stderr: $stderr"
+	assert_equal "$stderr" "wrote a new key to $HOME/.config/dbreg/key (key id $(key_id_of "$(cat "$HOME/.config/dbreg/key")"))"
+	assert_equal "$(stat -c %a "$HOME/.config" "$HOME/.config/dbreg" "$HOME/.config/dbreg/key" | tr '\n' ' ')" '700 700 600 '
+	# A directory that was there keeps its mode.
+	assert_equal "$(stat -c %a "$HOME")" 755
+	# A second key in an existing directory needs nothing made.
+	run --separate-stderr "$DBREG" generate-key --output "$HOME/.config/dbreg/other"
+	assert_success
+}
+
+@test "generate-key: Try to write below a file, where no directory can be made" {
+	touch "$BATS_TEST_TMPDIR/file"
+	run --separate-stderr "$DBREG" generate-key --output "$BATS_TEST_TMPDIR/file/dir/key"
+	assert_failure 1
+	assert_output ''
+	assert_equal "$stderr" "dbreg: error: cannot create the directory $BATS_TEST_TMPDIR/file/dir: Not a directory"
 }

@@ -107,6 +107,30 @@ listed_commands() {
 	done
 }
 
+@test "man: dbreg(1)'s SEE ALSO names every page of man/" {
+	local see_also page name
+	see_also=$(awk '/^# SEE ALSO/ { on = 1; next } /^# / { on = 0 } on' "$MAN_DIR/dbreg.1.scd")
+	for page in "$MAN_DIR"/*.scd; do
+		name=$(basename "$page" .scd)        # dbreg-list.1
+		[ "$name" = dbreg.1 ] && continue
+		[[ $see_also == *"*${name%.*}*(${name##*.})"* ]] ||
+			fail "SEE ALSO in dbreg.1.scd does not name ${name%.*}(${name##*.})"
+	done
+}
+
+@test "man: dbreg(1) and dbreg-init(1) give the schema version of lib/migrations.c" {
+	local current page v
+	current=$(sed -nE 's/^\t\{ ([0-9]+), ".*/\1/p' "$DBREG_SOURCE_ROOT/lib/migrations.c" | sort -n | tail -n 1)
+	[ -n "$current" ] || fail "no migrations found in lib/migrations.c"
+	for page in dbreg.1.scd dbreg-init.1.scd; do
+		grep -q "schema at version $current" "$MAN_DIR/$page" || fail "$page never says version $current"
+		for v in $(grep -oE '(at|to|schema) version [0-9]+' "$MAN_DIR/$page" | grep -oE '[0-9]+$'); do
+			[ "$v" = "$current" ] || fail "$page says version $v; lib/migrations.c is at $current"
+		done
+	done
+	grep -q "^\*$current\* " "$MAN_DIR/dbreg-init.1.scd" || fail "SCHEMA VERSIONS in dbreg-init.1.scd lacks $current"
+}
+
 @test "man: every page referred to exists" {
 	local page ref
 	for page in "$MAN_DIR"/*.scd; do

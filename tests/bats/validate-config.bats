@@ -22,7 +22,7 @@ vc() {
 }
 
 # assert_finding CODE SEVERITY [CONNECTION]: the last vc reported CODE with SEVERITY,
-# about CONNECTION (or about no connection when CONNECTION is not given).
+# about CONNECTION (or about no one connection when CONNECTION is not given).
 assert_finding() {
 	local code=$1 severity=$2 conn=${3-}
 	jq -e --arg c "$code" --arg s "$severity" --arg n "$conn" --argjson has_n "$([ $# -ge 3 ] && echo true || echo false)" \
@@ -30,6 +30,16 @@ assert_finding() {
 			(if $has_n then .connection_name == $n else .connection_name == null end))' \
 		<<<"$output" >/dev/null ||
 		fail "no $severity $code${3+ about '$conn'} in: $output"
+}
+
+# assert_group CODE NAME...: the last vc reported CODE once about exactly the connections
+# NAME... (in that order), with connection_name null.
+assert_group() {
+	local code=$1
+	shift
+	jq -e --arg c "$code" --args '[.findings[] | select(.code == $c and .connection_name == null) | .connection_names]
+		| any(. == $ARGS.positional)' "$@" <<<"$output" >/dev/null ||
+		fail "no $code about [$*] in: $output"
 }
 
 refute_finding() {
@@ -96,6 +106,19 @@ loosen_registry() {
 	assert_output '0 errors, 0 warnings'
 }
 
+@test "validate-config: the quickstart's sample connections pass --strict" {
+	# The very function scripts/quickstart registers its samples with.
+	. "$DBREG_SOURCE_ROOT/scripts/quickstart-samples.bash"
+	local pw=$BATS_TEST_TMPDIR/admin.password
+	(umask 077 && sandbox_admin_password >"$pw")
+	run quickstart_samples "$DBREG" "${PGSANDBOX_HOST:-127.0.0.1}" "$PGSANDBOX_PORT" "$pw"
+	assert_success
+	assert_equal "$("$DBREG" list --names | sort | tr '\n' ' ')" 'analytics-replica shared-primary '
+	vc --strict
+	assert_success
+	assert_equal "$(jq -c . <<<"$output")" '{"ok":true,"errors":0,"warnings":0,"findings":[]}'
+}
+
 @test "validate-config: -o json has exactly ok, errors, warnings and findings with their four keys" {
 	reg_pw orders-db 'pw-orders-1'
 	DB_ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)
@@ -122,10 +145,10 @@ loosen_registry() {
 	run --separate-stderr "$DBREG" validate-config
 	assert_failure 1
 	assert_line --regexp '^error   conn-password: \[orders-db\] .*key [0-9a-f]{8}'
-	assert_line "warning conn-duplicate: [dup-a] same host, port, database and user as 'dup-b' (db.example.com:5432/app, user app_user)"
-	assert_line "warning conn-duplicate: [dup-b] same host, port, database and user as 'dup-a' (db.example.com:5432/app, user app_user)"
-	assert_line --index 3 '1 error, 2 warnings'
-	[ "${#lines[@]}" -eq 4 ] || fail "expected 4 lines: $output"
+	# A group of duplicates is one line, every member in the brackets.
+	assert_line "warning conn-duplicate: [dup-a, dup-b] same host, port, database and user (db.example.com:5432/app, user app_user)"
+	assert_line --index 2 '1 error, 1 warning'
+	[ "${#lines[@]}" -eq 3 ] || fail "expected 3 lines: $output"
 	# No colour when not on a terminal; with --color=always, the severity is coloured.
 	[[ $output != *$'\e['* ]] || fail "colour on a pipe: $output"
 	run --separate-stderr "$DBREG" --color=always validate-config
@@ -275,17 +298,18 @@ loosen_registry() {
 }
 
 @test "validate-config: --strict makes warnings fail" {
+	# Two rows with one target: one conn-duplicate warning.
 	reg dup-a
 	reg dup-b
 	vc
 	assert_success
-	assert_equal "$(jq -r '[.ok, .errors, .warnings] | @tsv' <<<"$output")" $'true\t0\t2'
+	assert_equal "$(jq -r '[.ok, .errors, .warnings] | @tsv' <<<"$output")" $'true\t0\t1'
 	vc --strict
 	assert_failure 1
-	assert_equal "$(jq -r '[.ok, .errors, .warnings] | @tsv' <<<"$output")" $'false\t0\t2'
+	assert_equal "$(jq -r '[.ok, .errors, .warnings] | @tsv' <<<"$output")" $'false\t0\t1'
 	run --separate-stderr "$DBREG" validate-config --strict
 	assert_failure 1
-	assert_line '0 errors, 2 warnings'
+	assert_line '0 errors, 1 warning'
 }
 
 # ---- the admin database and its schema ----
@@ -314,7 +338,7 @@ loosen_registry() {
 	assert_failure 1
 	assert_finding schema-old error
 	assert_output --partial 'dbreg init'
-	assert_finding conn-duplicate warning dup-a
+	assert_group conn-duplicate dup-a dup-b
 }
 
 @test "validate-config: schema-new says upgrade dbreg" {
@@ -479,19 +503,75 @@ loosen_registry() {
 	assert_no_secret "$old_key"
 }
 
-@test "validate-config: conn-duplicate warns on each of two rows with the same host, port, database and user" {
-	reg dup-a
+@test "validate-config: conn-duplicate is one warning for two rows with the same host, port, database and user" {
 	reg dup-b
+	reg dup-a
 	reg other-port --port 6432
 	vc
 	assert_success
-	assert_finding conn-duplicate warning dup-a
-	assert_finding conn-duplicate warning dup-b
-	assert_equal "$(count_findings conn-duplicate)" 2
+	assert_equal "$(count_findings conn-duplicate)" 1
+	assert_group conn-duplicate dup-a dup-b
+	assert_equal "$(jq -r '.findings[0] | "\(.severity) \(.connection_name)"' <<<"$output")" 'warning null'
+	assert_equal "$(jq -c '.findings[0] | keys' <<<"$output")" \
+		'["code","connection_name","connection_names","message","severity"]'
+	assert_equal "$(jq -r '.findings[0].message' <<<"$output")" \
+		'same host, port, database and user (db.example.com:5432/app, user app_user)'
 	# A deleted row is no duplicate.
 	"$DBREG" deregister dup-b >/dev/null 2>&1
 	vc
 	refute_finding conn-duplicate
+}
+
+@test "validate-config: conn-duplicate for a group of three is one finding naming all three, sorted" {
+	reg dup-c
+	reg dup-a
+	reg dup-b
+	# The host compares without case, as DNS does.
+	"$DBREG" register dup-d --host DB.Example.COM --database app --user app_user --no-password >/dev/null
+	reg not-dup --user other_user
+	vc
+	assert_success
+	assert_equal "$(count_findings conn-duplicate)" 1
+	assert_group conn-duplicate dup-a dup-b dup-c dup-d
+	run --separate-stderr "$DBREG" validate-config
+	assert_success
+	assert_line "warning conn-duplicate: [dup-a, dup-b, dup-c, dup-d] same host, port, database and user (db.example.com:5432/app, user app_user)"
+	assert_line '0 errors, 1 warning'
+}
+
+@test "validate-config: conn-duplicate is one finding per group: two groups are two findings" {
+	reg left-1
+	reg left-2
+	reg right-1 --port 6432
+	reg right-2 --port 6432
+	reg right-3 --port 6432
+	vc
+	assert_success
+	assert_equal "$(count_findings conn-duplicate)" 2
+	assert_group conn-duplicate left-1 left-2
+	assert_group conn-duplicate right-1 right-2 right-3
+	assert_equal "$(jq -r '.warnings' <<<"$output")" 2
+	run --separate-stderr "$DBREG" validate-config
+	assert_line --partial '[left-1, left-2] same host, port, database and user (db.example.com:5432/app,'
+	assert_line --partial '[right-1, right-2, right-3] same host, port, database and user (db.example.com:6432/app,'
+}
+
+@test "validate-config: conn-duplicate names every member in full, however long the list" {
+	local long name names=()
+	long=$(printf 'n%.0s' {1..90})
+	for i in $(seq -w 1 12); do
+		name=dup-$i-$long
+		reg "$name"
+		names+=("$name")
+	done
+	vc
+	assert_success
+	assert_group conn-duplicate "${names[@]}"
+	run --separate-stderr "$DBREG" validate-config
+	assert_success
+	local joined
+	joined=$(printf '%s, ' "${names[@]}")
+	assert_line "warning conn-duplicate: [${joined%, }] same host, port, database and user (db.example.com:5432/app, user app_user)"
 }
 
 @test "validate-config: conn-pool-bounds for a pool minimum below 0 or above the maximum" {
