@@ -259,6 +259,13 @@ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spe
                  unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
 /* The metadata object (JSON text, checked here; DBREG_ERR_USAGE when it is not an object). */
 int dbreg_spec_set_metadata(struct dbreg_spec *s, const char *json, struct dbreg_error *err);
+/* The connection is a connection pooler (PgBouncer): metadata.pooler = "pgbouncer" and
+ * metadata.pooler_db (default "pgbouncer"), merged into the row's metadata, whose other keys
+ * stay.  "none" removes both (update).  Any other type is DBREG_ERR_USAGE. */
+int dbreg_spec_set_pooler(struct dbreg_spec *s, const char *type, struct dbreg_error *err);
+/* metadata.pooler_db: the pooler's admin console, which pool-stats asks.  Needs
+ * dbreg_spec_set_pooler, or (update) a row that is a pooler already. */
+int dbreg_spec_set_pooler_db(struct dbreg_spec *s, const char *dbname, struct dbreg_error *err);
 
 /* ---- import (dbreg-import(1)) ---- */
 /* Connections read from files, then registered together: all or none. */

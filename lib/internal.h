@@ -261,6 +261,11 @@ const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */
 /* The metadata object's text as given (NULL: not given). */
 const char *dbreg_spec_metadata_json(const struct dbreg_spec *s);
+/* --pooler: "pgbouncer", "" (none: remove it) or NULL (not given). */
+const char *dbreg_spec_pooler(const struct dbreg_spec *s);
+/* The object --pooler and --pooler-db merge into the row's metadata (malloc'd JSON), or
+ * NULL when they add nothing. */
+char *dbreg_spec_pooler_patch(const struct dbreg_spec *s);
 /* The password given (plaintext, locked memory; NULL: none, or not given). */
 const char *dbreg_spec_password(const struct dbreg_spec *s);
 /* One stored password in format (NULL: "dbreg"): dbreg:v2 bound to b, or Fernet (b unused). */
