@@ -52,6 +52,8 @@ struct dbreg_health_opts {
 struct dbreg_pool_opts {
 	int timeout_ms, jobs;
 	struct dbreg_filter *filter;
+	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
+	void *userdata;
 };
 
 /* conninfo.c: the one module that parses and builds connection strings. */
