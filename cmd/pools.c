@@ -160,6 +160,11 @@ static void print_table(FILE *f, const struct dbreg_pool_report *r)
 	}
 	out_table_print(f, t);
 	out_table_free(t);
+	/* Only PgBouncers in the report: no server to sum pools on. */
+	if (dbreg_pool_report_server_count(r) == 0) {
+		print_pooler_table(f, r);
+		return;
+	}
 	fputc('\n', f);
 	t = out_table_new(ELEMENTSOF(sh), sh);
 	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {

@@ -165,6 +165,16 @@ setup() {
 	assert_line --regexp "^dbreg_pool_pgbouncer_cl_active\\{connection=\"pgb-main\",database=\"$PGB_DB\",user=\"$BOUNCER_ROLE\"\\} [0-9]+\$"
 	refute_line --partial 'database="pgbouncer"'
 	assert_line 'dbreg_pool_run_success 1'
+	# A pool whose database name needs escaping in a label value: \\ and \" (the bouncer
+	# makes a pool for any database behind it once a client has logged in to it).
+	local odd='pgb"odd\db'
+	psql_super -v "db=$odd" -v "owner=$BOUNCER_ROLE" <<<'CREATE DATABASE :"db" OWNER :"owner";'
+	PGPASSWORD=$BOUNCER_PW _psql -X -qAt -w -c 'SELECT 1' \
+		"host=127.0.0.1 port=$PGSANDBOX_PGBOUNCER_PORT user=$BOUNCER_ROLE dbname='pgb\"odd\\\\db'" >/dev/null
+	run --separate-stderr "$DBREG" pool-stats pgb-main -o prometheus
+	psql_super -v "db=$odd" <<<'DROP DATABASE :"db" WITH (FORCE);'
+	assert_success
+	assert_line --regexp '^dbreg_pool_pgbouncer_sv_idle\{connection="pgb-main",database="pgb\\"odd\\\\db",user="dbreg_bouncer"\} [0-9]+$'
 	# Every sample line is NAME{LABELS} VALUE or NAME VALUE.
 	refute_line --regexp '^[^#][^ ]* [^ ]+ '
 	assert_no_secret "$BOUNCER_PW"
