@@ -10,7 +10,7 @@ enum {
 	ARG_HOST = 0x100, ARG_DATABASE, ARG_USER, ARG_PORT, ARG_TYPE, ARG_REGION, ARG_SSL_MODE,
 	ARG_POOL_MIN, ARG_POOL_MAX, ARG_POOL_TIMEOUT, ARG_POOL_RECYCLE, ARG_NO_PRE_PING, ARG_PRE_PING,
 	ARG_INACTIVE, ARG_ACTIVATE, ARG_DEACTIVATE, ARG_TAG, ARG_URL, ARG_PASSWORD_STDIN,
-	ARG_PASSWORD_PROMPT, ARG_NO_PASSWORD, ARG_TEST, ARG_REPLACE, ARG_DRY_RUN,
+	ARG_PASSWORD_PROMPT, ARG_NO_PASSWORD, ARG_TEST, ARG_REPLACE, ARG_DRY_RUN, ARG_POOLER, ARG_POOLER_DB,
 };
 
 const struct option conn_options[] = {
@@ -39,6 +39,8 @@ const struct option conn_options[] = {
 	{ "test", no_argument, NULL, ARG_TEST },
 	{ "replace", no_argument, NULL, ARG_REPLACE },
 	{ "dry-run", no_argument, NULL, ARG_DRY_RUN },
+	{ "pooler", required_argument, NULL, ARG_POOLER },
+	{ "pooler-db", required_argument, NULL, ARG_POOLER_DB },
 	{},
 };
 
@@ -114,6 +116,14 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 			o->replace = true;
 			break;
 		case ARG_DRY_RUN: o->dry_run = true; break;
+		case ARG_POOLER:
+			if (dbreg_spec_set_pooler(o->spec, optarg, &err) < 0)
+				r = usage_error(verb, "%s", err.message);
+			break;
+		case ARG_POOLER_DB:
+			if (dbreg_spec_set_pooler_db(o->spec, optarg, &err) < 0)
+				r = usage_error(verb, "%s", err.message);
+			break;
 		default:
 			return option_error(verb, c, argv);
 		}

@@ -154,6 +154,19 @@ void out_fputs_safe(const char *s, FILE *f);
 #define C_YELLOW "\033[33m"
 #define C_RESET "\033[0m"
 
+/* A progress line on stderr while a fan-out runs (health, pool-stats), for the library's
+ * progress callback with a struct out_progress: set it only when stderr is a terminal; it
+ * shows once the run takes a second and is erased at the end. */
+struct out_progress {
+	const char *what;     /* "checking" */
+	bool shown;
+};
+void out_progress(size_t done, size_t total, double elapsed_ms, void *userdata);
+/* Prometheus text format: one label, its value escaped (\\, \", \n); first: no comma before it. */
+void out_prom_label(FILE *f, const char *name, const char *value, bool first);
+/* The # HELP and # TYPE lines of a metric family. */
+void out_prom_family(FILE *f, const char *name, const char *type, const char *help);
+
 /* A file written whole or not at all: a temp file beside path (removed on
  * failure and on SIGINT, SIGTERM or SIGHUP), fsync, then rename (replace) or
  * link (never over an existing file).  Errors are printed; both return -1. */

@@ -34,21 +34,6 @@ static const char health_options[] =
 	OUT_TABLE_HELP
 	"  -h, --help           show this help\n";
 
-static void progress(size_t done, size_t total, double elapsed_ms, void *userdata)
-{
-	bool *shown = userdata;
-
-	/* Only for a person watching, and only once the run takes a while. */
-	if (elapsed_ms < 1000 && !*shown)
-		return;
-	if (done < total) {
-		fprintf(stderr, "\rchecking: %zu of %zu done (%.1f s)\033[K", done, total, elapsed_ms / 1000);
-		*shown = true;
-	} else if (*shown) {
-		fprintf(stderr, "\r\033[K");
-	}
-}
-
 static const char *status_color(enum dbreg_health_status s)
 {
 	switch (s) {
@@ -223,26 +208,11 @@ static void print_json(FILE *f, const struct dbreg_health_report *r, const struc
 	free(order);
 }
 
-/* Label values escaped as the text exposition format requires. */
-static void label(FILE *f, const char *name, const char *value, bool first)
-{
-	fprintf(f, "%s%s=\"", first ? "" : ",", name);
-	for (const char *p = value ? value : ""; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 static void labels(FILE *f, const struct dbreg_health_result *h)
 {
-	label(f, "connection", h->connection_name, true);
-	label(f, "type", h->connection_type, false);
-	label(f, "region", h->region_id, false);
+	out_prom_label(f, "connection", h->connection_name, true);
+	out_prom_label(f, "type", h->connection_type, false);
+	out_prom_label(f, "region", h->region_id, false);
 }
 
 /* The run itself, so that a file left by a run that failed, or by none lately, shows it. */
@@ -305,7 +275,7 @@ static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
 		for (int s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++) {
 			fputs("dbreg_status{", f);
 			labels(f, h);
-			label(f, "status", dbreg_health_status_name(s), false);
+			out_prom_label(f, "status", dbreg_health_status_name(s), false);
 			fprintf(f, "} %d\n", h->status == (enum dbreg_health_status)s);
 		}
 	}
@@ -550,7 +520,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	size_t jobs_used, jobs_wanted;
 	struct view view = { .statuses = 0, .sort = SORT_STATUS };
 	int reconnected = 0;
-	bool shown = false;
+	struct out_progress shown = { .what = "checking" };
 	long v, fd_limit;
 	int c, state;
 
@@ -653,7 +623,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_health_opts_set_crit_ms(o, arg_crit_ms);
 	dbreg_health_opts_set_no_update(o, arg_no_update);
 	if (!output && isatty(STDERR_FILENO))
-		dbreg_health_opts_set_progress(o, progress, &shown);
+		dbreg_health_opts_set_progress(o, out_progress, &shown);
 	if (dbreg_ctx_connect(ctx, &reconnected, &err) < 0) {
 		log_error("%s", err.message);
 		report_failure(fmt, output, "cannot reach the admin database: ", err.message);

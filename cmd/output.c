@@ -846,3 +846,40 @@ int out_file_commit(struct out_file *o, bool replace)
 	}
 	return 0;
 }
+
+/* ---- shared by the verbs that ask many servers (health, pool-stats) ---- */
+
+void out_progress(size_t done, size_t total, double elapsed_ms, void *userdata)
+{
+	struct out_progress *p = userdata;
+
+	/* Only for a person watching, and only once the run takes a while. */
+	if (elapsed_ms < 1000 && !p->shown)
+		return;
+	if (done < total) {
+		fprintf(stderr, "\r%s: %zu of %zu done (%.1f s)\033[K", p->what, done, total, elapsed_ms / 1000);
+		p->shown = true;
+	} else if (p->shown) {
+		fprintf(stderr, "\r\033[K");
+	}
+}
+
+/* Label values escaped as the text exposition format requires. */
+void out_prom_label(FILE *f, const char *name, const char *value, bool first)
+{
+	fprintf(f, "%s%s=\"", first ? "" : ",", name);
+	for (const char *p = value ? value : ""; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void out_prom_family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}

@@ -13,12 +13,12 @@ _dbreg_connection_names()
 _dbreg_arg_options()
 {
     local conn='--host --port --database --user --type --region --ssl-mode
-        --pool-min --pool-max --pool-timeout --pool-recycle --tag --url'
+        --pool-min --pool-max --pool-timeout --pool-recycle --tag --url --pooler --pooler-db'
     case $1 in
         register | update) echo "$conn" ;;
         list) echo '--type --region --tag -o --format' ;;
         show | validate-config) echo '-o --format' ;;
-        pool-stats) echo '--tag --timeout --jobs -o --format --watch' ;;
+        pool-stats) echo '--tag --timeout --jobs -o --format --output --watch' ;;
         generate-key) echo '--output' ;;
         conninfo) echo '-o --format' ;;
         export) echo '--type --region --tag --pgpass --output' ;;
@@ -80,7 +80,7 @@ _dbreg_options()
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
             ;;
-        pool-stats) echo "--tag --timeout --jobs -o --format --watch $help" ;;
+        pool-stats) echo "--tag --timeout --jobs -o --format --output --watch $help" ;;
         validate-config) echo "--offline --strict -o --format $help" ;;
     esac
 }
@@ -91,7 +91,8 @@ _dbreg_formats()
     case $1 in
         list) echo 'table wide json csv' ;;
         conninfo) echo 'kv uri json' ;;
-        show | pool-stats) echo 'table json' ;;
+        show) echo 'table json' ;;
+        pool-stats) echo 'table json prometheus' ;;
         health) echo 'table wide json prometheus nagios' ;;
         resolve-schema) echo 'text json sql' ;;
         validate-config | rotate-key) echo 'text json' ;;
@@ -166,6 +167,13 @@ _dbreg()
                 ;;
             --level)
                 COMPREPLY=($(compgen -W 'basic extended deep' -- "$cur"))
+                ;;
+            --pooler)
+                if [[ $cmd == update ]]; then
+                    COMPREPLY=($(compgen -W 'pgbouncer none' -- "$cur"))
+                else
+                    COMPREPLY=($(compgen -W 'pgbouncer' -- "$cur"))
+                fi
                 ;;
             --sort)
                 COMPREPLY=($(compgen -W 'status name latency' -- "$cur"))

@@ -48,7 +48,8 @@ function __dbreg_first_arg_of
         switch $t
             case '--*=*'
             case --host --port --database --user --type --region --ssl-mode --pool-min \
-                --pool-max --pool-timeout --pool-recycle --tag --url -o --format --color
+                --pool-max --pool-timeout --pool-recycle --tag --url --pooler --pooler-db -o --format \
+                --color
                 set skip 1
             case '-*'
             case '*'
@@ -127,6 +128,10 @@ complete -c dbreg -n $conn -l password-stdin -d 'Read the password from standard
 complete -c dbreg -n $conn -l no-password -d 'No password'
 complete -c dbreg -n $conn -l test -d 'Log in to the database before writing'
 complete -c dbreg -n $conn -l dry-run -d 'Check everything, write nothing'
+complete -c dbreg -n '__dbreg_using register' -l pooler -x -a pgbouncer -d 'The connection is a PgBouncer'
+complete -c dbreg -n '__dbreg_using update' -l pooler -x -a 'pgbouncer none' \
+    -d 'Make it a PgBouncer, or no longer one'
+complete -c dbreg -n $conn -l pooler-db -x -d "The PgBouncer's admin console database"
 complete -c dbreg -n '__dbreg_using register' -l inactive -d 'Register as inactive'
 complete -c dbreg -n '__dbreg_using register' -l replace \
     -d 'Rewrite an existing connection in place'
@@ -226,8 +231,9 @@ complete -c dbreg -n '__dbreg_using resolve-schema' -l validate -x \
 
 # pool-stats
 complete -c dbreg -n '__dbreg_using pool-stats' -a '(__dbreg_connections)'
-complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json' \
+complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json prometheus' \
     -d 'Output format'
+complete -c dbreg -n '__dbreg_using pool-stats' -l output -r -F -d 'Write the report to FILE atomically'
 complete -c dbreg -n '__dbreg_using pool-stats' -l watch -x -d 'Refresh every SECONDS'
 complete -c dbreg -n '__dbreg_using pool-stats' -l tag -x -d 'Only connections with this tag'
 complete -c dbreg -n '__dbreg_using pool-stats' -l timeout -x -d 'Deadline of each server, seconds'

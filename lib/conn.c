@@ -200,6 +200,8 @@ struct dbreg_spec {
 	unsigned char set[DBREG_F__COUNT];
 	json_t *tags;              /* NULL: not given */
 	char *metadata;            /* a JSON object as compact text; NULL: not given */
+	char *pooler;              /* metadata.pooler: "pgbouncer", "" to remove it; NULL: not given */
+	char *pooler_db;           /* metadata.pooler_db; NULL: not given */
 	int password_set;          /* 1: write password (NULL = none) */
 	char *password;            /* plaintext, encrypted when written; locked memory */
 };
@@ -228,6 +230,8 @@ _public_ void dbreg_spec_free(struct dbreg_spec *s)
 		free(s->values[i]);
 	json_decref(s->tags);
 	free(s->metadata);
+	free(s->pooler);
+	free(s->pooler_db);
 	drop_password(s);
 	free(s);
 }
@@ -321,7 +325,7 @@ _public_ int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f)
 	if (f == DBREG_F_HAS_PASSWORD)
 		return s->password_set;
 	if (f == DBREG_F_METADATA)
-		return s->metadata != NULL;
+		return s->metadata || s->pooler || s->pooler_db;
 	return (unsigned)f < DBREG_F__COUNT && s->set[f];
 }
 
@@ -360,6 +364,43 @@ _public_ int dbreg_spec_set_metadata(struct dbreg_spec *s, const char *json, str
 		return dbreg_fail_oom(err);
 	free(s->metadata);
 	s->metadata = text;
+	return 0;
+}
+
+/* The poolers dbreg knows how to ask (pool-stats reads PgBouncer's console). */
+_public_ int dbreg_spec_set_pooler(struct dbreg_spec *s, const char *type, struct dbreg_error *err)
+{
+	char shown[64], *copy;
+
+	if (!type || (strcmp(type, "pgbouncer") != 0 && strcmp(type, "none") != 0))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler: '%s' is not a pooler dbreg knows (pgbouncer, or none to remove it)",
+		                  dbreg_printable(type ? type : "", shown, sizeof(shown)));
+	copy = strdup(strcmp(type, "none") == 0 ? "" : type);
+	if (!copy)
+		return dbreg_fail_oom(err);
+	free(s->pooler);
+	s->pooler = copy;
+	return 0;
+}
+
+_public_ int dbreg_spec_set_pooler_db(struct dbreg_spec *s, const char *dbname, struct dbreg_error *err)
+{
+	char shown[160], *copy;
+
+	if (!dbname || !*dbname)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db: the database name cannot be empty");
+	if (has_control(dbname))
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db: '%s' holds a control character",
+		                  dbreg_printable(dbname, shown, sizeof(shown)));
+	/* PgBouncer's own limit on a database name (MAX_DBNAME, with its NUL). */
+	if (strlen(dbname) > 63)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db: '%s' is longer than 63 bytes",
+		                  dbreg_printable(dbname, shown, sizeof(shown)));
+	copy = strdup(dbname);
+	if (!copy)
+		return dbreg_fail_oom(err);
+	free(s->pooler_db);
+	s->pooler_db = copy;
 	return 0;
 }
 
@@ -503,6 +544,13 @@ _public_ int dbreg_spec_check(const struct dbreg_spec *s, int for_register, stru
 			if (!s->values[required[i].f])
 				return dbreg_fail(err, DBREG_ERR_USAGE, "%s is required (or give it in --url)",
 				                  required[i].opt);
+	if (s->pooler_db && s->pooler && !*s->pooler)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db and --pooler none exclude each other");
+	/* On update, a row that is a pooler already takes --pooler-db alone (checked there). */
+	if (for_register && s->pooler_db && !s->pooler)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db needs --pooler pgbouncer");
+	if (for_register && s->pooler && !*s->pooler)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--pooler none removes a pooler: it is for 'dbreg update'");
 	if (for_register || (s->set[DBREG_F_POOL_MIN_SIZE] && s->set[DBREG_F_POOL_MAX_SIZE])) {
 		long min = 5, max = 20;
 
@@ -530,6 +578,28 @@ char *dbreg_spec_tags_json(const struct dbreg_spec *s)
 const char *dbreg_spec_metadata_json(const struct dbreg_spec *s)
 {
 	return s->metadata;
+}
+
+const char *dbreg_spec_pooler(const struct dbreg_spec *s)
+{
+	return s->pooler;
+}
+
+char *dbreg_spec_pooler_patch(const struct dbreg_spec *s)
+{
+	json_t *o;
+	char *text;
+
+	if ((!s->pooler || !*s->pooler) && !s->pooler_db)
+		return NULL;
+	o = json_object();
+	if (s->pooler && *s->pooler)
+		json_object_set_new(o, "pooler", json_string(s->pooler));
+	if (s->pooler_db)
+		json_object_set_new(o, "pooler_db", json_string(s->pooler_db));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
 }
 
 const char *dbreg_spec_password(const struct dbreg_spec *s)

@@ -259,6 +259,13 @@ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct dbreg_spe
                  unsigned flags, struct dbreg_conn_list **ret_row, struct dbreg_error *err);
 /* The metadata object (JSON text, checked here; DBREG_ERR_USAGE when it is not an object). */
 int dbreg_spec_set_metadata(struct dbreg_spec *s, const char *json, struct dbreg_error *err);
+/* The connection is a connection pooler (PgBouncer): metadata.pooler = "pgbouncer" and
+ * metadata.pooler_db (default "pgbouncer"), merged into the row's metadata, whose other keys
+ * stay.  "none" removes both (update).  Any other type is DBREG_ERR_USAGE. */
+int dbreg_spec_set_pooler(struct dbreg_spec *s, const char *type, struct dbreg_error *err);
+/* metadata.pooler_db: the pooler's admin console, which pool-stats asks.  Needs
+ * dbreg_spec_set_pooler, or (update) a row that is a pooler already. */
+int dbreg_spec_set_pooler_db(struct dbreg_spec *s, const char *dbname, struct dbreg_error *err);
 
 /* ---- import (dbreg-import(1)) ---- */
 /* Connections read from files, then registered together: all or none. */
@@ -484,6 +491,21 @@ struct dbreg_filter *dbreg_pool_opts_filter(struct dbreg_pool_opts *o);
 void dbreg_pool_opts_set_timeout_ms(struct dbreg_pool_opts *o, int timeout_ms);
 /* Targets at once; 0: 64. */
 void dbreg_pool_opts_set_jobs(struct dbreg_pool_opts *o, int jobs);
+/* Called from the loop now and then, and once at the end (as for health). */
+void dbreg_pool_opts_set_progress(struct dbreg_pool_opts *o,
+                                  void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata),
+                                  void *userdata);
+
+/* One pool of a PgBouncer (SHOW POOLS, and pool_size from SHOW DATABASES by database
+ * name); counts are -1 when the pooler did not say. */
+struct dbreg_pooler_pool {
+	const char *database;
+	const char *user;
+	long cl_active, cl_waiting, sv_active, sv_idle, sv_used;
+	long maxwait;                 /* seconds the oldest waiting client has waited */
+	const char *pool_mode;        /* session, transaction or statement */
+	long pool_size;               /* the database's pool_size; -1 when SHOW DATABASES has no such database */
+};
 
 /* One connection: its configured pool beside what its server reports for
  * its database and user.  Counts are -1 and fractions < 0 when unknown. */
@@ -496,6 +518,12 @@ struct dbreg_pool_conn {
 	double oldest_xact_seconds;   /* < 0: no open transaction or unknown */
 	double saturation;            /* total / pool_max_size; < 0 when pool_max_size is 0 or unknown */
 	const char *error;            /* NULL when measured */
+	/* A pooler's row (metadata.pooler): its server usage is not measured (the counts
+	 * above are -1, and it is in no server entry); its admin console's pools instead,
+	 * but for the console's own pseudo-database "pgbouncer".  NULL and 0 otherwise. */
+	const char *pooler;           /* "pgbouncer" */
+	const struct dbreg_pooler_pool *pools;
+	size_t npools;
 };
 
 /* One server (entries sharing host and port). */

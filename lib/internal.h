@@ -52,6 +52,8 @@ struct dbreg_health_opts {
 struct dbreg_pool_opts {
 	int timeout_ms, jobs;
 	struct dbreg_filter *filter;
+	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
+	void *userdata;
 };
 
 /* conninfo.c: the one module that parses and builds connection strings. */
@@ -261,6 +263,11 @@ const char *dbreg_spec_value(const struct dbreg_spec *s, enum dbreg_field f);
 char *dbreg_spec_tags_json(const struct dbreg_spec *s);    /* free() it */
 /* The metadata object's text as given (NULL: not given). */
 const char *dbreg_spec_metadata_json(const struct dbreg_spec *s);
+/* --pooler: "pgbouncer", "" (none: remove it) or NULL (not given). */
+const char *dbreg_spec_pooler(const struct dbreg_spec *s);
+/* The object --pooler and --pooler-db merge into the row's metadata (malloc'd JSON), or
+ * NULL when they add nothing. */
+char *dbreg_spec_pooler_patch(const struct dbreg_spec *s);
 /* The password given (plaintext, locked memory; NULL: none, or not given). */
 const char *dbreg_spec_password(const struct dbreg_spec *s);
 /* One stored password in format (NULL: "dbreg"): dbreg:v2 bound to b, or Fernet (b unused). */

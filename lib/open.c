@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "internal.h"
@@ -403,6 +404,18 @@ static int write_passfile(struct dbreg_child *c, const struct dbreg_target_param
 	return r;
 }
 
+/* A pooler's row (metadata.pooler set): PgBouncer refuses the options startup parameter. */
+static bool conn_is_pooler(const struct dbreg_conn *c)
+{
+	const char *text = dbreg_conn_get(c, DBREG_F_METADATA);
+	json_t *m = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *p = json_is_object(m) ? json_object_get(m, "pooler") : NULL;
+	bool pooler = json_is_string(p) && *json_string_value(p);
+
+	json_decref(m);
+	return pooler;
+}
+
 /* search_path for PGOPTIONS: libpq splits options at spaces, a backslash escaping the next. */
 static int child_pgoptions(struct dbreg_child *c, const char *ident)
 {
@@ -441,6 +454,17 @@ _public_ int dbreg_child_prepare(struct dbreg_ctx *ctx, const char *name, const 
 		if (resolve_tenant(ctx, tenant, &res, &c->schema, &ident, err) < 0)
 			goto out;
 		name = dbreg_conn_get(dbreg_resolution_connection(res), DBREG_F_CONNECTION_NAME);
+		/* The child's search_path goes in PGOPTIONS, which a PgBouncer refuses at login:
+		 * better no session than one on the wrong schema. */
+		if (conn_is_pooler(dbreg_resolution_connection(res))) {
+			char shown[128];
+
+			dbreg_fail(err, DBREG_ERR_FAILED,
+			           "the tenant's connection '%s' is a PgBouncer, which refuses the startup option that sets"
+			           " search_path; connect with its name and run SET search_path, or use dbreg_open_tenant(3)",
+			           dbreg_printable(name, shown, sizeof(shown)));
+			goto out;
+		}
 	}
 	if (dbreg_target_params(ctx, name, &p, err) < 0)
 		goto out;

@@ -227,3 +227,12 @@ _public_ void dbreg_pool_opts_set_jobs(struct dbreg_pool_opts *o, int jobs)
 {
 	o->jobs = jobs;
 }
+
+_public_ void dbreg_pool_opts_set_progress(struct dbreg_pool_opts *o,
+                                           void (*progress)(size_t done, size_t total, double elapsed_ms,
+                                                            void *userdata),
+                                           void *userdata)
+{
+	o->progress = progress;
+	o->userdata = userdata;
+}

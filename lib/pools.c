@@ -13,7 +13,16 @@ struct dbreg_pool_report {
 	struct dbreg_pool_server *servers;
 	size_t n, nservers;
 	char **errors;
+	PGresult **pooler_answers;           /* two per connection: a pooler's SHOW POOLS, SHOW DATABASES */
+	struct dbreg_pooler_pool **pools;    /* a pooler's pools, one array per connection */
 };
+
+/* PgBouncer's admin console speaks the simple query protocol only: fanout.c sends a
+ * query without parameters with PQsendQuery, one statement each. */
+static const char show_pools[] = "SHOW POOLS";
+static const char show_databases[] = "SHOW DATABASES";
+/* The console's own pseudo-database: no server behind it, not one of the pools. */
+static const char console_db[] = "pgbouncer";
 
 /* dbreg's own sessions (this probe, its siblings on the same database and
  * user, the admin session) are not part of the pool we measure. */
@@ -79,6 +88,74 @@ static const char *remember(struct dbreg_pool_report *r, size_t i, const char *m
 	return r->errors[i] ? r->errors[i] : "out of memory";
 }
 
+/* The columns of a pooler's answer, found by name; false when one is missing. */
+static bool columns_of(const PGresult *res, const char *const *names, int *cols, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if ((cols[k] = PQfnumber(res, names[k])) < 0)
+			return false;
+	return true;
+}
+
+/* A count of the pooler's answer: a whole number >= 0, else false. */
+static bool pooler_count(const PGresult *res, int row, int col, long *ret)
+{
+	return !PQgetisnull(res, row, col) && target_count(PQgetvalue(res, row, col), ret);
+}
+
+/* A PgBouncer's SHOW POOLS beside its SHOW DATABASES' pool_size: NULL, or why the answer
+ * is unusable (the pooler is untrusted: every column by name, every number checked). */
+static const char *read_pooler(struct dbreg_pool_report *r, size_t i, const PGresult *pools, const PGresult *dbs)
+{
+	static const char *const pool_cols[] = { "database", "user", "cl_active", "cl_waiting", "sv_active",
+	                                         "sv_idle", "sv_used", "maxwait", "pool_mode" };
+	static const char *const db_cols[] = { "name", "pool_size" };
+	int pc[ELEMENTSOF(pool_cols)], dc[ELEMENTSOF(db_cols)];
+	struct dbreg_pooler_pool *out;
+	size_t n = 0;
+
+	if (!pools || PQresultStatus(pools) != PGRES_TUPLES_OK || !dbs || PQresultStatus(dbs) != PGRES_TUPLES_OK) {
+		const PGresult *bad = !pools || PQresultStatus(pools) != PGRES_TUPLES_OK ? pools : dbs;
+		const char *why = bad ? PQresultErrorField(bad, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		return why ? why : "the pooler did not answer SHOW POOLS and SHOW DATABASES";
+	}
+	if (!columns_of(pools, pool_cols, pc, ELEMENTSOF(pc)))
+		return "the pooler's answer to SHOW POOLS lacks a column dbreg reads";
+	if (!columns_of(dbs, db_cols, dc, ELEMENTSOF(dc)))
+		return "the pooler's answer to SHOW DATABASES lacks a column dbreg reads";
+	out = calloc((size_t)PQntuples(pools) + 1, sizeof(*out));
+	if (!out)
+		return "out of memory";
+	r->pools[i] = out;
+	for (int row = 0; row < PQntuples(pools); row++) {
+		struct dbreg_pooler_pool *p = &out[n];
+
+		if (PQgetisnull(pools, row, pc[0]) || PQgetisnull(pools, row, pc[1]))
+			return "the pooler's answer to SHOW POOLS has a pool without a database or user";
+		p->database = PQgetvalue(pools, row, pc[0]);
+		if (strcmp(p->database, console_db) == 0)
+			continue;
+		p->user = PQgetvalue(pools, row, pc[1]);
+		p->pool_mode = PQgetisnull(pools, row, pc[8]) ? NULL : PQgetvalue(pools, row, pc[8]);
+		if (!pooler_count(pools, row, pc[2], &p->cl_active) || !pooler_count(pools, row, pc[3], &p->cl_waiting) ||
+		    !pooler_count(pools, row, pc[4], &p->sv_active) || !pooler_count(pools, row, pc[5], &p->sv_idle) ||
+		    !pooler_count(pools, row, pc[6], &p->sv_used) || !pooler_count(pools, row, pc[7], &p->maxwait))
+			return "the pooler's answer to SHOW POOLS is malformed";
+		p->pool_size = -1;
+		for (int d = 0; d < PQntuples(dbs); d++)
+			if (!PQgetisnull(dbs, d, dc[0]) && strcmp(PQgetvalue(dbs, d, dc[0]), p->database) == 0) {
+				if (!pooler_count(dbs, d, dc[1], &p->pool_size))
+					return "the pooler's answer to SHOW DATABASES is malformed";
+				break;
+			}
+		n++;
+	}
+	r->conns[i].pools = out;
+	r->conns[i].npools = n;
+	return NULL;
+}
+
 static void read_job(struct dbreg_pool_report *r, size_t i, struct fanout_job *j, struct dbreg_pool_server *srv)
 {
 	struct dbreg_pool_conn *c = &r->conns[i];
@@ -86,6 +163,21 @@ static void read_job(struct dbreg_pool_report *r, size_t i, struct fanout_job *j
 
 	if (j->outcome != FANOUT_OK) {
 		c->error = remember(r, i, j->error);
+		return;
+	}
+	if (c->pooler) {
+		const char *why;
+
+		/* The pools point into the answers: the report keeps them. */
+		r->pooler_answers[2 * i] = j->results[0];
+		r->pooler_answers[2 * i + 1] = j->results[1];
+		j->results[0] = j->results[1] = NULL;
+		why = read_pooler(r, i, r->pooler_answers[2 * i], r->pooler_answers[2 * i + 1]);
+		if (why) {
+			c->pools = NULL;
+			c->npools = 0;
+			c->error = remember(r, i, why);
+		}
 		return;
 	}
 	if (!u || PQresultStatus(u) != PGRES_TUPLES_OK) {
@@ -155,8 +247,10 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 		r->conns = calloc(n + 1, sizeof(*r->conns));
 		r->servers = calloc(n + 1, sizeof(*r->servers));
 		r->errors = calloc(n + 1, sizeof(*r->errors));
+		r->pooler_answers = calloc(2 * n + 1, sizeof(*r->pooler_answers));
+		r->pools = calloc(n + 1, sizeof(*r->pools));
 	}
-	if (!r || !jobs || !server_for || !r->conns || !r->servers || !r->errors) {
+	if (!r || !jobs || !server_for || !r->conns || !r->servers || !r->errors || !r->pooler_answers || !r->pools) {
 		free(jobs);
 		free(server_for);
 		if (r) {
@@ -189,14 +283,22 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 			.pool_recycle_seconds = atol(target_value(&run, row, run.c_pool_recycle)),
 			.total = -1, .active = -1, .idle = -1, .idle_in_transaction = -1, .waiting = -1,
 			.oldest_xact_seconds = -1, .saturation = -1,
+			.pooler = target_pooler(&run, row),
 		};
+		if (c->pooler) {
+			/* Its admin console, as the row's user; a pooler is no server to sum pools on. */
+			target_job_init_db(&jobs[i], &run, row, "dbreg-pool-stats", target_pooler_db(&run, row));
+			jobs[i].queries[jobs[i].nqueries++] = show_pools;
+			jobs[i].queries[jobs[i].nqueries++] = show_databases;
+			continue;
+		}
 		server_for[i] = server_of(r, c->host, c->port);
 		server_for[i]->sum_pool_max_size += c->pool_max_size;
 		target_job_init(&jobs[i], &run, row, "dbreg-pool-stats");
 		jobs[i].queries[jobs[i].nqueries++] = usage_sql;
 		jobs[i].queries[jobs[i].nqueries++] = server_sql;
 	}
-	ran = target_fanout(&run, jobs, n, o->jobs, timeout_ms, NULL, NULL, err) == 0;
+	ran = target_fanout(&run, jobs, n, o->jobs, timeout_ms, o->progress, o->userdata, err) == 0;
 	for (size_t i = 0; i < n; i++) {
 		if (ran)
 			read_job(r, i, &jobs[i], server_for[i]);
@@ -237,6 +339,12 @@ _public_ void dbreg_pool_report_free(struct dbreg_pool_report *r)
 		return;
 	for (size_t i = 0; r->errors && i < r->n; i++)
 		free(r->errors[i]);
+	for (size_t i = 0; r->pools && i < r->n; i++)
+		free(r->pools[i]);
+	for (size_t i = 0; r->pooler_answers && i < 2 * r->n; i++)
+		PQclear(r->pooler_answers[i]);
+	free(r->pools);
+	free(r->pooler_answers);
 	free(r->errors);
 	free(r->conns);
 	free(r->servers);

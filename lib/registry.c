@@ -1033,6 +1033,46 @@ static void emit_rewrite(struct stmt *st, const struct dbreg_spec *s, const char
 		emit(st, ", metadata = EXCLUDED.metadata");
 }
 
+/* The metadata a write leaves: base (an SQL expression: the row's, or the given object; one
+ * that is not an object counts as {}) with --pooler and --pooler-db merged in, other keys kept.
+ * A new pooler gets the default pooler_db unless it has one. */
+static void emit_metadata(struct stmt *st, const struct dbreg_spec *s, const char *base, const char *patch)
+{
+	const char *pooler = dbreg_spec_pooler(s);
+	char obj[200];
+
+	snprintf(obj, sizeof(obj), "CASE WHEN jsonb_typeof((%s)::jsonb) = 'object' THEN (%s)::jsonb ELSE '{}' END", base,
+	         base);
+	if (pooler && !*pooler)
+		emit(st, "((%s) - 'pooler' - 'pooler_db')", obj);
+	else if (pooler)
+		emit(st, "('{\"pooler_db\": \"pgbouncer\"}'::jsonb || (%s) || $%d::jsonb)", obj, param(st, patch));
+	else
+		emit(st, "((%s) || $%d::jsonb)", obj, param(st, patch));
+}
+
+/* update --pooler-db alone: only on a row that is a pooler already. */
+static int check_pooler_row(struct dbreg_ctx *ctx, const char *name, struct dbreg_error *err)
+{
+	const char *params[1] = { name };
+	PGresult *res = dbreg_exec(ctx,
+	                           "SELECT d.metadata::jsonb ->> 'pooler' AS pooler FROM " REGISTRY " d"
+	                           " WHERE connection_name = $1 AND deleted_at IS NULL FOR UPDATE",
+	                           1, params, PGRES_TUPLES_OK, err);
+	char shown[128];
+	int r = 0;
+
+	if (!res)
+		return -1;
+	if (PQntuples(res) == 0)
+		r = dbreg_fail_unknown_connection(ctx, name, err);
+	else if (!dbreg_result_value(res, 0, "pooler"))
+		r = dbreg_fail(err, DBREG_ERR_USAGE, "--pooler-db: connection '%s' is not a pooler; give --pooler pgbouncer too",
+		               dbreg_printable(name, shown, sizeof(shown)));
+	PQclear(res);
+	return r;
+}
+
 /* The target fields a v2 password is bound to (SPEC §3), beside the id. */
 static const enum dbreg_field bound_fields[] = {
 	DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME, DBREG_F_USERNAME, DBREG_F_SSL_MODE,
@@ -1119,8 +1159,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	struct dbreg_conn_list *l = NULL;
 	PGresult *prior = NULL;
 	char id[37];
-	char *tags;
-	bool own;
+	char *tags, *patch;
+	bool own, pooler;
 	int r;
 
 	if (dbreg_check_connection_name(name, err) < 0 || dbreg_spec_check(s, 1, err) < 0 ||
@@ -1130,6 +1170,8 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	if (dbreg_uuid_v4(id, err) < 0)
 		return -1;
 	tags = dbreg_spec_tags_json(s);
+	patch = dbreg_spec_pooler_patch(s);
+	pooler = dbreg_spec_pooler(s) != NULL;
 	/* Every field with a documented default is written: the registry's own
 	 * defaults may differ (the platform's sslmode 'require'). */
 	emit(&st, "INSERT INTO " REGISTRY " AS d (id, connection_name");
@@ -1140,7 +1182,7 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", encrypted_password");
 	if (tags)
 		emit(&st, ", tags");
-	if (dbreg_spec_metadata_json(s))
+	if (dbreg_spec_metadata_json(s) || pooler)
 		emit(&st, ", metadata");
 	emit(&st, ") VALUES ($%d", param(&st, id));
 	emit(&st, ", $%d", param(&st, name));
@@ -1153,8 +1195,16 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, ", $%d", param(&st, stored_value(ctx, s)));
 	if (tags)
 		emit(&st, ", ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", param(&st, tags));
-	if (dbreg_spec_metadata_json(s))
+	if (pooler) {
+		char base[16] = "NULL";
+
+		if (dbreg_spec_metadata_json(s))
+			snprintf(base, sizeof(base), "$%d", param(&st, dbreg_spec_metadata_json(s)));
+		emit(&st, ", ");
+		emit_metadata(&st, s, base, patch);
+	} else if (dbreg_spec_metadata_json(s)) {
 		emit(&st, ", $%d::jsonb", param(&st, dbreg_spec_metadata_json(s)));
+	}
 	emit(&st, ")");
 	if (dbreg_ctx_profile(ctx)->names_unique_all) {
 		/* Names unique over all rows (the platform's): a name whose only row is
@@ -1163,19 +1213,25 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 		emit(&st, " ON CONFLICT (connection_name) DO UPDATE SET ");
 		emit_rewrite(&st, s, tags);
 		emit(&st, ", deleted_at = NULL, is_healthy = true, consecutive_failures = 0, last_health_check = NULL%s",
-		     dbreg_spec_metadata_json(s) ? "" : ", metadata = DEFAULT");
+		     dbreg_spec_metadata_json(s) ? "" : pooler ? ", metadata = EXCLUDED.metadata" : ", metadata = DEFAULT");
 		if (!(flags & DBREG_WRITE_REPLACE))
 			emit(&st, " WHERE d.deleted_at IS NOT NULL");
 	} else if (flags & DBREG_WRITE_REPLACE) {
 		/* Rewrite the live row in place (same id) from these options alone. */
 		emit(&st, " ON CONFLICT (connection_name) WHERE deleted_at IS NULL DO UPDATE SET ");
 		emit_rewrite(&st, s, tags);
+		/* The row's other metadata stays, as update would keep it. */
+		if (pooler && !dbreg_spec_metadata_json(s)) {
+			emit(&st, ", metadata = ");
+			emit_metadata(&st, s, "d.metadata", patch);
+		}
 	}
 	/* Which it was, for the caller's message. */
 	emit(&st, " RETURNING (d.xmax <> 0)::text AS rewritten, ");
 	emit(&st, "%s", select_list(ctx));
 	if (write_begin(ctx, flags, &own, err) < 0) {
 		free(tags);
+		free(patch);
 		return -1;
 	}
 	/* A live row rewritten without a password keeps its own: bound to its old target, so
@@ -1194,6 +1250,7 @@ _public_ int dbreg_register(struct dbreg_ctx *ctx, const char *name, const struc
 	if (r == 0)
 		r = write_rows(ctx, &st, s, name, flags | WRITE_INSERT, &l, err);
 	free(tags);
+	free(patch);
 	if (r == 0 && dbreg_spec_password(s))
 		r = guard_password(ctx, dbreg_conn_get(dbreg_conn_list_at(l, 0), DBREG_F_ID), name, err) < 0 ? -1
 		  : seal_row(ctx, dbreg_spec_password(s), &l, err);
@@ -1211,7 +1268,7 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	PGresult *prior = NULL;
 	const char *sep = "";
 	bool own, moves = false;
-	char *tags;
+	char *tags, *patch;
 	int r;
 
 	if (dbreg_spec_check(s, 0, err) < 0 || check_region(ctx, s, err) < 0)
@@ -1219,6 +1276,7 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	for (size_t i = 0; i < ELEMENTSOF(bound_fields); i++)
 		moves = moves || dbreg_spec_is_set(s, bound_fields[i]);
 	tags = dbreg_spec_tags_json(s);
+	patch = dbreg_spec_pooler_patch(s);
 	emit(&st, "UPDATE " REGISTRY " d SET ");
 	for (int f = 0; f < DBREG_F__COUNT; f++)
 		if (dbreg_spec_writable(f) && dbreg_spec_is_set(s, f)) {
@@ -1234,11 +1292,20 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 		emit(&st, "%stags = ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", sep, param(&st, tags));
 		sep = ", ";
 	}
-	if (dbreg_spec_metadata_json(s)) {
+	if (dbreg_spec_pooler(s) || patch) {
+		char base[16] = "d.metadata";
+
+		if (dbreg_spec_metadata_json(s))
+			snprintf(base, sizeof(base), "$%d", param(&st, dbreg_spec_metadata_json(s)));
+		emit(&st, "%smetadata = ", sep);
+		emit_metadata(&st, s, base, patch);
+		sep = ", ";
+	} else if (dbreg_spec_metadata_json(s)) {
 		emit(&st, "%smetadata = $%d::jsonb", sep, param(&st, dbreg_spec_metadata_json(s)));
 		sep = ", ";
 	}
 	if (!*sep) {
+		free(patch);
 		free(tags);
 		return dbreg_fail(err, DBREG_ERR_USAGE, "nothing to update: give at least one option to change");
 	}
@@ -1246,18 +1313,22 @@ _public_ int dbreg_update(struct dbreg_ctx *ctx, const char *name, const struct 
 	     select_list(ctx));
 	if (write_begin(ctx, flags, &own, err) < 0) {
 		free(tags);
+		free(patch);
 		return -1;
 	}
 	r = 0;
+	if (!dbreg_spec_pooler(s) && patch)
+		r = check_pooler_row(ctx, name, err);
 	/* A change of password or target rewrites the stored password: the row first,
 	 * locked, and under its rotation lock. */
-	if (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) || moves) {
+	if (r == 0 && (dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD) || moves)) {
 		prior = prior_row(ctx, name, true, err);
 		r = !prior || guard_password(ctx, dbreg_result_value(prior, 0, "id"), name, err) < 0 ? -1 : 0;
 	}
 	if (r == 0)
 		r = write_rows(ctx, &st, s, name, flags, &l, err);
 	free(tags);
+	free(patch);
 	if (r == 0 && dbreg_spec_password(s))
 		r = seal_row(ctx, dbreg_spec_password(s), &l, err);
 	else if (r == 0 && moves && !dbreg_spec_is_set(s, DBREG_F_HAS_PASSWORD))
@@ -1549,7 +1620,8 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		         " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
 		         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
 		         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
-		         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password"
+		         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password,"
+		         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db"
 		         " FROM " REGISTRY " d WHERE deleted_at IS NULL"
 		         "   AND ($1::text IS NULL OR connection_type::text = $1)"
 		         "   AND ($2::text IS NULL OR %s = $2)"

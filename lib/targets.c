@@ -192,6 +192,8 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have no column %s", cols[i].name);
 	}
 	t->c_pending = PQfnumber(rows, "pending_password");
+	t->c_pooler = PQfnumber(rows, "pooler");
+	t->c_pooler_db = PQfnumber(rows, "pooler_db");
 	if (target_keys(ctx, &have_keys, t->key_error, sizeof(t->key_error), err) < 0)
 		return -1;
 	t->have_keys = have_keys;
@@ -205,19 +207,40 @@ const char *target_value(const struct target_run *t, int row, int col)
 	return PQgetvalue(t->rows, row, col);
 }
 
-void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)
+const char *target_pooler(const struct target_run *t, int row)
+{
+	if (t->c_pooler < 0 || PQgetisnull(t->rows, row, t->c_pooler) || !*target_value(t, row, t->c_pooler))
+		return NULL;
+	return target_value(t, row, t->c_pooler);
+}
+
+const char *target_pooler_db(const struct target_run *t, int row)
+{
+	if (t->c_pooler_db < 0 || PQgetisnull(t->rows, row, t->c_pooler_db) || !*target_value(t, row, t->c_pooler_db))
+		return "pgbouncer";
+	return target_value(t, row, t->c_pooler_db);
+}
+
+void target_job_init_db(struct fanout_job *j, struct target_run *t, int row, const char *appname, const char *dbname)
 {
 	struct target_spec s = {
 		.name = target_value(t, row, t->c_name),
 		.host = target_value(t, row, t->c_host),
 		.port = target_value(t, row, t->c_port),
-		.dbname = target_value(t, row, t->c_database),
+		.dbname = dbname ? dbname : target_value(t, row, t->c_database),
 		.user = target_value(t, row, t->c_user),
 		.sslmode = target_value(t, row, t->c_ssl_mode),
 	};
 
 	j->userdata = (void *)(intptr_t)row;
-	target_params(j, &s, appname, t->options);
+	/* PgBouncer refuses the options startup parameter (1.18 and before, unless told to
+	 * ignore it): a pooler's checks are bounded by the loop's deadline alone. */
+	target_params(j, &s, appname, target_pooler(t, row) ? NULL : t->options);
+}
+
+void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname)
+{
+	target_job_init_db(j, t, row, appname, NULL);
 }
 
 /* fanout_opts.prepare: the password just before its connection; fanout wipes it after. */

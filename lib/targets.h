@@ -57,6 +57,7 @@ struct target_run {
 	int c_id, c_name, c_type, c_region, c_host, c_port, c_database, c_user, c_ssl_mode, c_password, c_active,
 		c_pool_min, c_pool_max, c_pool_timeout, c_pool_recycle;
 	int c_pending;        /* pending_password, an unfinished rotate-password's (-1: not asked for) */
+	int c_pooler, c_pooler_db;  /* metadata.pooler and .pooler_db (-1: not asked for) */
 	bool pending_round;   /* target_fanout logs in with the pending passwords, not the stored ones */
 };
 
@@ -69,6 +70,12 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 const char *target_value(const struct target_run *t, int row, int col);
 /* Connection parameters of one row. */
 void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname);
+/* The same, to another database of its server (a pooler's admin console), or NULL: the row's. */
+void target_job_init_db(struct fanout_job *j, struct target_run *t, int row, const char *appname, const char *dbname);
+/* The row's pooler ("pgbouncer"), or NULL when it is a server's. */
+const char *target_pooler(const struct target_run *t, int row);
+/* A pooler row's admin console database (metadata.pooler_db, default "pgbouncer"). */
+const char *target_pooler_db(const struct target_run *t, int row);
 
 /* Runs the jobs through the fan-out loop, passwords decrypted just in time and
  * the context's cancellation honoured; fails only when the loop itself does. */

@@ -21,6 +21,12 @@
 #   psql_super [PSQL-ARG...]  the same as the sandbox superuser, on database postgres
 #   make_key                  export DB_ENCRYPTION_KEY: 32 fresh random bytes, base64
 #   assert_no_secret STRING   fail if $output (or $stderr) contains STRING
+#   start_pgbouncer           a PgBouncer in front of the sandbox (scripts/pg-sandbox
+#                             pgbouncer): exports PGSANDBOX_PGBOUNCER_PORT, BOUNCER_ROLE and
+#                             BOUNCER_PW (a role it lets in and that may SHOW POOLS); sets
+#                             PGBOUNCER_MISSING instead when pgbouncer is not installed
+#   require_pgbouncer         skip (saying why) unless start_pgbouncer started one
+#   stop_pgbouncer            stop it (call from teardown_file)
 
 bats_require_minimum_version 1.5.0
 bats_load_library bats-support
@@ -236,4 +242,30 @@ fresh_initialized_registry() {
 	if have_sandbox; then
 		"$DBREG" init >/dev/null
 	fi
+}
+
+# ---- PgBouncer in front of the sandbox ----------------------------------------------------
+start_pgbouncer() {
+	have_sandbox || return 0
+	if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+		export PGBOUNCER_MISSING="pgbouncer is not installed (scripts/bootstrap installs Debian's package)"
+		return 0
+	fi
+	local env
+	# It outlives this call: none of bats' descriptors go with it.
+	env=$("$DBREG_SOURCE_ROOT/scripts/pg-sandbox" pgbouncer "${PGSANDBOX_DIR:?PGSANDBOX_DIR is not set}" 3>&-) || return 1
+	eval "$(grep '^export PGSANDBOX_PGBOUNCER_PORT=' <<<"$env")"
+	export BOUNCER_ROLE=dbreg_bouncer
+	BOUNCER_PW=$(cat "$PGSANDBOX_DIR/bouncer.password")
+	export BOUNCER_PW
+}
+
+require_pgbouncer() {
+	[ -z "${PGBOUNCER_MISSING-}" ] || skip "$PGBOUNCER_MISSING"
+	[ -n "${PGSANDBOX_PGBOUNCER_PORT-}" ] || skip "no PgBouncer was started (start_pgbouncer)"
+}
+
+stop_pgbouncer() {
+	[ -n "${PGSANDBOX_DIR-}" ] || return 0
+	"$DBREG_SOURCE_ROOT/scripts/pg-sandbox" pgbouncer-stop "$PGSANDBOX_DIR" 3>&-
 }

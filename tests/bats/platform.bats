@@ -7,7 +7,10 @@ load helper
 load platform
 
 setup_file() { platform_registry; }
-teardown_file() { drop_registry; }
+teardown_file() {
+	stop_pgbouncer
+	drop_registry
+}
 
 setup() {
 	require_sandbox
@@ -448,4 +451,28 @@ adopted() {
 	run --separate-stderr "$DBREG" deregister neofast-analytics-eu --purge
 	assert_success
 	assert_equal "$(registry_count "connection_name = 'neofast-analytics-eu'")" 0
+}
+
+@test "platform: register --pooler merges into its nullable metadata; pool-stats reads the PgBouncer's pools" {
+	start_pgbouncer
+	require_pgbouncer
+	adopted
+	run --separate-stderr "$DBREG" register edge-bouncer --host 127.0.0.1 --port "$PGSANDBOX_PGBOUNCER_PORT" \
+		--database "$DBREG_TEST_REGISTRY" --user "$BOUNCER_ROLE" --type primary --region us-east-1 \
+		--pooler pgbouncer --password-stdin <<<"$BOUNCER_PW"
+	assert_success
+	assert_equal "$(registry_field edge-bouncer "metadata::jsonb")" '{"pooler": "pgbouncer", "pooler_db": "pgbouncer"}'
+	# The platform's metadata may be NULL: update merges into nothing as into {}.
+	psql_admin <<<"UPDATE admin.database_connections SET metadata = NULL WHERE connection_name = 'edge-bouncer'"
+	run --separate-stderr "$DBREG" update edge-bouncer --pooler pgbouncer --pooler-db pgbouncer
+	assert_success
+	assert_equal "$(registry_field edge-bouncer "metadata::jsonb")" '{"pooler": "pgbouncer", "pooler_db": "pgbouncer"}'
+	[[ $(registry_field edge-bouncer encrypted_password) == gAAAAA* ]] || fail "not a Fernet token"
+	run --separate-stderr "$DBREG" pool-stats edge-bouncer -o json
+	assert_success
+	assert_equal "$(jq -r '.connections[0] | [.error, .pooler.type, (.pooler.pools | type)] | @json' <<<"$output")" \
+		'[null,"pgbouncer","array"]'
+	assert_equal "$(jq -r '[.connections[0].pooler.pools[] | select(.database == "pgbouncer")] | length' <<<"$output")" 0
+	assert_no_secret "$BOUNCER_PW"
+	"$DBREG" deregister edge-bouncer --purge >/dev/null
 }
