@@ -116,6 +116,8 @@ bool out_option(int c);
  * the pager ($DBREG_PAGER, $PAGER, else less -FRX) when it is taller than the screen. */
 void out_pager_begin(void);
 void out_pager_end(void);
+/* For output that goes on (pool-stats --watch): what was gathered is written, and no more is. */
+void out_pager_stop(void);
 /* Whether what the verb writes reaches a person's terminal (through the pager, too). */
 bool out_is_terminal(void);
 /* Standard output into "sh -c cmd" until out_pipe_end, which waits for it and returns its

@@ -230,20 +230,29 @@ static size_t display_width(const char *s)
 	return w;
 }
 
-/* Narrows the widest columns, one column at a time, until the row fits in cols; a
- * column keeps at least its header's width (and 3), so every header stays whole.  The
- * first column (the name a row is known by) is narrowed only when no other can be. */
-static void fit_widths(size_t *width, const size_t *min, size_t ncols, size_t cols)
+/* Narrows the widest column, one column at a time, until the row fits in cols, in
+ * passes: the other columns down to their headers' width (min); the first column (the
+ * name a row is known by) down to a quarter of the width (or its header); when the
+ * headers alone are too wide, the other columns down to 3; last the first one too. */
+static void fit_widths(size_t *width, size_t *min, size_t ncols, size_t cols)
 {
 	size_t total = 2 * (ncols - 1);
 
 	for (size_t c = 0; c < ncols; c++)
 		total += width[c];
-	for (size_t from = ncols > 1 ? 1 : 0;; from = 0) {
+	for (int pass = ncols > 1 ? 0 : 3; pass < 4 && total > cols; pass++) {
+		size_t from = pass == 0 || pass == 2 ? 1 : 0, to = pass == 1 || pass == 3 ? 1 : ncols;
+		size_t floor0 = cols / 4 > min[0] ? cols / 4 : min[0];
+
+		for (size_t c = from; c < to; c++)
+			if (pass == 1)
+				min[0] = width[0] < floor0 ? width[0] : floor0;
+			else if (pass >= 2)
+				min[c] = min[c] < 3 ? min[c] : 3;
 		while (total > cols) {
 			size_t widest = ncols;
 
-			for (size_t c = from; c < ncols; c++)
+			for (size_t c = from; c < to; c++)
 				if (width[c] > min[c] && (widest == ncols || width[c] > width[widest]))
 					widest = c;
 			if (widest == ncols)
@@ -251,8 +260,6 @@ static void fit_widths(size_t *width, const size_t *min, size_t ncols, size_t co
 			width[widest]--;
 			total--;
 		}
-		if (from == 0 || total <= cols)
-			return;  /* fits, or the headers alone are wider than the terminal */
 	}
 }
 
@@ -497,7 +504,7 @@ int out_pipe_end(void)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-void out_pager_end(void)
+static void pager_finish(bool may_page)
 {
 	int cols, rows;
 
@@ -508,13 +515,24 @@ void out_pager_end(void)
 	pager.real = NULL;
 	terminal_size(&cols, &rows);
 	/* A screenful stays on the screen: one line is kept for the shell's next prompt. */
-	if (!out_style.no_pager && pager.len && screen_lines(pager.buf, pager.len, (size_t)cols) >= (size_t)rows)
+	if (may_page && !out_style.no_pager && pager.len &&
+	    screen_lines(pager.buf, pager.len, (size_t)cols) >= (size_t)rows)
 		show_paged(pager.buf, pager.len);
 	else
 		fwrite(pager.buf, 1, pager.len, stdout);
 	free(pager.buf);
 	pager.buf = NULL;
 	pager.len = 0;
+}
+
+void out_pager_end(void)
+{
+	pager_finish(true);
+}
+
+void out_pager_stop(void)
+{
+	pager_finish(false);
 }
 
 void out_table_free(struct out_table *t)

@@ -13,9 +13,11 @@ static const char pool_options[] =
 	"  --tag TAG           only connections with this tag (repeat: with all of them)\n"
 	"  --timeout SECONDS   each server's deadline (default 5)\n"
 	"  --jobs N            servers asked at once (default 64)\n"
-	"  -o, --format FMT    table (default), json or prometheus\n"
+	"  -o, --format FMT    table (default), wide (cells never cut), json or prometheus\n"
 	"  --output FILE       write the report to FILE atomically (mode 0644)\n"
 	"  --watch SECONDS     redraw every SECONDS on a terminal until Ctrl-C\n"
+	"  --no-headers        tables without their header lines\n"
+	"  --no-pager          never page the output\n"
 	"  -h, --help          show this help\n";
 
 static json_t *count_or_null(long v)
@@ -363,6 +365,7 @@ static const struct option pool_long_options[] = {
 	{ "format", required_argument, NULL, 'o' },
 	{ "watch", required_argument, NULL, ARG_WATCH },
 	{ "output", required_argument, NULL, ARG_OUTPUT },
+	OUT_TABLE_OPTIONS,
 	{},
 };
 
@@ -441,7 +444,7 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_pool_stats, pool_options);
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("pool-stats", optarg, OUT_TABLE | OUT_JSON | OUT_PROMETHEUS, &fmt) < 0)
+			if (out_parse_format("pool-stats", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_WATCH:
@@ -467,16 +470,20 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 			output = optarg;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("pool-stats", c, argv);
 		}
 	}
 	if (parse_names("pool-stats", argc, argv, &names))
 		return EXIT_USAGE;
 	dbreg_error_clear(&err);
-	if (watch && !isatty(STDOUT_FILENO))
+	if (watch && !out_is_terminal())
 		return usage_error("pool-stats", "--watch redraws a terminal; standard output is not one");
 	if (watch && output)
 		return usage_error("pool-stats", "--watch redraws a terminal; it does not go with --output");
+	if (watch)
+		out_pager_stop();  /* each redraw must reach the screen as it is made */
 	rc = connect_registry(ctx);
 	if (rc) {
 		report_failure(fmt, output);
@@ -501,8 +508,9 @@ const struct verb verb_pool_stats = {
 	.name = "pool-stats",
 	.run = run_pool_stats,
 	.summary = "configured pool sizes against live server usage",
-	.usage = "[NAME...] [--tag TAG]... [--timeout SECONDS] [--jobs N] [-o table|json|prometheus] [--output FILE]\n"
-	         "       [--watch SECONDS]",
+	.usage = "[NAME...] [--tag TAG]... [--timeout SECONDS] [--jobs N] [-o table|wide|json|prometheus]\n"
+	         "       [--output FILE] [--watch SECONDS] [--no-headers] [--no-pager]",
 	.options = pool_long_options,
+	.paged = true,
 	.takes_names = true,
 };

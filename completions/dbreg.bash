@@ -80,7 +80,9 @@ _dbreg_options()
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"
             ;;
-        pool-stats) echo "--tag --timeout --jobs -o --format --output --watch $help" ;;
+        pool-stats)
+            echo "--tag --timeout --jobs -o --format --output --watch --no-headers --no-pager $help"
+            ;;
         validate-config) echo "--offline --strict -o --format $help" ;;
     esac
 }
@@ -92,7 +94,7 @@ _dbreg_formats()
         list) echo 'table wide json csv' ;;
         conninfo) echo 'kv uri json' ;;
         show) echo 'table json' ;;
-        pool-stats) echo 'table json prometheus' ;;
+        pool-stats) echo 'table wide json prometheus' ;;
         health) echo 'table wide json prometheus nagios' ;;
         resolve-schema) echo 'text json sql' ;;
         validate-config | rotate-key) echo 'text json' ;;

@@ -153,8 +153,8 @@ complete -c dbreg -n '__dbreg_using list' -l all -d 'Include deregistered connec
 complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table wide json csv' \
     -d 'Output format'
 complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
-complete -c dbreg -n '__dbreg_using list health' -l no-headers -d 'A table without its header line'
-complete -c dbreg -n '__dbreg_using list show health' -l no-pager -d 'Never page the output'
+complete -c dbreg -n '__dbreg_using list health pool-stats' -l no-headers -d 'A table without its header line'
+complete -c dbreg -n '__dbreg_using list show health pool-stats' -l no-pager -d 'Never page the output'
 
 # show, deregister, update: one connection name
 complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec rotate-password' -a '(__dbreg_connections)'
@@ -231,7 +231,7 @@ complete -c dbreg -n '__dbreg_using resolve-schema' -l validate -x \
 
 # pool-stats
 complete -c dbreg -n '__dbreg_using pool-stats' -a '(__dbreg_connections)'
-complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table json prometheus' \
+complete -c dbreg -n '__dbreg_using pool-stats' -s o -l format -x -a 'table wide json prometheus' \
     -d 'Output format'
 complete -c dbreg -n '__dbreg_using pool-stats' -l output -r -F -d 'Write the report to FILE atomically'
 complete -c dbreg -n '__dbreg_using pool-stats' -l watch -x -d 'Refresh every SECONDS'

@@ -177,3 +177,16 @@ Try 'dbreg list --help' for more information."
 	refute_line --partial PGPASSFILE
 	assert_no_secret "$DB_ENCRYPTION_KEY"
 }
+
+@test "terminal: pool-stats fits 80 columns and takes --no-headers and -o wide" {
+	on_terminal 80 60 'dbreg pool-stats --no-pager short refused-with-a-long-name-for-the-table'
+	assert_line "dbreg exited with status 1"
+	(($(widest_line) <= 80)) || fail "a line is wider than 80 columns:
+$output"
+	assert_line --regexp '^short +.*…$'
+	run --separate-stderr "$DBREG" pool-stats --no-headers -o wide short
+	assert_failure 1
+	refute_line --partial NAME
+	refute_line --partial SERVER
+	assert_line --regexp '^short +5 +20 .*Connection refused'
+}
