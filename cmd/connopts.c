@@ -160,9 +160,13 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 }
 
 /* Reads and encrypts the password the options asked for; plaintext is wiped at once. */
-int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o)
+int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o,
+                             const struct dbreg_conn *before)
 {
+	static const enum dbreg_field parts[] = { DBREG_F_USERNAME, DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME };
+	const char *v[ELEMENTSOF(parts)];
 	struct dbreg_error err;
+	char target[700];
 	size_t len;
 	char *pw;
 	int r;
@@ -172,7 +176,14 @@ int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct con
 		return dbreg_spec_clear_password(o->spec);
 	if (o->pw == PW_NONE)
 		return 0;
-	r = password_read(verb, o->pw, true, &pw, &len);
+	/* The target the password is for: what the options set, else the row as it is. */
+	for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+		v[i] = dbreg_spec_get(o->spec, parts[i]);
+		if (!v[i] && before)
+			v[i] = dbreg_conn_get(before, parts[i]);
+	}
+	password_target(target, sizeof(target), v[0], v[1], v[2], v[3]);
+	r = password_read(verb, target, o->pw, true, &pw, &len);
 	if (r)
 		return r;
 	r = dbreg_spec_set_password(o->spec, ctx, pw, len, &err);

@@ -142,6 +142,9 @@ json_t *out_conn_json(const struct dbreg_conn *c);
 /* Prints JSON (indented) and a newline. */
 void out_json_print(FILE *f, const json_t *j);
 void out_csv_cell(FILE *f, const char *text, bool last);
+/* update: a line "FIELD OLD → NEW" for each field that differs (not updated_at nor the
+ * password's fields); returns how many. */
+size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct dbreg_conn *after);
 /* list/show: every format of a connection list. */
 void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one);
 const char *color(const char *ansi);  /* "" without colour */
@@ -187,7 +190,12 @@ int out_make_dirs(const char *dir, mode_t mode);
 
 /* Passwords (prompt.c).  The buffer is locked memory; release with password_free. */
 enum pw_source { PW_NONE, PW_PROMPT, PW_STDIN, PW_CLEAR };
-int password_read(const char *verb, enum pw_source src, bool confirm, char **ret, size_t *ret_len);
+/* "user@host:port/database" ([host] for IPv6; no host: localhost; no port: 5432). */
+void password_target(char *buf, size_t size, const char *user, const char *host, const char *port,
+                     const char *database);
+/* target (password_target's, or NULL) names in the prompt whose password is asked for. */
+int password_read(const char *verb, const char *target, enum pw_source src, bool confirm, char **ret,
+                  size_t *ret_len);
 void password_free(char *pw);
 
 /* Options shared by register and update (connopts.c). */
@@ -200,6 +208,9 @@ struct conn_opts {
 extern const struct option conn_options[];
 int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct conn_opts *o,
                     const char **ret_name);
-int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o);
+/* Reads the password the options ask for; the prompt names the target, from the options
+ * and (update) before, the row as it is. */
+int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o,
+                             const struct dbreg_conn *before);
 
 #endif

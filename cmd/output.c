@@ -644,6 +644,29 @@ static const char *human(const struct dbreg_conn *c, enum dbreg_field f)
 	return v;
 }
 
+size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct dbreg_conn *after)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < DBREG_F__COUNT; i++) {
+		const char *a = dbreg_conn_get(before, i), *b = dbreg_conn_get(after, i);
+
+		/* The clock, and the password's own fields (said apart, never shown). */
+		if (i == DBREG_F_UPDATED_AT || i == DBREG_F_HAS_PASSWORD || i == DBREG_F_KEY_ID ||
+		    i == DBREG_F_PASSWORD_FORMAT || !dbreg_conn_has(before, i) || !dbreg_conn_has(after, i))
+			continue;
+		if (a == b || (a && b && strcmp(a, b) == 0))
+			continue;
+		fprintf(f, "%s ", dbreg_field_name(i));
+		out_fputs_safe(human(before, i) ? human(before, i) : "-", f);
+		fputs(" → ", f);
+		out_fputs_safe(human(after, i) ? human(after, i) : "-", f);
+		fputc('\n', f);
+		n++;
+	}
+	return n;
+}
+
 static void print_show(FILE *f, const struct dbreg_conn *c)
 {
 	for (int i = 0; i < DBREG_F__COUNT; i++) {

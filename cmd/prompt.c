@@ -13,6 +13,16 @@
 /* Longer than any password we accept, so an overlong one is seen, not cut. */
 #define PW_BUF 1024
 
+void password_target(char *buf, size_t size, const char *user, const char *host, const char *port,
+                     const char *database)
+{
+	bool v6 = host && strchr(host, ':');
+
+	/* A host list or a socket directory is shown as stored: it says which row it is. */
+	snprintf(buf, size, "%s@%s%s%s:%s/%s", user ? user : "", v6 ? "[" : "", host && *host ? host : "localhost",
+	         v6 ? "]" : "", port && *port ? port : "5432", database ? database : "");
+}
+
 void password_free(char *pw)
 {
 	sodium_free(pw);  /* wipes */
@@ -94,12 +104,20 @@ static ssize_t ask(int tty, const char *question, char *buf, size_t size, bool *
 	return n;
 }
 
-int password_read(const char *verb, enum pw_source src, bool confirm, char **ret, size_t *ret_len)
+int password_read(const char *verb, const char *target, enum pw_source src, bool confirm, char **ret,
+                  size_t *ret_len)
 {
-	char *pw = sodium_malloc(PW_BUF), *again = NULL;
+	char *pw = sodium_malloc(PW_BUF), *again = NULL, question[600], *shown = out_escape(target);
 	bool truncated = false;
 	ssize_t n;
 	int tty = -1;
+
+	/* Which password is asked for: the one of app@pg1.internal:5432/app. */
+	if (shown && *shown)
+		snprintf(question, sizeof(question), "Password for %s: ", shown);
+	else
+		snprintf(question, sizeof(question), "Password: ");
+	free(shown);
 
 	if (!pw) {
 		log_error("out of memory");
@@ -107,7 +125,7 @@ int password_read(const char *verb, enum pw_source src, bool confirm, char **ret
 	}
 	if (src == PW_STDIN && isatty(STDIN_FILENO)) {
 		/* Typed, not piped (the REPL, a person at a shell): never echoed. */
-		n = ask(STDIN_FILENO, "Password: ", pw, PW_BUF, &truncated);
+		n = ask(STDIN_FILENO, question, pw, PW_BUF, &truncated);
 		if (n < 0) {
 			password_free(pw);
 			return usage_error(verb, "--password-stdin: no password on standard input");
@@ -124,7 +142,7 @@ int password_read(const char *verb, enum pw_source src, bool confirm, char **ret
 			password_free(pw);
 			return usage_error(verb, "no terminal to read the password from (use --password-stdin)");
 		}
-		n = ask(tty, "Password: ", pw, PW_BUF, &truncated);
+		n = ask(tty, question, pw, PW_BUF, &truncated);
 		if (n >= 0 && confirm) {
 			bool t2;
 			ssize_t m;

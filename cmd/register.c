@@ -1,5 +1,6 @@
 /* register.c — dbreg register and dbreg update: write a connection, its password encrypted first. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "dbreg-cmd.h"
 
@@ -47,7 +48,7 @@ static const char update_options[] =
 static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool update)
 {
 	const struct verb *v = update ? &verb_update : &verb_register;
-	struct dbreg_conn_list *row = NULL;
+	struct dbreg_conn_list *row = NULL, *before = NULL;
 	struct conn_opts o;
 	struct dbreg_error err;
 	const char *name = NULL;
@@ -71,7 +72,12 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 		r = fail(&err);
 		goto out;
 	}
-	r = conn_opts_apply_password(v->name, ctx, &o);
+	/* update: the row as it is, for the prompt's target and to say what changed. */
+	if (update && dbreg_show(ctx, name, &before, &err) < 0) {
+		r = fail(&err);
+		goto out;
+	}
+	r = conn_opts_apply_password(v->name, ctx, &o, before ? dbreg_conn_list_at(before, 0) : NULL);
 	if (r)
 		goto out;
 	flags = (o.replace ? DBREG_WRITE_REPLACE : 0) | (o.dry_run ? DBREG_WRITE_DRY_RUN : 0);
@@ -100,7 +106,20 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 		printf("dry run: would %s %s as:\n", update ? "update" : "register", name);
 		out_conn_list(stdout, OUT_TABLE, row, true);
 	} else if (update) {
+		const struct dbreg_conn *a = dbreg_conn_list_at(before, 0), *b = dbreg_conn_list_at(row, 0);
+		size_t changed;
+
 		printf("updated %s\n", name);
+		changed = out_conn_changes(stdout, a, b);
+		if (dbreg_spec_is_set(o.spec, DBREG_F_HAS_PASSWORD)) {
+			const char *h0 = dbreg_conn_get(a, DBREG_F_HAS_PASSWORD), *h1 = dbreg_conn_get(b, DBREG_F_HAS_PASSWORD);
+			bool had = h0 && strcmp(h0, "true") == 0, has = h1 && strcmp(h1, "true") == 0;
+
+			puts(has ? (had ? "password replaced" : "password set") : had ? "password removed" : "no password, as before");
+			changed++;
+		}
+		if (!changed)
+			puts("nothing changed");
 	} else if (dbreg_register_revived(ctx)) {
 		printf("revived %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
 	} else {
@@ -109,6 +128,7 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 	r = EXIT_OK;
 out:
 	dbreg_conn_list_free(row);
+	dbreg_conn_list_free(before);
 	dbreg_spec_free(o.spec);
 	return r;
 }

@@ -90,7 +90,7 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_conn_list *row = NULL;
 	const char *arg_password_format = NULL, *arg_for = NULL, *format;
 	const char *target[DBREG_BIND__COUNT] = { NULL };
-	char *pw, *stored, id[40];
+	char *pw, *stored, id[40], shown[700];
 	int c, r, given = 0;
 	size_t len;
 
@@ -153,7 +153,10 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 		dbreg_conn_list_free(row);
 		return fail(&err);
 	}
-	r = password_read("encrypt-password", src, true, &pw, &len);
+	if (arg_for || given)
+		password_target(shown, sizeof(shown), target[DBREG_BIND_USER], target[DBREG_BIND_HOST],
+		                target[DBREG_BIND_PORT], target[DBREG_BIND_DATABASE]);
+	r = password_read("encrypt-password", arg_for || given ? shown : NULL, src, true, &pw, &len);
 	if (r) {
 		dbreg_conn_list_free(row);
 		return r;

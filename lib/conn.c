@@ -329,6 +329,11 @@ _public_ int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f)
 	return (unsigned)f < DBREG_F__COUNT && s->set[f];
 }
 
+_public_ const char *dbreg_spec_get(const struct dbreg_spec *s, enum dbreg_field f)
+{
+	return (unsigned)f < DBREG_F__COUNT && s->set[f] ? s->values[f] : NULL;
+}
+
 _public_ int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err)
 {
 	char shown[160];

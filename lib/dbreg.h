@@ -221,6 +221,8 @@ int dbreg_spec_set(struct dbreg_spec *s, enum dbreg_field f, const char *value, 
 /* Whether the spec writes field f; DBREG_F_TAGS: tags were given;
  * DBREG_F_HAS_PASSWORD: a password was set or cleared. */
 int dbreg_spec_is_set(const struct dbreg_spec *s, enum dbreg_field f);
+/* The text a field was set to (owned by s), NULL when not set or set to NULL. */
+const char *dbreg_spec_get(const struct dbreg_spec *s, enum dbreg_field f);
 int dbreg_spec_add_tag(struct dbreg_spec *s, const char *tag, struct dbreg_error *err);
 /* Takes host, port, dbname, user and sslmode from a URL, where not set yet. */
 int dbreg_spec_merge_url(struct dbreg_spec *s, const char *url, struct dbreg_error *err);

@@ -71,7 +71,8 @@ stderr: $stderr"
 	sleep 0.01
 	run --separate-stderr "$DBREG" update upd-one --port 7000
 	assert_success
-	assert_output "updated upd-one"
+	assert_output "updated upd-one
+port 6000 → 7000"
 	assert_equal "$stderr" ""
 	run registry_field upd-one port
 	assert_output 7000
@@ -250,7 +251,8 @@ stderr: $stderr"
 	reg upd-new-pw
 	run --separate-stderr "$DBREG" update upd-new-pw --password-stdin <<<"brand-new-password"
 	assert_success
-	assert_output "updated upd-new-pw"
+	assert_output "updated upd-new-pw
+password set"
 	assert_no_secret brand-new-password
 	assert_no_secret dbreg:v
 	local first
@@ -495,4 +497,35 @@ stderr: $stderr"
 	export ADMIN_DATABASE_URL='postgresql://x@127.0.0.1:1/db'
 	run --separate-stderr timeout 20 "$DBREG" update upd-x --port 7000
 	assert_failure 69
+}
+
+@test "update: says what changed, a line each, and nothing else of the row" {
+	reg upd-say
+	run --separate-stderr "$DBREG" update upd-say --pool-max 40 --tag eu --deactivate
+	assert_success
+	assert_output 'updated upd-say
+pool_max_size 10 → 40
+is_active yes → no
+tags ["t1", "t2"] → ["eu"]'
+	run --separate-stderr "$DBREG" update upd-say --pool-max 40
+	assert_success
+	assert_output 'updated upd-say
+nothing changed'
+	run --separate-stderr "$DBREG" update upd-say --no-password
+	assert_success
+	assert_line --index 1 --regexp '^(password removed|no password, as before)$'
+}
+
+@test "update: the password prompt names the target, with the new host when it changes" {
+	command -v tmux >/dev/null || skip "tmux is not installed"
+	reg upd-prompt-target
+	load tmux
+	tmux_run 120 10 "dbreg" env -i HOME="$BATS_TEST_TMPDIR" TERM=screen PATH="$PATH" \
+		ADMIN_DATABASE_URL="$ADMIN_DATABASE_URL" PGPASSFILE="$PGPASSFILE" DB_ENCRYPTION_KEY="$DB_ENCRYPTION_KEY" \
+		"$DBREG" update upd-prompt-target --host 127.0.0.1 --password-prompt
+	wait_for "Password for "
+	run pane
+	assert_line --regexp "^Password for [^ ]+@127\.0\.0\.1:[0-9]+/[^ ]+: ?\$"
+	keys C-c
+	tmux_stop_all
 }
