@@ -172,6 +172,57 @@ void out_prom_label(FILE *f, const char *name, const char *value, bool first);
 /* The # HELP and # TYPE lines of a metric family. */
 void out_prom_family(FILE *f, const char *name, const char *type, const char *help);
 
+/* A document: sections of typed columns and rows as they come, for every format.  The
+ * verb says what the columns are and hands over rows; the writer of the format decides
+ * what each becomes: a table (the one writer that keeps rows, for their widths), JSON
+ * (each row an object as it comes; "a.b" keys nest), CSV, Prometheus (the columns with
+ * a metric; families kept whole), Nagios (one status line with perfdata, then long output). */
+enum out_kind { OUT_K_TEXT, OUT_K_INT, OUT_K_REAL, OUT_K_BOOL, OUT_K_JSON };
+enum {
+	OUT_C_LABEL = 1 << 0,     /* Prometheus: a label of every sample of the row, named .label or key */
+	OUT_C_NAME = 1 << 1,      /* Nagios: the row's name (perfdata label, long output) */
+	OUT_C_STATE = 1 << 2,     /* Nagios: a row whose state is not the ok state gets a long-output line */
+	OUT_C_REASON = 1 << 3,    /* Nagios: the why of that line */
+	OUT_C_PERF = 1 << 4,      /* Nagios: the row's perfdata value (NULL: U), in .unit */
+	OUT_C_ONEHOT = 1 << 5,    /* Prometheus: a sample for each of .states, label .label, 1 for the row's */
+	OUT_C_OPTIONAL = 1 << 6,  /* Prometheus: no family at all when no row has a value */
+	OUT_C_NO_JSON = 1 << 7,   /* the key is CSV's and Prometheus's, not JSON's */
+};
+struct out_column {
+	const char *key;          /* JSON and CSV ("a.b": b in the object a); NULL: not there */
+	const char *header;       /* the table; NULL: not in it */
+	enum out_kind kind;
+	unsigned flags;
+	const char *metric, *help;   /* the Prometheus family of the value, scaled by .scale (0: 1) */
+	double scale;
+	const char *label, *label_value;  /* an extra label of its samples (state="active") */
+	const char *const *states;        /* OUT_C_ONEHOT, NULL-terminated */
+	const char *unit;                 /* OUT_C_PERF */
+};
+enum {
+	OUT_DOC_ARRAY = 1 << 0,   /* JSON: one section, a bare array */
+	OUT_DOC_SINGLE = 1 << 1,  /* JSON: one row, a bare object */
+};
+struct out_doc;
+struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags);
+/* A section: a table of its own, the array json_key of the top JSON object. */
+void out_doc_section(struct out_doc *d, const char *json_key, const struct out_column *cols, size_t ncols);
+/* JSON: a member of the top object (value taken), before or between the sections. */
+void out_doc_meta(struct out_doc *d, const char *key, json_t *value);
+/* values: a text per column, of its kind (NULL: null, and "-" in a table); shown: what the
+ * table shows instead (NULL, or NULL cells: the value); colors: the table's, or NULL. */
+void out_doc_row(struct out_doc *d, const char *const *values, const char *const *shown, const char *const *colors);
+/* The table's last line (left out with --no-headers unless always). */
+void out_doc_footer(struct out_doc *d, const char *text, bool always);
+/* Prometheus: a gauge of the whole run, without labels, after the sections. */
+void out_doc_gauge(struct out_doc *d, const char *name, const char *help, double value);
+/* Nagios: the status line and its first perfdata; the rows' thresholds (crit 0: none) and
+ * the state that needs no long-output line. */
+void out_doc_nagios(struct out_doc *d, const char *status_line, const char *counts, int warn, int crit,
+                    const char *ok_state);
+/* Writes what is left (the tables, the JSON's end, Prometheus, Nagios) and frees d. */
+void out_doc_end(struct out_doc *d);
+
 /* A file written whole or not at all: a temp file beside path (removed on
  * failure and on SIGINT, SIGTERM or SIGHUP), fsync, then rename (replace) or
  * link (never over an existing file).  Errors are printed; both return -1. */
@@ -182,6 +233,15 @@ struct out_file {
 	char tmp[4096];
 };
 int out_file_open(struct out_file *o, const char *path, mode_t mode);
+/* Where a report goes: standard output (path NULL) or path, written whole (out_file,
+ * replacing it).  _close flushes, commits and says (-1, printed) when it did not arrive. */
+struct out_sink {
+	FILE *f;
+	const char *path;
+	struct out_file file;
+};
+int out_sink_open(struct out_sink *s, const char *path, mode_t mode);
+int out_sink_close(struct out_sink *s);
 int out_file_commit(struct out_file *o, bool replace);
 void out_file_abort(struct out_file *o);
 /* mkdir -p: dir and every missing directory above it, each made with mode; existing

@@ -108,235 +108,6 @@ static void count(const struct dbreg_health_report *r, size_t counts[4])
 		counts[dbreg_health_report_at(r, i)->status]++;
 }
 
-static void print_table(FILE *f, const struct dbreg_health_report *r, const struct view *v)
-{
-	static const char *const all[] = { "NAME", "STATUS", "LATENCY", "VERSION", "RECOVERY", "BACKENDS", "ERROR" };
-	/* A column the level does not measure is left out. */
-	bool keep[ELEMENTSOF(all)] = { true, true, true, v->level >= DBREG_LEVEL_EXTENDED,
-	                               v->level >= DBREG_LEVEL_EXTENDED, v->level >= DBREG_LEVEL_DEEP, true };
-	const char *headers[ELEMENTSOF(all)];
-	size_t n, ncols = 0, *order = view_order(r, v, true, &n), c[4];
-	struct out_table *t;
-
-	for (size_t k = 0; k < ELEMENTSOF(all); k++)
-		if (keep[k])
-			headers[ncols++] = all[k];
-	t = out_table_new(ncols, headers);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
-		char latency[32] = "-", backends[48] = "-";
-		const char *row[ELEMENTSOF(all)], *rowc[ELEMENTSOF(all)] = { NULL };
-		const char *cells[ELEMENTSOF(all)], *colors[ELEMENTSOF(all)] = { NULL };
-		size_t o = 0;
-
-		if (h->latency_ms >= 0)
-			snprintf(latency, sizeof(latency), "%.0f ms", h->latency_ms);
-		if (h->backends >= 0)
-			snprintf(backends, sizeof(backends), "%ld/%ld", h->backends, h->max_connections);
-		row[0] = h->connection_name;
-		row[1] = dbreg_health_status_name(h->status);
-		rowc[1] = status_color(h->status);
-		row[2] = latency;
-		row[3] = h->server_version;
-		row[4] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
-		row[5] = backends;
-		row[6] = h->error;
-		for (size_t k = 0; k < ELEMENTSOF(all); k++)
-			if (keep[k]) {
-				cells[o] = row[k];
-				colors[o++] = rowc[k];
-			}
-		out_table_add_colored(t, cells, colors);
-	}
-	if (n > 0 && !v->cancelled)
-		out_table_print(f, t);
-	out_table_free(t);
-	free(order);
-	/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run;
-	 * --no-headers is for scripts, which want the rows alone. */
-	count(r, c);
-	if (!out_style.no_headers || v->cancelled) {
-		struct timespec now;
-		const char *names[4] = { "healthy", "degraded", "unhealthy", "unknown" };
-		const char *sep = ": ";
-
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (v->cancelled)
-			/* What was cancelled is UNKNOWN: the line counts what did get an answer. */
-			fprintf(f, "cancelled: %zu of %zu checked", dbreg_health_report_count(r) - c[DBREG_UNKNOWN],
-			        dbreg_health_report_count(r));
-		else
-			fprintf(f, "%zu checked", dbreg_health_report_count(r));
-		fprintf(f, " in %.1f s", (double)now.tv_sec + (double)now.tv_nsec / 1e9 - dbreg_health_report_checked_epoch(r));
-		for (int k = DBREG_HEALTHY; k <= (v->cancelled ? DBREG_UNHEALTHY : DBREG_UNKNOWN); k++)
-			if (c[k]) {
-				fprintf(f, "%s%zu %s", sep, c[k], names[k]);
-				sep = ", ";
-			}
-		fputc('\n', f);
-	}
-}
-
-static void print_json(FILE *f, const struct dbreg_health_report *r, const struct view *v)
-{
-	json_t *root, *results = json_array();
-	size_t c[4] = { 0 }, n, *order = view_order(r, v, v->sort_given, &n);
-
-	/* The summary counts the results it comes with (all of them, unless --status or --failing). */
-	for (size_t i = 0; i < n; i++)
-		c[dbreg_health_report_at(r, order[i])->status]++;
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
-
-		json_array_append_new(results, json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
-			"connection_name", out_json_text(h->connection_name),
-			"status", dbreg_health_status_name(h->status),
-			"latency_ms", h->latency_ms < 0 ? json_null() : json_real((double)(long long)(h->latency_ms * 10 + 0.5) / 10),
-			"error", out_json_text(h->error),
-			"server_version", out_json_text(h->server_version),
-			"in_recovery", h->in_recovery < 0 ? json_null() : json_boolean(h->in_recovery),
-			"backends", h->backends < 0 ? json_null() : json_integer(h->backends),
-			"max_connections", h->max_connections < 0 ? json_null() : json_integer(h->max_connections)));
-	}
-	root = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:o}",
-		"checked_at", dbreg_health_report_checked_at(r),
-		"summary", "healthy", (json_int_t)c[DBREG_HEALTHY], "degraded", (json_int_t)c[DBREG_DEGRADED],
-		"unhealthy", (json_int_t)c[DBREG_UNHEALTHY], "unknown", (json_int_t)c[DBREG_UNKNOWN],
-		"results", results);
-	out_json_print(f, root);
-	json_decref(root);
-	free(order);
-}
-
-static void labels(FILE *f, const struct dbreg_health_result *h)
-{
-	out_prom_label(f, "connection", h->connection_name, true);
-	out_prom_label(f, "type", h->connection_type, false);
-	out_prom_label(f, "region", h->region_id, false);
-}
-
-/* The run itself, so that a file left by a run that failed, or by none lately, shows it. */
-static void print_prometheus_run(FILE *f, bool success, double started)
-{
-	fprintf(f, "# HELP dbreg_health_run_success Whether the last health run could check the registry (1) or not (0).\n"
-	           "# TYPE dbreg_health_run_success gauge\n"
-	           "dbreg_health_run_success %d\n"
-	           "# HELP dbreg_health_run_timestamp_seconds When the last health run started, in seconds since the epoch.\n"
-	           "# TYPE dbreg_health_run_timestamp_seconds gauge\n"
-	           "dbreg_health_run_timestamp_seconds %.3f\n",
-	        success, started);
-}
-
-static double in_recovery(const struct dbreg_health_result *h) { return h->in_recovery; }
-static double backends(const struct dbreg_health_result *h) { return (double)h->backends; }
-static double max_connections(const struct dbreg_health_result *h) { return (double)h->max_connections; }
-
-/* A family the level measured (extended, deep): the targets that answered it; none at all
- * leaves the family out, so a basic run does not claim zeros. */
-static void print_prometheus_gauge(FILE *f, const struct dbreg_health_report *r, const char *name, const char *help,
-                                   double (*value)(const struct dbreg_health_result *))
-{
-	bool any = false;
-
-	for (size_t i = 0; i < dbreg_health_report_count(r); i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-
-		if (value(h) < 0)
-			continue;
-		if (!any)
-			fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-		any = true;
-		fprintf(f, "%s{", name);
-		labels(f, h);
-		fprintf(f, "} %.0f\n", value(h));
-	}
-}
-
-static void print_prometheus(FILE *f, const struct dbreg_health_report *r)
-{
-	size_t n = dbreg_health_report_count(r);
-
-	fputs("# HELP dbreg_up Whether the registered database answered its health check (1) or not (0).\n"
-	      "# TYPE dbreg_up gauge\n", f);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-
-		if (h->status == DBREG_UNKNOWN)
-			continue;
-		fputs("dbreg_up{", f);
-		labels(f, h);
-		fprintf(f, "} %d\n", h->status == DBREG_HEALTHY || h->status == DBREG_DEGRADED);
-	}
-	fputs("# HELP dbreg_status The health status of the registered database (one-hot).\n"
-	      "# TYPE dbreg_status gauge\n", f);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-
-		for (int s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++) {
-			fputs("dbreg_status{", f);
-			labels(f, h);
-			out_prom_label(f, "status", dbreg_health_status_name(s), false);
-			fprintf(f, "} %d\n", h->status == (enum dbreg_health_status)s);
-		}
-	}
-	fputs("# HELP dbreg_check_duration_seconds How long the health check took.\n"
-	      "# TYPE dbreg_check_duration_seconds gauge\n", f);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-
-		if (h->latency_ms < 0)
-			continue;
-		fputs("dbreg_check_duration_seconds{", f);
-		labels(f, h);
-		fprintf(f, "} %.6f\n", h->latency_ms / 1000);
-	}
-	fputs("# HELP dbreg_last_check_timestamp_seconds When the health check ran, in seconds since the epoch.\n"
-	      "# TYPE dbreg_last_check_timestamp_seconds gauge\n", f);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, i);
-
-		if (h->status == DBREG_UNKNOWN)
-			continue;
-		fputs("dbreg_last_check_timestamp_seconds{", f);
-		labels(f, h);
-		fprintf(f, "} %.3f\n", dbreg_health_report_checked_epoch(r));
-	}
-	print_prometheus_gauge(f, r, "dbreg_in_recovery",
-	                       "Whether the registered database is a standby in recovery (1) or not (0).", in_recovery);
-	print_prometheus_gauge(f, r, "dbreg_backends", "Client backends on the registered database's server.", backends);
-	print_prometheus_gauge(f, r, "dbreg_max_connections", "The server's max_connections.", max_connections);
-	print_prometheus_run(f, true, dbreg_health_report_checked_epoch(r));
-}
-
-/* A run that could not check at all still answers a monitor: Nagios its one status line,
- * Prometheus (the file rewritten) the run's failure; the other formats print nothing. */
-static void report_failure(enum out_format fmt, const char *output, const char *what, const char *why)
-{
-	struct out_file o;
-	struct timespec now;
-	FILE *f = stdout;
-
-	if (fmt != OUT_NAGIOS && fmt != OUT_PROMETHEUS)
-		return;
-	if (output) {
-		if (out_file_open(&o, output, 0644) < 0)
-			return;
-		f = o.f;
-	}
-	if (fmt == OUT_NAGIOS) {
-		fprintf(f, "DBREG UNKNOWN - %s", what);
-		out_fputs_safe(why, f);
-		fputs(" | healthy=0 degraded=0 unhealthy=0 unknown=0\n", f);
-	} else {
-		clock_gettime(CLOCK_REALTIME, &now);
-		print_prometheus_run(f, false, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-	}
-	if (output)
-		out_file_commit(&o, true);
-	else
-		fflush(stdout);
-}
-
 static const char *state_name(int state)
 {
 	static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
@@ -344,28 +115,105 @@ static const char *state_name(int state)
 	return names[state];
 }
 
-/* A perfdata label: quoted, a quote doubled; '=' (which no label may hold) and
- * control characters as '_'. */
-static void perf_label(FILE *f, const char *name)
+static const char *const status_names[] = { "HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN", NULL };
+
+/* The report's columns; a level's unmeasured ones have no table header. */
+enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKED, K_VERSION, K_RECOVERY,
+       K_BACKENDS, K_MAX_CONN, K_ERROR, K__COUNT };
+
+static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level)
 {
-	fputc('\'', f);
-	for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p; p++) {
-		if (*p == '\'')
-			fputs("''", f);
-		else if (*p == '=' || *p < 0x20 || *p == 0x7f)
-			fputc('_', f);
-		else
-			fputc(*p, f);
-	}
-	fputc('\'', f);
+	const struct out_column all[K__COUNT] = {
+		[K_NAME] = { "connection_name", "NAME", OUT_K_TEXT, OUT_C_LABEL | OUT_C_NAME, .label = "connection" },
+		[K_TYPE] = { "type", NULL, OUT_K_TEXT, OUT_C_LABEL | OUT_C_NO_JSON },
+		[K_REGION] = { "region", NULL, OUT_K_TEXT, OUT_C_LABEL | OUT_C_NO_JSON },
+		[K_UP] = { "up", NULL, OUT_K_INT, OUT_C_NO_JSON, "dbreg_up",
+		           "Whether the registered database answered its health check (1) or not (0)." },
+		[K_STATUS] = { "status", "STATUS", OUT_K_TEXT, OUT_C_ONEHOT | OUT_C_STATE, "dbreg_status",
+		               "The health status of the registered database (one-hot).", .label = "status",
+		               .states = status_names },
+		[K_LATENCY] = { "latency_ms", "LATENCY", OUT_K_REAL, OUT_C_PERF, .unit = "ms" },
+		[K_DURATION] = { "duration", NULL, OUT_K_REAL, OUT_C_NO_JSON, "dbreg_check_duration_seconds",
+		                 "How long the health check took." },
+		[K_CHECKED] = { "checked", NULL, OUT_K_REAL, OUT_C_NO_JSON, "dbreg_last_check_timestamp_seconds",
+		                "When the health check ran, in seconds since the epoch." },
+		[K_VERSION] = { "server_version", level >= DBREG_LEVEL_EXTENDED ? "VERSION" : NULL, OUT_K_TEXT },
+		[K_RECOVERY] = { "in_recovery", level >= DBREG_LEVEL_EXTENDED ? "RECOVERY" : NULL, OUT_K_BOOL,
+		                 OUT_C_OPTIONAL, "dbreg_in_recovery",
+		                 "Whether the registered database is a standby in recovery (1) or not (0)." },
+		[K_BACKENDS] = { "backends", level >= DBREG_LEVEL_DEEP ? "BACKENDS" : NULL, OUT_K_INT, OUT_C_OPTIONAL,
+		                 "dbreg_backends", "Client backends on the registered database's server." },
+		[K_MAX_CONN] = { "max_connections", NULL, OUT_K_INT, OUT_C_OPTIONAL, "dbreg_max_connections",
+		                 "The server's max_connections." },
+		[K_ERROR] = { "error", "ERROR", OUT_K_TEXT, OUT_C_REASON },
+	};
+
+	memcpy(c, all, sizeof(all));
 }
 
-/* Line 1 is the one status line with all the perfdata (the four counts, then each
- * target's latency); after it, one line per target that is not OK, with its reason. */
-static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state, const struct view *v)
+/* One result as the document's row. */
+static void add_result(struct out_doc *d, const struct dbreg_health_result *h, double epoch)
 {
-	size_t c[4], shown = 0, n, *order = view_order(r, v, true, &n);
+	char latency[32], shown_latency[32], duration[32], checked[32], backends[32], shown_backends[48], max[32];
+	const char *v[K__COUNT] = { NULL }, *shown[K__COUNT] = { NULL }, *colors[K__COUNT] = { NULL };
+	bool known = h->status != DBREG_UNKNOWN;
 
+	v[K_NAME] = h->connection_name;
+	v[K_TYPE] = h->connection_type;
+	v[K_REGION] = h->region_id;
+	v[K_UP] = !known ? NULL : h->status == DBREG_HEALTHY || h->status == DBREG_DEGRADED ? "1" : "0";
+	v[K_STATUS] = dbreg_health_status_name(h->status);
+	colors[K_STATUS] = status_color(h->status);
+	if (h->latency_ms >= 0) {
+		snprintf(latency, sizeof(latency), "%.1f", h->latency_ms);
+		snprintf(shown_latency, sizeof(shown_latency), "%.0f ms", h->latency_ms);
+		snprintf(duration, sizeof(duration), "%.6f", h->latency_ms / 1000);
+		v[K_LATENCY] = latency;
+		shown[K_LATENCY] = shown_latency;
+		v[K_DURATION] = duration;
+	}
+	if (known) {
+		snprintf(checked, sizeof(checked), "%.3f", epoch);
+		v[K_CHECKED] = checked;
+	}
+	v[K_VERSION] = h->server_version;
+	v[K_RECOVERY] = h->in_recovery < 0 ? NULL : h->in_recovery ? "true" : "false";
+	shown[K_RECOVERY] = h->in_recovery < 0 ? NULL : h->in_recovery ? "yes" : "no";
+	if (h->backends >= 0) {
+		snprintf(backends, sizeof(backends), "%ld", h->backends);
+		snprintf(shown_backends, sizeof(shown_backends), "%ld/%ld", h->backends, h->max_connections);
+		v[K_BACKENDS] = backends;
+		shown[K_BACKENDS] = shown_backends;
+	}
+	if (h->max_connections >= 0) {
+		snprintf(max, sizeof(max), "%ld", h->max_connections);
+		v[K_MAX_CONN] = max;
+	}
+	v[K_ERROR] = h->error;
+	out_doc_row(d, v, shown, colors);
+}
+
+/* The run's own gauges, so that a file left by a run that failed, or by none lately, shows it. */
+static void run_gauges(struct out_doc *d, bool success, double started)
+{
+	out_doc_gauge(d, "dbreg_health_run_success",
+	              "Whether the last health run could check the registry (1) or not (0).", success);
+	out_doc_gauge(d, "dbreg_health_run_timestamp_seconds",
+	              "When the last health run started, in seconds since the epoch.", started);
+}
+
+static const char count_format[] = "healthy=%zu degraded=%zu unhealthy=%zu unknown=%zu";
+
+/* Nagios: line 1 counts the whole run and names the worst few, so the alert says where to look. */
+static void nagios_status(struct out_doc *d, const struct dbreg_health_report *r, int state, const struct view *v,
+                          const size_t *order, size_t n)
+{
+	char *line = NULL, counts[160];
+	size_t len, c[4], shown = 0;
+	FILE *f = open_memstream(&line, &len);
+
+	if (!f)
+		abort();
 	count(r, c);
 	if (dbreg_health_report_count(r) == 0)
 		fprintf(f, "DBREG %s - no connection matches the selection", state_name(state));
@@ -373,7 +221,6 @@ static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state
 		fprintf(f, "DBREG %s - %zu checked: %zu healthy, %zu degraded, %zu unhealthy, %zu unknown",
 		        state_name(state), dbreg_health_report_count(r), c[DBREG_HEALTHY], c[DBREG_DEGRADED],
 		        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
-	/* Name the worst few, so the alert says where to look. */
 	for (size_t i = 0; i < n && shown < 5; i++) {
 		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
 
@@ -385,32 +232,42 @@ static void print_nagios(FILE *f, const struct dbreg_health_report *r, int state
 	}
 	if (shown)
 		fputc(')', f);
-	fprintf(f, " | healthy=%zu degraded=%zu unhealthy=%zu unknown=%zu", c[DBREG_HEALTHY], c[DBREG_DEGRADED],
-	        c[DBREG_UNHEALTHY], c[DBREG_UNKNOWN]);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
+	fclose(f);
+	snprintf(counts, sizeof(counts), count_format, c[DBREG_HEALTHY], c[DBREG_DEGRADED], c[DBREG_UNHEALTHY],
+	         c[DBREG_UNKNOWN]);
+	out_doc_nagios(d, line, counts, v->warn_ms, v->crit_ms, "HEALTHY");
+	free(line);
+}
 
-		fputc(' ', f);
-		perf_label(f, h->connection_name);
-		if (h->latency_ms >= 0)
-			fprintf(f, "=%.1fms;%d;", h->latency_ms, v->warn_ms);
-		else
-			fprintf(f, "=U;%d;", v->warn_ms);  /* not measured: the plugin guidelines' "U" */
-		if (v->crit_ms > 0)
-			fprintf(f, "%d", v->crit_ms);
-	}
-	fputc('\n', f);
-	for (size_t i = 0; i < n; i++) {
-		const struct dbreg_health_result *h = dbreg_health_report_at(r, order[i]);
+/* "203 checked in 4.2 s: 200 healthy, 1 degraded, 2 unhealthy": of the whole run (after
+ * Ctrl-C in the REPL, of what got an answer). */
+static void table_footer(struct out_doc *d, const struct dbreg_health_report *r, const struct view *v)
+{
+	static const char *const names[4] = { "healthy", "degraded", "unhealthy", "unknown" };
+	char *text = NULL;
+	size_t len, c[4];
+	struct timespec now;
+	const char *sep = ": ";
+	FILE *f = open_memstream(&text, &len);
 
-		if (h->status == DBREG_HEALTHY)
-			continue;
-		out_fputs_safe(h->connection_name, f);
-		fprintf(f, " %s: ", dbreg_health_status_name(h->status));
-		out_fputs_safe(h->error ? h->error : "no reason given", f);
-		fputc('\n', f);
-	}
-	free(order);
+	if (!f)
+		abort();
+	count(r, c);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (v->cancelled)
+		fprintf(f, "cancelled: %zu of %zu checked", dbreg_health_report_count(r) - c[DBREG_UNKNOWN],
+		        dbreg_health_report_count(r));
+	else
+		fprintf(f, "%zu checked", dbreg_health_report_count(r));
+	fprintf(f, " in %.1f s", (double)now.tv_sec + (double)now.tv_nsec / 1e9 - dbreg_health_report_checked_epoch(r));
+	for (int k = DBREG_HEALTHY; k <= (v->cancelled ? DBREG_UNHEALTHY : DBREG_UNKNOWN); k++)
+		if (c[k]) {
+			fprintf(f, "%s%zu %s", sep, c[k], names[k]);
+			sep = ", ";
+		}
+	fclose(f);
+	out_doc_footer(d, text, v->cancelled);
+	free(text);
 }
 
 static int overall(const struct dbreg_health_report *r)
@@ -427,30 +284,62 @@ static int overall(const struct dbreg_health_report *r)
 	return H_OK;
 }
 
+/* The report as a document: the table and Nagios in the view's order (failing first),
+ * JSON in name order unless --sort, Prometheus every result. */
 static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state,
                          const struct view *v)
 {
-	switch (fmt) {
-	case OUT_JSON: print_json(f, r, v); break;
-	case OUT_PROMETHEUS: print_prometheus(f, r); break;
-	case OUT_NAGIOS: print_nagios(f, r, state, v); break;
-	default:
-		if (dbreg_health_report_count(r) > 0)
-			print_table(f, r, v);
-		break;
+	struct view every = *v;
+	struct out_column cols[K__COUNT];
+	struct out_doc *d = out_doc_new(f, fmt, 0);
+	size_t n, c[4] = { 0 }, *order;
+
+	if (fmt == OUT_PROMETHEUS)
+		every.statuses = 0;  /* a monitor gets every result, whatever is shown */
+	order = view_order(r, &every, fmt == OUT_TABLE || fmt == OUT_NAGIOS || v->sort_given, &n);
+	columns(cols, v->level);
+	if (fmt == OUT_JSON) {
+		/* The summary counts the results it comes with (all of them, unless --status or --failing). */
+		for (size_t i = 0; i < n; i++)
+			c[dbreg_health_report_at(r, order[i])->status]++;
+		out_doc_meta(d, "checked_at", json_string(dbreg_health_report_checked_at(r)));
+		out_doc_meta(d, "summary", json_pack("{s:I, s:I, s:I, s:I}", "healthy", (json_int_t)c[DBREG_HEALTHY],
+		                                     "degraded", (json_int_t)c[DBREG_DEGRADED], "unhealthy",
+		                                     (json_int_t)c[DBREG_UNHEALTHY], "unknown", (json_int_t)c[DBREG_UNKNOWN]));
 	}
+	if (fmt == OUT_NAGIOS)
+		nagios_status(d, r, state, v, order, n);
+	out_doc_section(d, "results", cols, K__COUNT);
+	for (size_t i = 0; i < n && !(fmt == OUT_TABLE && v->cancelled); i++)
+		add_result(d, dbreg_health_report_at(r, order[i]), dbreg_health_report_checked_epoch(r));
+	if (fmt == OUT_TABLE && dbreg_health_report_count(r) > 0)
+		table_footer(d, r, v);
+	run_gauges(d, true, dbreg_health_report_checked_epoch(r));
+	out_doc_end(d);
+	free(order);
 }
 
-/* A reader (the textfile collector) never sees half a report, nor a stale one passed off as new. */
-static int write_atomically(const char *path, enum out_format fmt, const struct dbreg_health_report *r, int state,
-                            const struct view *v)
+/* A run that could not check at all still answers a monitor: Nagios its one status line,
+ * Prometheus (the file rewritten) the run's failure; the other formats print nothing. */
+static void report_failure(enum out_format fmt, const char *output, const char *what, const char *why)
 {
-	struct out_file o;
+	struct out_sink sink;
+	struct timespec now;
+	struct out_doc *d;
+	char line[1200], *shown = out_escape(why);
 
-	if (out_file_open(&o, path, 0644) < 0)
-		return -1;
-	print_report(o.f, fmt, r, state, v);
-	return out_file_commit(&o, true);
+	if ((fmt != OUT_NAGIOS && fmt != OUT_PROMETHEUS) || out_sink_open(&sink, output, 0644) < 0) {
+		free(shown);
+		return;
+	}
+	d = out_doc_new(sink.f, fmt, 0);
+	snprintf(line, sizeof(line), "DBREG UNKNOWN - %s%s", what, shown);
+	free(shown);
+	out_doc_nagios(d, line, "healthy=0 degraded=0 unhealthy=0 unknown=0", 0, 0, NULL);
+	clock_gettime(CLOCK_REALTIME, &now);
+	run_gauges(d, false, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+	out_doc_end(d);
+	out_sink_close(&sink);
 }
 
 enum {
@@ -516,6 +405,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_health_report *r = NULL;
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
+	struct out_sink sink;
 	struct dbreg_error err;
 	size_t jobs_used, jobs_wanted;
 	struct view view = { .statuses = 0, .sort = SORT_STATUS };
@@ -660,18 +550,14 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		if (state == H_OK || state == H_UNKNOWN)
 			state = H_WARNING;
 	}
-	if (output) {
-		if (write_atomically(output, fmt, r, state, &view) < 0 && state != H_CRITICAL)
+	/* A report that did not reach its reader (a full disk, a closed pipe) is no report. */
+	if (out_sink_open(&sink, output, 0644) < 0) {
+		if (state != H_CRITICAL)
 			state = H_UNKNOWN;
 	} else {
-		print_report(stdout, fmt, r, state, &view);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			/* As a failed --output: the report did not reach its reader. */
-			log_error("write failure on standard output: %s", strerror(errno));
-			stdout_failure_reported = true;
-			if (state != H_CRITICAL)
-				state = H_UNKNOWN;
-		}
+		print_report(sink.f, fmt, r, state, &view);
+		if (out_sink_close(&sink) < 0 && state != H_CRITICAL)
+			state = H_UNKNOWN;
 	}
 	dbreg_health_report_free(r);
 	return state;

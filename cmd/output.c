@@ -924,3 +924,497 @@ void out_prom_family(FILE *f, const char *name, const char *type, const char *he
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
+
+/* ---- documents: typed columns and rows, the writer chosen by the format ---- */
+
+struct doc_section {
+	const char *json_key;
+	const struct out_column *cols;
+	size_t ncols;
+	struct out_table *table;   /* the table writer's rows (it needs their widths) */
+	char **kept;               /* the Prometheus writer's values, row-major (families come whole) */
+	size_t nrows;
+	bool json_open;
+};
+
+struct out_doc {
+	FILE *f;
+	enum out_format fmt;
+	unsigned flags;
+	struct doc_section sec[4];
+	size_t nsec;
+	bool json_any_member;       /* a member of the top object was written */
+	bool row_written;           /* in the current section */
+	bool table_printed;         /* a blank line goes before the next table */
+	char *footer;
+	bool footer_always;
+	/* Prometheus: the run's own gauges, after the sections */
+	struct doc_gauge { const char *name, *help; double value; } gauges[4];
+	size_t ngauges;
+	/* Nagios */
+	char *status_line, *perf;
+	int warn, crit;
+	const char *ok_state;
+	char *long_out;
+	size_t long_len;
+	FILE *long_f;
+};
+
+struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags)
+{
+	struct out_doc *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		abort();
+	d->f = f;
+	d->fmt = fmt;
+	d->flags = flags;
+	if (fmt == OUT_JSON && !(flags & OUT_DOC_ARRAY) && !(flags & OUT_DOC_SINGLE))
+		fputs("{", f);
+	return d;
+}
+
+static struct doc_section *cur(struct out_doc *d)
+{
+	return &d->sec[d->nsec - 1];
+}
+
+static void json_close_section(struct out_doc *d)
+{
+	struct doc_section *s;
+
+	if (!d->nsec || d->fmt != OUT_JSON || (d->flags & OUT_DOC_SINGLE))
+		return;
+	s = cur(d);
+	if (!s->json_open)
+		return;
+	fputs(d->row_written ? (d->flags & OUT_DOC_ARRAY ? "\n]" : "\n  ]") : "]", d->f);
+	s->json_open = false;
+}
+
+static void table_flush(struct out_doc *d, struct doc_section *s)
+{
+	if (!s->table)
+		return;
+	if (s->nrows > 0) {
+		if (d->table_printed)
+			fputc('\n', d->f);  /* a blank line between the tables */
+		out_table_print(d->f, s->table);
+		d->table_printed = true;
+	}
+	out_table_free(s->table);
+	s->table = NULL;
+}
+
+void out_doc_section(struct out_doc *d, const char *json_key, const struct out_column *cols, size_t ncols)
+{
+	struct doc_section *s;
+
+	if (d->nsec == ELEMENTSOF(d->sec))
+		abort();
+	json_close_section(d);
+	s = &d->sec[d->nsec++];
+	*s = (struct doc_section){ .json_key = json_key, .cols = cols, .ncols = ncols };
+	d->row_written = false;
+	if (d->fmt == OUT_TABLE) {
+		const char *headers[64];
+		size_t n = 0;
+
+		for (size_t i = 0; i < ncols && n < ELEMENTSOF(headers); i++)
+			if (cols[i].header)
+				headers[n++] = cols[i].header;
+		if (n)
+			s->table = out_table_new(n, headers);
+	} else if (d->fmt == OUT_CSV) {
+		size_t last = ncols;
+
+		for (size_t i = 0; i < ncols; i++)
+			if (cols[i].key)
+				last = i;
+		for (size_t i = 0; i < ncols; i++)
+			if (cols[i].key)
+				out_csv_cell(d->f, cols[i].key, i == last);
+	} else if (d->fmt == OUT_JSON && !(d->flags & OUT_DOC_SINGLE) && json_key) {
+		fprintf(d->f, "%s\n  \"%s\": [", d->json_any_member ? "," : "", json_key);
+		d->json_any_member = true;
+		s->json_open = true;
+	} else if (d->fmt == OUT_JSON && (d->flags & OUT_DOC_ARRAY)) {
+		fputs("[", d->f);
+		s->json_open = true;
+	}
+}
+
+void out_doc_meta(struct out_doc *d, const char *key, json_t *value)
+{
+	char *text;
+
+	if (d->fmt == OUT_JSON && !(d->flags & (OUT_DOC_ARRAY | OUT_DOC_SINGLE))) {
+		text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+		fprintf(d->f, "%s\n  \"%s\": ", d->json_any_member ? "," : "", key);
+		for (const char *p = text ? text : "null"; *p; p++) {
+			fputc(*p, d->f);
+			if (*p == '\n')
+				fputs("  ", d->f);
+		}
+		free(text);
+		d->json_any_member = true;
+	}
+	json_decref(value);
+}
+
+/* A JSON value for text of a kind (NULL → null). */
+static json_t *typed(enum out_kind kind, const char *text)
+{
+	char *end;
+	double v;
+
+	if (!text)
+		return json_null();
+	switch (kind) {
+	case OUT_K_INT: return json_integer(strtoll(text, NULL, 10));
+	case OUT_K_REAL:
+		v = strtod(text, &end);
+		return json_real(v);
+	case OUT_K_BOOL: return json_boolean(strcmp(text, "true") == 0 || strcmp(text, "t") == 0);
+	case OUT_K_JSON: return out_json_typed(DBREG_T_JSON, text);
+	default: return out_json_text(text);
+	}
+}
+
+/* Sets key ("a.b": b of the object a, made when missing) in o. */
+static void set_path(json_t *o, const char *key, json_t *v)
+{
+	const char *dot = strchr(key, '.');
+	char head[64];
+	json_t *sub;
+
+	if (!dot || (size_t)(dot - key) >= sizeof(head)) {
+		json_object_set_new(o, key, v);
+		return;
+	}
+	memcpy(head, key, (size_t)(dot - key));
+	head[dot - key] = '\0';
+	sub = json_object_get(o, head);
+	if (!sub) {
+		sub = json_object();
+		json_object_set_new(o, head, sub);
+	}
+	set_path(sub, dot + 1, v);
+}
+
+static void json_row(struct out_doc *d, const struct doc_section *s, const char *const *values)
+{
+	json_t *o = json_object();
+	const char *indent = d->flags & OUT_DOC_SINGLE ? "" : d->flags & OUT_DOC_ARRAY ? "  " : "    ";
+	char *text;
+
+	for (size_t i = 0; i < s->ncols; i++)
+		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON))
+			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+	json_decref(o);
+	if (!(d->flags & OUT_DOC_SINGLE))
+		fprintf(d->f, "%s\n%s", d->row_written ? "," : "", indent);
+	for (const char *p = text ? text : "{}"; *p; p++) {
+		fputc(*p, d->f);
+		if (*p == '\n')
+			fputs(indent, d->f);
+	}
+	free(text);
+}
+
+/* Nagios: a row's perfdata label, quoted, a quote doubled; '=' (which no label may
+ * hold) and control characters as '_'. */
+static void perf_label(FILE *f, const char *name)
+{
+	fputc('\'', f);
+	for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p; p++) {
+		if (*p == '\'')
+			fputs("''", f);
+		else if (*p == '=' || *p < 0x20 || *p == 0x7f)
+			fputc('_', f);
+		else
+			fputc(*p, f);
+	}
+	fputc('\'', f);
+}
+
+static void nagios_row(struct out_doc *d, const struct doc_section *s, const char *const *values)
+{
+	const char *name = NULL, *state = NULL, *reason = NULL, *perf = NULL, *unit = "";
+	bool has_perf = false;
+	FILE *pf;
+	size_t len;
+	char *more;
+
+	for (size_t i = 0; i < s->ncols; i++) {
+		unsigned fl = s->cols[i].flags;
+
+		if (fl & OUT_C_NAME)
+			name = values[i];
+		if (fl & OUT_C_STATE)
+			state = values[i];
+		if (fl & OUT_C_REASON)
+			reason = values[i];
+		if (fl & OUT_C_PERF) {
+			perf = values[i];
+			unit = s->cols[i].unit ? s->cols[i].unit : "";
+			has_perf = true;
+		}
+	}
+	if (has_perf && (pf = open_memstream(&more, &len))) {
+		fputc(' ', pf);
+		perf_label(pf, name);
+		if (perf)
+			fprintf(pf, "=%s%s;%d;", perf, unit, d->warn);
+		else
+			fprintf(pf, "=U;%d;", d->warn);  /* not measured: the plugin guidelines' "U" */
+		if (d->crit > 0)
+			fprintf(pf, "%d", d->crit);
+		fclose(pf);
+		size_t have = d->perf ? strlen(d->perf) : 0;
+		char *grown = realloc(d->perf, have + len + 1);
+
+		if (!grown)
+			abort();
+		memcpy(grown + have, more, len + 1);
+		d->perf = grown;
+		free(more);
+	}
+	if (state && d->ok_state && strcmp(state, d->ok_state) != 0) {
+		if (!d->long_f && !(d->long_f = open_memstream(&d->long_out, &d->long_len)))
+			abort();
+		out_fputs_safe(name, d->long_f);
+		fprintf(d->long_f, " %s: ", state);
+		out_fputs_safe(reason ? reason : "no reason given", d->long_f);
+		fputc('\n', d->long_f);
+	}
+}
+
+void out_doc_row(struct out_doc *d, const char *const *values, const char *const *shown, const char *const *colors)
+{
+	struct doc_section *s = cur(d);
+
+	switch (d->fmt) {
+	case OUT_TABLE:
+		if (s->table) {
+			const char *cells[64], *cc[64];
+			size_t n = 0;
+
+			for (size_t i = 0; i < s->ncols && n < ELEMENTSOF(cells); i++)
+				if (s->cols[i].header) {
+					cells[n] = shown && shown[i] ? shown[i] : values[i];
+					cc[n++] = colors ? colors[i] : NULL;
+				}
+			out_table_add_colored(s->table, cells, cc);
+		}
+		break;
+	case OUT_CSV: {
+		size_t last = s->ncols;
+
+		for (size_t i = 0; i < s->ncols; i++)
+			if (s->cols[i].key)
+				last = i;
+		for (size_t i = 0; i < s->ncols; i++)
+			if (s->cols[i].key)
+				out_csv_cell(d->f, values[i], i == last);
+		break;
+	}
+	case OUT_JSON:
+		if (s->json_open || (d->flags & OUT_DOC_SINGLE))
+			json_row(d, s, values);
+		break;
+	case OUT_PROMETHEUS:
+		s->kept = realloc(s->kept, (s->nrows + 1) * s->ncols * sizeof(char *));
+		if (!s->kept)
+			abort();
+		for (size_t i = 0; i < s->ncols; i++)
+			s->kept[s->nrows * s->ncols + i] = values[i] ? strdup(values[i]) : NULL;
+		break;
+	case OUT_NAGIOS:
+		nagios_row(d, s, values);
+		break;
+	default:
+		break;
+	}
+	s->nrows++;
+	d->row_written = true;
+}
+
+void out_doc_footer(struct out_doc *d, const char *text, bool always)
+{
+	free(d->footer);
+	d->footer = strdup(text);
+	d->footer_always = always;
+}
+
+void out_doc_gauge(struct out_doc *d, const char *name, const char *help, double value)
+{
+	if (d->ngauges < ELEMENTSOF(d->gauges))
+		d->gauges[d->ngauges++] = (struct doc_gauge){ name, help, value };
+}
+
+void out_doc_nagios(struct out_doc *d, const char *status_line, const char *counts, int warn, int crit,
+                    const char *ok_state)
+{
+	free(d->status_line);
+	d->status_line = strdup(status_line);
+	free(d->perf);
+	d->perf = strdup(counts);
+	d->warn = warn;
+	d->crit = crit;
+	d->ok_state = ok_state;
+}
+
+/* The samples of one family in a section: each row's value of every column of that family. */
+static void prom_family(FILE *f, const struct doc_section *s, const char *metric)
+{
+	bool any = false, header = false;
+
+	for (size_t r = 0; r < s->nrows; r++)
+		for (size_t i = 0; i < s->ncols; i++) {
+			const struct out_column *c = &s->cols[i];
+			const char *v = s->kept[r * s->ncols + i];
+
+			if (!c->metric || strcmp(c->metric, metric) != 0)
+				continue;
+			if (!header && (!(c->flags & OUT_C_OPTIONAL) || v)) {
+				out_prom_family(f, metric, "gauge", c->help);
+				header = true;
+			}
+			if (!v)
+				continue;
+			for (size_t k = 0; (c->flags & OUT_C_ONEHOT) ? c->states[k] != NULL : k == 0; k++) {
+				bool first = true;
+
+				fputs(metric, f);
+				for (size_t j = 0; j < s->ncols; j++)
+					if (s->cols[j].flags & OUT_C_LABEL) {
+						fputs(first ? "{" : "", f);
+						out_prom_label(f, s->cols[j].label ? s->cols[j].label : s->cols[j].key,
+						               s->kept[r * s->ncols + j], first);
+						first = false;
+					}
+				if (c->label) {
+					fputs(first ? "{" : "", f);
+					out_prom_label(f, c->label, (c->flags & OUT_C_ONEHOT) ? c->states[k] : c->label_value, first);
+					first = false;
+				}
+				fputs(first ? " " : "} ", f);
+				if (c->flags & OUT_C_ONEHOT)
+					fprintf(f, "%d\n", strcmp(v, c->states[k]) == 0);
+				else if (c->kind == OUT_K_BOOL)
+					fprintf(f, "%d\n", strcmp(v, "true") == 0);
+				else
+					fprintf(f, "%.15g\n", strtod(v, NULL) * (c->scale ? c->scale : 1));
+			}
+			any = true;
+		}
+	if (!header && !any)
+		for (size_t i = 0; i < s->ncols; i++)
+			if (s->cols[i].metric && strcmp(s->cols[i].metric, metric) == 0 && !(s->cols[i].flags & OUT_C_OPTIONAL)) {
+				out_prom_family(f, metric, "gauge", s->cols[i].help);
+				break;
+			}
+}
+
+static void prom_write(struct out_doc *d)
+{
+	for (size_t k = 0; k < d->nsec; k++) {
+		const struct doc_section *s = &d->sec[k];
+
+		/* Each family once, in the order of its first column. */
+		for (size_t i = 0; i < s->ncols; i++) {
+			bool seen = false;
+
+			if (!s->cols[i].metric)
+				continue;
+			for (size_t j = 0; j < i; j++)
+				if (s->cols[j].metric && strcmp(s->cols[j].metric, s->cols[i].metric) == 0)
+					seen = true;
+			if (!seen)
+				prom_family(d->f, s, s->cols[i].metric);
+		}
+	}
+	for (size_t g = 0; g < d->ngauges; g++) {
+		out_prom_family(d->f, d->gauges[g].name, "gauge", d->gauges[g].help);
+		fprintf(d->f, "%s %.15g\n", d->gauges[g].name, d->gauges[g].value);
+	}
+}
+
+void out_doc_end(struct out_doc *d)
+{
+	if (!d)
+		return;
+	switch (d->fmt) {
+	case OUT_TABLE:
+		for (size_t k = 0; k < d->nsec; k++)
+			table_flush(d, &d->sec[k]);
+		if (d->footer && (!out_style.no_headers || d->footer_always))
+			fprintf(d->f, "%s\n", d->footer);
+		break;
+	case OUT_JSON:
+		json_close_section(d);
+		if (d->flags & (OUT_DOC_ARRAY | OUT_DOC_SINGLE))
+			fputc('\n', d->f);
+		else
+			fputs(d->json_any_member ? "\n}\n" : "}\n", d->f);
+		break;
+	case OUT_PROMETHEUS:
+		prom_write(d);
+		break;
+	case OUT_NAGIOS:
+		fprintf(d->f, "%s | %s\n", d->status_line ? d->status_line : "DBREG UNKNOWN", d->perf ? d->perf : "");
+		if (d->long_f) {
+			fclose(d->long_f);
+			d->long_f = NULL;
+			fwrite(d->long_out, 1, d->long_len, d->f);
+		}
+		break;
+	default:
+		break;
+	}
+	for (size_t k = 0; k < d->nsec; k++) {
+		struct doc_section *s = &d->sec[k];
+
+		out_table_free(s->table);
+		for (size_t i = 0; s->kept && i < s->nrows * s->ncols; i++)
+			free(s->kept[i]);
+		free(s->kept);
+	}
+	if (d->long_f)
+		fclose(d->long_f);
+	free(d->long_out);
+	free(d->footer);
+	free(d->status_line);
+	free(d->perf);
+	free(d);
+}
+
+/* ---- where a report goes ---- */
+
+int out_sink_open(struct out_sink *s, const char *path, mode_t mode)
+{
+	s->path = path;
+	if (!path) {
+		s->f = stdout;
+		return 0;
+	}
+	if (out_file_open(&s->file, path, mode) < 0)
+		return -1;
+	s->f = s->file.f;
+	return 0;
+}
+
+int out_sink_close(struct out_sink *s)
+{
+	if (s->path)
+		return out_file_commit(&s->file, true);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		/* As a failed --output: the report did not reach its reader. */
+		log_error("write failure on standard output: %s", strerror(errno));
+		stdout_failure_reported = true;
+		return -1;
+	}
+	return 0;
+}

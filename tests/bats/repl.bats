@@ -740,7 +740,7 @@ history_entries() {
 	tmux_start
 	type_keys "encrypt-password --password-stdin --id 0f6b9a52-3c1e-4d7a-9b2f-5e8c1a7d3b40 --host h --port 5432 --database d --user u --ssl-mode prefer"
 	keys Enter
-	wait_for "Password:"
+	wait_for "Password for u@h:5432/d:"
 	type_keys "typed-secret-42"
 	keys Enter
 	wait_for "dbreg:v2:"
