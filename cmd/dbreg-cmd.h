@@ -201,7 +201,7 @@ struct out_column {
 };
 enum {
 	OUT_DOC_ARRAY = 1 << 0,   /* JSON: one section, a bare array */
-	OUT_DOC_SINGLE = 1 << 1,  /* JSON: one row, a bare object */
+	OUT_DOC_SINGLE = 1 << 1,  /* one row: JSON a bare object, the table a line per column */
 };
 struct out_doc;
 struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags);

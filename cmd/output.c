@@ -667,68 +667,51 @@ size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct d
 	return n;
 }
 
-static void print_show(FILE *f, const struct dbreg_conn *c)
+static enum out_kind field_kind(enum dbreg_field f)
 {
-	for (int i = 0; i < DBREG_F__COUNT; i++) {
-		const char *v = human(c, i);
-
-		if (!dbreg_conn_has(c, i))
-			continue;
-		fprintf(f, "%s%-25s%s ", color(C_BOLD), dbreg_field_name(i), color(C_RESET));
-		out_fputs_safe(v ? v : "-", f);
-		fputc('\n', f);
+	switch (dbreg_field_type(f)) {
+	case DBREG_T_INT: return OUT_K_INT;
+	case DBREG_T_BOOL: return OUT_K_BOOL;
+	case DBREG_T_JSON: return OUT_K_JSON;
+	default: return OUT_K_TEXT;
 	}
 }
 
 void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one)
 {
-	size_t n = dbreg_conn_list_count(l);
+	struct out_column cols[DBREG_F__COUNT];
+	enum dbreg_field which[DBREG_F__COUNT];
+	const char *v[DBREG_F__COUNT], *shown[DBREG_F__COUNT];
+	size_t n = 0;
+	struct out_doc *d = out_doc_new(f, fmt, one ? OUT_DOC_SINGLE : OUT_DOC_ARRAY);
 
-	if (fmt == OUT_JSON) {
-		json_t *j;
+	/* Every field the registry has, in the field table's order; the table shows some. */
+	for (int i = 0; i < DBREG_F__COUNT; i++) {
+		const char *header = NULL;
 
-		if (one) {
-			j = out_conn_json(dbreg_conn_list_at(l, 0));
-		} else {
-			j = json_array();
-			for (size_t i = 0; i < n; i++)
-				json_array_append_new(j, out_conn_json(dbreg_conn_list_at(l, i)));
-		}
-		out_json_print(f, j);
-		json_decref(j);
-	} else if (fmt == OUT_CSV) {
-		int last = DBREG_F__COUNT - 1;
-
-		/* The keys of the JSON records: region_code only where the registry has it. */
-		while (last > 0 && !dbreg_conn_list_has(l, last))
-			last--;
-		for (int i = 0; i <= last; i++)
-			if (dbreg_conn_list_has(l, i))
-				out_csv_cell(f, dbreg_field_name(i), i == last);
-		for (size_t r = 0; r < n; r++)
-			for (int i = 0; i <= last; i++)
-				if (dbreg_conn_list_has(l, i))
-					out_csv_cell(f, dbreg_conn_get(dbreg_conn_list_at(l, r), i), i == last);
-	} else if (one) {
-		print_show(f, dbreg_conn_list_at(l, 0));
-	} else {
-		struct out_table *t = out_table_new(ELEMENTSOF(list_columns), list_headers);
-		const char *cells[ELEMENTSOF(list_columns)];
-
-		for (size_t r = 0; r < n; r++) {
-			const struct dbreg_conn *c = dbreg_conn_list_at(l, r);
-
-			for (size_t i = 0; i < ELEMENTSOF(list_columns); i++)
-				cells[i] = human(c, list_columns[i]);
-			/* Operators speak of a region by its code. */
-			for (size_t i = 0; i < ELEMENTSOF(list_columns); i++)
-				if (list_columns[i] == DBREG_F_REGION_ID && dbreg_conn_has(c, DBREG_F_REGION_CODE))
-					cells[i] = dbreg_conn_get(c, DBREG_F_REGION_CODE);
-			out_table_add(t, cells);
-		}
-		out_table_print(f, t);
-		out_table_free(t);
+		if (!dbreg_conn_list_has(l, i))
+			continue;
+		for (size_t k = 0; !one && k < ELEMENTSOF(list_columns); k++)
+			if (list_columns[k] == (enum dbreg_field)i)
+				header = list_headers[k];
+		cols[n] = (struct out_column){ .key = dbreg_field_name(i), .header = one ? dbreg_field_name(i) : header,
+		                               .kind = field_kind(i) };
+		which[n++] = i;
 	}
+	out_doc_section(d, NULL, cols, n);
+	for (size_t r = 0; r < dbreg_conn_list_count(l) && !(one && r > 0); r++) {
+		const struct dbreg_conn *c = dbreg_conn_list_at(l, r);
+
+		for (size_t k = 0; k < n; k++) {
+			v[k] = dbreg_conn_get(c, which[k]);
+			shown[k] = human(c, which[k]);
+			/* Operators speak of a region by its code. */
+			if (!one && which[k] == DBREG_F_REGION_ID && dbreg_conn_has(c, DBREG_F_REGION_CODE))
+				shown[k] = dbreg_conn_get(c, DBREG_F_REGION_CODE);
+		}
+		out_doc_row(d, v, shown, NULL);
+	}
+	out_doc_end(d);
 }
 
 /* ---- files written whole or not at all ---- */
@@ -1016,7 +999,7 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 	s = &d->sec[d->nsec++];
 	*s = (struct doc_section){ .json_key = json_key, .cols = cols, .ncols = ncols };
 	d->row_written = false;
-	if (d->fmt == OUT_TABLE) {
+	if (d->fmt == OUT_TABLE && !(d->flags & OUT_DOC_SINGLE)) {
 		const char *headers[64];
 		size_t n = 0;
 
@@ -1197,7 +1180,17 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 
 	switch (d->fmt) {
 	case OUT_TABLE:
-		if (s->table) {
+		if (d->flags & OUT_DOC_SINGLE) {
+			/* One record: a line a column, its header, then its value. */
+			for (size_t i = 0; i < s->ncols; i++)
+				if (s->cols[i].header) {
+					const char *x = shown && shown[i] ? shown[i] : values[i];
+
+					fprintf(d->f, "%s%-25s%s ", color(C_BOLD), s->cols[i].header, color(C_RESET));
+					out_fputs_safe(x ? x : "-", d->f);
+					fputc('\n', d->f);
+				}
+		} else if (s->table) {
 			const char *cells[64], *cc[64];
 			size_t n = 0;
 
