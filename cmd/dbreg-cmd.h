@@ -187,6 +187,7 @@ enum {
 	OUT_C_ONEHOT = 1 << 5,    /* Prometheus: a sample for each of .states, label .label, 1 for the row's */
 	OUT_C_OPTIONAL = 1 << 6,  /* Prometheus: no family at all when no row has a value */
 	OUT_C_NO_JSON = 1 << 7,   /* the key is CSV's and Prometheus's, not JSON's */
+	OUT_C_OMIT_NULL = 1 << 8, /* JSON: no key at all (not null) when the value is NULL */
 };
 struct out_column {
 	const char *key;          /* JSON and CSV ("a.b": b in the object a); NULL: not there */

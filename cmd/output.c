@@ -1092,7 +1092,8 @@ static void json_row(struct out_doc *d, const struct doc_section *s, const char 
 	char *text;
 
 	for (size_t i = 0; i < s->ncols; i++)
-		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON))
+		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON) &&
+		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
 			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	json_decref(o);

@@ -20,76 +20,6 @@ static const char pool_options[] =
 	"  --no-pager          never page the output\n"
 	"  -h, --help          show this help\n";
 
-static json_t *count_or_null(long v)
-{
-	return v < 0 ? json_null() : json_integer(v);
-}
-
-static json_t *fraction_or_null(double v)
-{
-	return v < 0 ? json_null() : json_real((double)(long long)(v * 1000 + 0.5) / 1000);
-}
-
-/* A pooler row's "pooler" object: its pools as the pooler reports them. */
-static json_t *pooler_json(const struct dbreg_pool_conn *c)
-{
-	json_t *pools = json_array();
-
-	for (size_t k = 0; k < c->npools; k++) {
-		const struct dbreg_pooler_pool *p = &c->pools[k];
-
-		json_array_append_new(pools, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-			"database", out_json_text(p->database), "user", out_json_text(p->user),
-			"cl_active", count_or_null(p->cl_active), "cl_waiting", count_or_null(p->cl_waiting),
-			"sv_active", count_or_null(p->sv_active), "sv_idle", count_or_null(p->sv_idle),
-			"sv_used", count_or_null(p->sv_used), "maxwait", count_or_null(p->maxwait),
-			"pool_mode", out_json_text(p->pool_mode), "pool_size", count_or_null(p->pool_size)));
-	}
-	return json_pack("{s:o, s:o}", "type", out_json_text(c->pooler), "pools", pools);
-}
-
-static void print_json(FILE *f, const struct dbreg_pool_report *r)
-{
-	json_t *conns = json_array(), *servers = json_array(), *root;
-
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
-		json_t *o;
-
-		o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:{s:o, s:o, s:o, s:o, s:o}, s:o, s:o, s:o}",
-			"connection_name", c->connection_name,
-			"pool_min_size", (json_int_t)c->pool_min_size,
-			"pool_max_size", (json_int_t)c->pool_max_size,
-			"pool_timeout_seconds", (json_int_t)c->pool_timeout_seconds,
-			"pool_recycle_seconds", (json_int_t)c->pool_recycle_seconds,
-			"backends",
-			"total", count_or_null(c->total), "active", count_or_null(c->active), "idle", count_or_null(c->idle),
-			"idle_in_transaction", count_or_null(c->idle_in_transaction), "waiting", count_or_null(c->waiting),
-			"oldest_xact_seconds", fraction_or_null(c->oldest_xact_seconds),
-			"saturation", fraction_or_null(c->saturation),
-			"error", out_json_text(c->error));
-		/* Only a pooler's row has the key: a server's has no pooler to describe. */
-		if (c->pooler)
-			json_object_set_new(o, "pooler", pooler_json(c));
-		json_array_append_new(conns, o);
-	}
-	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {
-		const struct dbreg_pool_server *s = dbreg_pool_report_server(r, i);
-
-		json_array_append_new(servers, json_pack("{s:s, s:i, s:o, s:o, s:I, s:o, s:o}",
-			"host", s->host,
-			"port", atoi(s->port),
-			"max_connections", count_or_null(s->max_connections),
-			"reserved_connections", count_or_null(s->reserved_connections),
-			"sum_pool_max_size", (json_int_t)s->sum_pool_max_size,
-			"overcommitted", s->overcommitted < 0 ? json_null() : json_boolean(s->overcommitted),
-			"backends", count_or_null(s->backends)));
-	}
-	root = json_pack("{s:o, s:o}", "connections", conns, "servers", servers);
-	out_json_print(f, root);
-	json_decref(root);
-}
-
 static const char *fmt_long(char *buf, size_t size, long v)
 {
 	if (v < 0)
@@ -98,262 +28,250 @@ static const char *fmt_long(char *buf, size_t size, long v)
 	return buf;
 }
 
-/* A pooler's pools beside the registry's pool for that connection. */
-static void print_pooler_table(FILE *f, const struct dbreg_pool_report *r)
+static const char *fmt_real(char *buf, size_t size, const char *format, double v)
 {
-	static const char *const ph[] = { "NAME", "DATABASE", "USER", "MODE", "CL-ACTIVE", "CL-WAITING", "SV-ACTIVE",
-	                                  "SV-IDLE", "SV-USED", "MAXWAIT", "POOL-SIZE", "REGISTRY-MAX" };
-	struct out_table *t = out_table_new(ELEMENTSOF(ph), ph);
-	size_t rows = 0;
+	if (v < 0)
+		return NULL;
+	snprintf(buf, size, format, v);
+	return buf;
+}
 
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
+/* A pooler row's "pooler" object: its pools as the pooler reports them (JSON text). */
+static char *pooler_json(const struct dbreg_pool_conn *c)
+{
+	json_t *pools = json_array(), *o;
+	char *text;
 
-		for (size_t k = 0; c->pooler && k < c->npools; k++) {
-			const struct dbreg_pooler_pool *p = &c->pools[k];
-			char b[8][32];
-			const char *cells[ELEMENTSOF(ph)] = {
-				c->connection_name, p->database, p->user, p->pool_mode,
-				fmt_long(b[0], 32, p->cl_active), fmt_long(b[1], 32, p->cl_waiting),
-				fmt_long(b[2], 32, p->sv_active), fmt_long(b[3], 32, p->sv_idle), fmt_long(b[4], 32, p->sv_used),
-				NULL, fmt_long(b[6], 32, p->pool_size), fmt_long(b[7], 32, c->pool_max_size),
-			};
+	for (size_t k = 0; k < c->npools; k++) {
+		const struct dbreg_pooler_pool *p = &c->pools[k];
+		json_t *counts[] = { json_integer(p->cl_active), json_integer(p->cl_waiting), json_integer(p->sv_active),
+		                     json_integer(p->sv_idle), json_integer(p->sv_used), json_integer(p->maxwait),
+		                     json_integer(p->pool_size) };
+		const long raw[] = { p->cl_active, p->cl_waiting, p->sv_active, p->sv_idle, p->sv_used, p->maxwait,
+		                     p->pool_size };
 
-			if (p->maxwait >= 0) {
-				snprintf(b[5], 32, "%ld s", p->maxwait);
-				cells[9] = b[5];
+		for (size_t n = 0; n < ELEMENTSOF(raw); n++)
+			if (raw[n] < 0) {
+				json_decref(counts[n]);
+				counts[n] = json_null();
 			}
-			out_table_add(t, cells);
-			rows++;
-		}
+		json_array_append_new(pools, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			"database", out_json_text(p->database), "user", out_json_text(p->user),
+			"cl_active", counts[0], "cl_waiting", counts[1], "sv_active", counts[2], "sv_idle", counts[3],
+			"sv_used", counts[4], "maxwait", counts[5], "pool_mode", out_json_text(p->pool_mode),
+			"pool_size", counts[6]));
 	}
-	if (rows) {
-		fputc('\n', f);
-		out_table_print(f, t);
-	}
-	out_table_free(t);
+	o = json_pack("{s:o, s:o}", "type", out_json_text(c->pooler), "pools", pools);
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return text;
 }
 
-static void print_table(FILE *f, const struct dbreg_pool_report *r)
+/* The connections: the registry's pool beside what the server (or pooler) reports. */
+enum { C_NAME, C_UP, C_MIN, C_MAX, C_TIMEOUT, C_RECYCLE, C_TOTAL, C_ACTIVE, C_IDLE, C_IIT, C_WAITING, C_OLDEST,
+       C_OLDEST_RAW, C_SATURATION, C_SATURATION_RAW, C_ERROR, C_POOLER, C__COUNT };
+static const char connections_help[] =
+	"Backends of the connection's database and user by state (waiting: on a lock), from pg_stat_activity.";
+static const struct out_column conn_columns[C__COUNT] = {
+	[C_NAME] = { .key = "connection_name", .header = "NAME", .flags = OUT_C_LABEL, .label = "connection" },
+	[C_UP] = { .key = "up", .kind = OUT_K_INT, .flags = OUT_C_NO_JSON, .metric = "dbreg_pool_up",
+	           .help = "Whether the connection's server (or pooler) answered pool-stats (1) or not (0)." },
+	[C_MIN] = { .key = "pool_min_size", .header = "MIN", .kind = OUT_K_INT, .metric = "dbreg_pool_min_size",
+	            .help = "The registry's configured pool_min_size." },
+	[C_MAX] = { .key = "pool_max_size", .header = "MAX", .kind = OUT_K_INT, .metric = "dbreg_pool_max_size",
+	            .help = "The registry's configured pool_max_size." },
+	[C_TIMEOUT] = { .key = "pool_timeout_seconds", .kind = OUT_K_INT },
+	[C_RECYCLE] = { .key = "pool_recycle_seconds", .kind = OUT_K_INT },
+	[C_TOTAL] = { .key = "backends.total", .header = "BACKENDS", .kind = OUT_K_INT },
+	[C_ACTIVE] = { .key = "backends.active", .header = "ACTIVE", .kind = OUT_K_INT, .metric = "dbreg_pool_connections",
+	               .help = connections_help, .label = "state", .label_value = "active" },
+	[C_IDLE] = { .key = "backends.idle", .header = "IDLE", .kind = OUT_K_INT, .metric = "dbreg_pool_connections",
+	             .help = connections_help, .label = "state", .label_value = "idle" },
+	[C_IIT] = { .key = "backends.idle_in_transaction", .header = "IDLE-IN-TX", .kind = OUT_K_INT,
+	            .metric = "dbreg_pool_connections", .help = connections_help, .label = "state",
+	            .label_value = "idle_in_transaction" },
+	[C_WAITING] = { .key = "backends.waiting", .header = "WAITING", .kind = OUT_K_INT,
+	                .metric = "dbreg_pool_connections", .help = connections_help, .label = "state",
+	                .label_value = "waiting" },
+	[C_OLDEST] = { .key = "oldest_xact_seconds", .header = "OLDEST-XACT", .kind = OUT_K_REAL },
+	[C_OLDEST_RAW] = { .key = "oldest", .kind = OUT_K_REAL, .flags = OUT_C_NO_JSON,
+	                   .metric = "dbreg_pool_oldest_xact_seconds",
+	                   .help = "Age of the oldest open transaction of the connection's user." },
+	[C_SATURATION] = { .key = "saturation", .header = "SATURATION", .kind = OUT_K_REAL },
+	[C_SATURATION_RAW] = { .key = "saturation_raw", .kind = OUT_K_REAL, .flags = OUT_C_NO_JSON,
+	                       .metric = "dbreg_pool_saturation",
+	                       .help = "Backends of the connection's database and user over pool_max_size." },
+	[C_ERROR] = { .key = "error", .header = "ERROR" },
+	/* Only a pooler's row has the key: a server's has no pooler to describe. */
+	[C_POOLER] = { .key = "pooler", .kind = OUT_K_JSON, .flags = OUT_C_OMIT_NULL },
+};
+
+static void add_conn(struct out_doc *d, const struct dbreg_pool_conn *c)
 {
-	static const char *const ch[] = { "NAME", "MIN", "MAX", "BACKENDS", "ACTIVE", "IDLE", "IDLE-IN-TX", "WAITING",
-	                                  "OLDEST-XACT", "SATURATION", "ERROR" };
-	static const char *const sh[] = { "SERVER", "MAX-CONN", "RESERVED", "SUM-POOL-MAX", "OVERCOMMITTED", "BACKENDS" };
-	struct out_table *t = out_table_new(ELEMENTSOF(ch), ch);
+	char b[C__COUNT][40], shown_oldest[40], shown_saturation[40];
+	const char *v[C__COUNT] = { NULL }, *shown[C__COUNT] = { NULL };
+	char *pooler = c->pooler ? pooler_json(c) : NULL;
 
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
-		char b[9][32];
-		const char *cells[ELEMENTSOF(ch)] = {
-			c->connection_name, fmt_long(b[0], 32, c->pool_min_size), fmt_long(b[1], 32, c->pool_max_size),
-			fmt_long(b[2], 32, c->total), fmt_long(b[3], 32, c->active), fmt_long(b[4], 32, c->idle),
-			fmt_long(b[5], 32, c->idle_in_transaction), fmt_long(b[6], 32, c->waiting), NULL, NULL, c->error,
-		};
-
-		if (c->oldest_xact_seconds >= 0) {
-			snprintf(b[7], 32, "%.1f s", c->oldest_xact_seconds);
-			cells[8] = b[7];
-		}
-		if (c->saturation >= 0) {
-			snprintf(b[8], 32, "%.0f%%", c->saturation * 100);
-			cells[9] = b[8];
-		}
-		out_table_add(t, cells);
-	}
-	out_table_print(f, t);
-	out_table_free(t);
-	/* Only PgBouncers in the report: no server to sum pools on. */
-	if (dbreg_pool_report_server_count(r) == 0) {
-		print_pooler_table(f, r);
-		return;
-	}
-	fputc('\n', f);
-	t = out_table_new(ELEMENTSOF(sh), sh);
-	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {
-		const struct dbreg_pool_server *s = dbreg_pool_report_server(r, i);
-		char b[4][32], server[300];
-		const char *cells[ELEMENTSOF(sh)] = {
-			server, fmt_long(b[0], 32, s->max_connections), fmt_long(b[1], 32, s->reserved_connections),
-			fmt_long(b[2], 32, s->sum_pool_max_size),
-			s->overcommitted < 0 ? NULL : s->overcommitted ? "YES" : "no",
-			s->backends >= 0 ? fmt_long(b[3], 32, s->backends)
-				: s->max_connections >= 0 ? "unavailable (needs pg_monitor)" : NULL,
-		};
-
-		snprintf(server, sizeof(server), "%s:%s", s->host, s->port);
-		out_table_add(t, cells);
-	}
-	out_table_print(f, t);
-	out_table_free(t);
-	print_pooler_table(f, r);
+	v[C_NAME] = c->connection_name;
+	v[C_UP] = c->error ? "0" : "1";
+	v[C_MIN] = fmt_long(b[C_MIN], 40, c->pool_min_size);
+	v[C_MAX] = fmt_long(b[C_MAX], 40, c->pool_max_size);
+	v[C_TIMEOUT] = fmt_long(b[C_TIMEOUT], 40, c->pool_timeout_seconds);
+	v[C_RECYCLE] = fmt_long(b[C_RECYCLE], 40, c->pool_recycle_seconds);
+	v[C_TOTAL] = fmt_long(b[C_TOTAL], 40, c->total);
+	v[C_ACTIVE] = fmt_long(b[C_ACTIVE], 40, c->active);
+	v[C_IDLE] = fmt_long(b[C_IDLE], 40, c->idle);
+	v[C_IIT] = fmt_long(b[C_IIT], 40, c->idle_in_transaction);
+	v[C_WAITING] = fmt_long(b[C_WAITING], 40, c->waiting);
+	v[C_OLDEST] = fmt_real(b[C_OLDEST], 40, "%.3f", c->oldest_xact_seconds);
+	v[C_OLDEST_RAW] = fmt_real(b[C_OLDEST_RAW], 40, "%.15g", c->oldest_xact_seconds);
+	shown[C_OLDEST] = fmt_real(shown_oldest, 40, "%.1f s", c->oldest_xact_seconds);
+	v[C_SATURATION] = fmt_real(b[C_SATURATION], 40, "%.3f", c->saturation);
+	v[C_SATURATION_RAW] = fmt_real(b[C_SATURATION_RAW], 40, "%.15g", c->saturation);
+	shown[C_SATURATION] = fmt_real(shown_saturation, 40, "%.0f%%", c->saturation * 100);
+	v[C_ERROR] = c->error;
+	v[C_POOLER] = pooler;
+	out_doc_row(d, v, shown, NULL);
+	free(pooler);
 }
 
-static void conn_labels(FILE *f, const struct dbreg_pool_conn *c)
+/* The servers the connections share: their capacity beside the pools' sum. */
+enum { S_SERVER, S_HOST, S_PORT, S_MAX, S_RESERVED, S_AVAILABLE, S_SUM, S_OVER, S_BACKENDS, S__COUNT };
+static const struct out_column server_columns[S__COUNT] = {
+	[S_SERVER] = { .header = "SERVER" },
+	[S_HOST] = { .key = "host", .flags = OUT_C_LABEL },
+	[S_PORT] = { .key = "port", .kind = OUT_K_INT, .flags = OUT_C_LABEL },
+	[S_MAX] = { .key = "max_connections", .header = "MAX-CONN", .kind = OUT_K_INT },
+	[S_RESERVED] = { .key = "reserved_connections", .header = "RESERVED", .kind = OUT_K_INT },
+	[S_AVAILABLE] = { .key = "available", .kind = OUT_K_INT, .flags = OUT_C_NO_JSON,
+	                  .metric = "dbreg_pool_server_max_connections",
+	                  .help = "The server's max_connections less reserved slots." },
+	[S_SUM] = { .key = "sum_pool_max_size", .header = "SUM-POOL-MAX", .kind = OUT_K_INT,
+	            .metric = "dbreg_pool_server_sum_pool_max_size",
+	            .help = "The sum of pool_max_size of the connections on the server." },
+	[S_OVER] = { .key = "overcommitted", .header = "OVERCOMMITTED", .kind = OUT_K_BOOL },
+	[S_BACKENDS] = { .key = "backends", .header = "BACKENDS", .kind = OUT_K_INT },
+};
+
+static void add_server(struct out_doc *d, const struct dbreg_pool_server *s)
 {
-	out_prom_label(f, "connection", c->connection_name, true);
+	char b[S__COUNT][40], server[300];
+	const char *v[S__COUNT] = { NULL }, *shown[S__COUNT] = { NULL };
+
+	snprintf(server, sizeof(server), "%s:%s", s->host, s->port);
+	v[S_SERVER] = server;
+	v[S_HOST] = s->host;
+	v[S_PORT] = s->port;
+	v[S_MAX] = fmt_long(b[S_MAX], 40, s->max_connections);
+	v[S_RESERVED] = fmt_long(b[S_RESERVED], 40, s->reserved_connections);
+	if (s->max_connections >= 0)
+		v[S_AVAILABLE] = fmt_long(b[S_AVAILABLE], 40, s->max_connections - s->reserved_connections);
+	v[S_SUM] = fmt_long(b[S_SUM], 40, s->sum_pool_max_size);
+	v[S_OVER] = s->overcommitted < 0 ? NULL : s->overcommitted ? "true" : "false";
+	shown[S_OVER] = s->overcommitted < 0 ? NULL : s->overcommitted ? "YES" : "no";
+	v[S_BACKENDS] = fmt_long(b[S_BACKENDS], 40, s->backends);
+	if (s->backends < 0 && s->max_connections >= 0)
+		shown[S_BACKENDS] = "unavailable (needs pg_monitor)";
+	out_doc_row(d, v, shown, NULL);
 }
 
-/* One gauge per connection that has a value (v >= 0). */
-static void conn_gauge(FILE *f, const struct dbreg_pool_report *r, const char *name, const char *help,
-                       double (*value)(const struct dbreg_pool_conn *))
+/* A PgBouncer's pools beside the registry's pool for that connection (in JSON, the
+ * connection's "pooler" object). */
+enum { P_NAME, P_DATABASE, P_USER, P_MODE, P_CL_ACTIVE, P_CL_WAITING, P_SV_ACTIVE, P_SV_IDLE, P_SV_USED, P_MAXWAIT,
+       P_POOL_SIZE, P_REGISTRY_MAX, P__COUNT };
+static const struct out_column pooler_columns[P__COUNT] = {
+	[P_NAME] = { .key = "connection_name", .header = "NAME", .flags = OUT_C_LABEL, .label = "connection" },
+	[P_DATABASE] = { .key = "database", .header = "DATABASE", .flags = OUT_C_LABEL },
+	[P_USER] = { .key = "user", .header = "USER", .flags = OUT_C_LABEL },
+	[P_MODE] = { .key = "pool_mode", .header = "MODE" },
+	[P_CL_ACTIVE] = { .key = "cl_active", .header = "CL-ACTIVE", .kind = OUT_K_INT,
+	                  .metric = "dbreg_pool_pgbouncer_cl_active",
+	                  .help = "Client connections of the PgBouncer pool linked to a server connection." },
+	[P_CL_WAITING] = { .key = "cl_waiting", .header = "CL-WAITING", .kind = OUT_K_INT,
+	                   .metric = "dbreg_pool_pgbouncer_cl_waiting",
+	                   .help = "Client connections of the PgBouncer pool waiting for a server connection." },
+	[P_SV_ACTIVE] = { .key = "sv_active", .header = "SV-ACTIVE", .kind = OUT_K_INT,
+	                  .metric = "dbreg_pool_pgbouncer_sv_active",
+	                  .help = "Server connections of the PgBouncer pool linked to a client." },
+	[P_SV_IDLE] = { .key = "sv_idle", .header = "SV-IDLE", .kind = OUT_K_INT, .metric = "dbreg_pool_pgbouncer_sv_idle",
+	                .help = "Server connections of the PgBouncer pool unused and ready." },
+	[P_SV_USED] = { .key = "sv_used", .header = "SV-USED", .kind = OUT_K_INT, .metric = "dbreg_pool_pgbouncer_sv_used",
+	                .help = "Server connections of the PgBouncer pool idle past server_check_delay." },
+	[P_MAXWAIT] = { .key = "maxwait", .header = "MAXWAIT", .kind = OUT_K_INT,
+	                .metric = "dbreg_pool_pgbouncer_maxwait_seconds",
+	                .help = "How long the oldest waiting client of the PgBouncer pool has waited." },
+	[P_POOL_SIZE] = { .key = "pool_size", .header = "POOL-SIZE", .kind = OUT_K_INT,
+	                  .metric = "dbreg_pool_pgbouncer_pool_size",
+	                  .help = "The PgBouncer database's pool_size (SHOW DATABASES)." },
+	[P_REGISTRY_MAX] = { .key = "registry_max", .header = "REGISTRY-MAX", .kind = OUT_K_INT },
+};
+
+static void add_pools(struct out_doc *d, const struct dbreg_pool_conn *c)
 {
-	out_prom_family(f, name, "gauge", help);
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
-		double v = value(c);
+	for (size_t k = 0; c->pooler && k < c->npools; k++) {
+		const struct dbreg_pooler_pool *p = &c->pools[k];
+		char b[P__COUNT][40], maxwait[40];
+		const char *v[P__COUNT] = { c->connection_name, p->database, p->user, p->pool_mode,
+			fmt_long(b[P_CL_ACTIVE], 40, p->cl_active), fmt_long(b[P_CL_WAITING], 40, p->cl_waiting),
+			fmt_long(b[P_SV_ACTIVE], 40, p->sv_active), fmt_long(b[P_SV_IDLE], 40, p->sv_idle),
+			fmt_long(b[P_SV_USED], 40, p->sv_used), fmt_long(b[P_MAXWAIT], 40, p->maxwait),
+			fmt_long(b[P_POOL_SIZE], 40, p->pool_size), fmt_long(b[P_REGISTRY_MAX], 40, c->pool_max_size) };
+		const char *shown[P__COUNT] = { NULL };
 
-		if (v < 0)
-			continue;
-		fprintf(f, "%s{", name);
-		conn_labels(f, c);
-		fprintf(f, "} %.15g\n", v);
-	}
-}
-
-static double v_min(const struct dbreg_pool_conn *c) { return (double)c->pool_min_size; }
-static double v_max(const struct dbreg_pool_conn *c) { return (double)c->pool_max_size; }
-static double v_saturation(const struct dbreg_pool_conn *c) { return c->saturation; }
-static double v_oldest(const struct dbreg_pool_conn *c) { return c->oldest_xact_seconds; }
-static double v_up(const struct dbreg_pool_conn *c) { return c->error ? 0 : 1; }
-
-/* A PgBouncer's pools, one family per figure, labelled by connection, database and user. */
-static void pooler_gauge(FILE *f, const struct dbreg_pool_report *r, const char *name, const char *help,
-                         size_t offset)
-{
-	out_prom_family(f, name, "gauge", help);
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
-
-		for (size_t k = 0; c->pooler && k < c->npools; k++) {
-			const struct dbreg_pooler_pool *p = &c->pools[k];
-			long v = *(const long *)((const char *)p + offset);
-
-			if (v < 0)
-				continue;
-			fprintf(f, "%s{", name);
-			conn_labels(f, c);
-			out_prom_label(f, "database", p->database, false);
-			out_prom_label(f, "user", p->user, false);
-			fprintf(f, "} %ld\n", v);
+		if (p->maxwait >= 0) {
+			snprintf(maxwait, sizeof(maxwait), "%ld s", p->maxwait);
+			shown[P_MAXWAIT] = maxwait;
 		}
+		out_doc_row(d, v, shown, NULL);
 	}
 }
 
 /* The run itself, as health reports its own: a file left by a failed run shows it. */
-static void print_prometheus_run(FILE *f, bool success)
+static void run_gauges(struct out_doc *d, bool success)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	out_prom_family(f, "dbreg_pool_run_success", "gauge",
-	                "Whether the last pool-stats run could read the registry (1) or not (0).");
-	fprintf(f, "dbreg_pool_run_success %d\n", success);
-	out_prom_family(f, "dbreg_pool_run_timestamp_seconds", "gauge",
-	                "When the last pool-stats run ended, in seconds since the epoch.");
-	fprintf(f, "dbreg_pool_run_timestamp_seconds %.3f\n", (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-}
-
-static void print_prometheus(FILE *f, const struct dbreg_pool_report *r)
-{
-	static const struct { const char *state; size_t offset; } states[] = {
-		{ "active", offsetof(struct dbreg_pool_conn, active) },
-		{ "idle", offsetof(struct dbreg_pool_conn, idle) },
-		{ "idle_in_transaction", offsetof(struct dbreg_pool_conn, idle_in_transaction) },
-		{ "waiting", offsetof(struct dbreg_pool_conn, waiting) },
-	};
-	static const struct { const char *name, *help; size_t offset; } pooler[] = {
-		{ "dbreg_pool_pgbouncer_cl_active", "Client connections of the PgBouncer pool linked to a server connection.",
-		  offsetof(struct dbreg_pooler_pool, cl_active) },
-		{ "dbreg_pool_pgbouncer_cl_waiting", "Client connections of the PgBouncer pool waiting for a server connection.",
-		  offsetof(struct dbreg_pooler_pool, cl_waiting) },
-		{ "dbreg_pool_pgbouncer_sv_active", "Server connections of the PgBouncer pool linked to a client.",
-		  offsetof(struct dbreg_pooler_pool, sv_active) },
-		{ "dbreg_pool_pgbouncer_sv_idle", "Server connections of the PgBouncer pool unused and ready.",
-		  offsetof(struct dbreg_pooler_pool, sv_idle) },
-		{ "dbreg_pool_pgbouncer_sv_used", "Server connections of the PgBouncer pool idle past server_check_delay.",
-		  offsetof(struct dbreg_pooler_pool, sv_used) },
-		{ "dbreg_pool_pgbouncer_maxwait_seconds", "How long the oldest waiting client of the PgBouncer pool has waited.",
-		  offsetof(struct dbreg_pooler_pool, maxwait) },
-		{ "dbreg_pool_pgbouncer_pool_size", "The PgBouncer database's pool_size (SHOW DATABASES).",
-		  offsetof(struct dbreg_pooler_pool, pool_size) },
-	};
-
-	conn_gauge(f, r, "dbreg_pool_up", "Whether the connection's server (or pooler) answered pool-stats (1) or not (0).",
-	           v_up);
-	out_prom_family(f, "dbreg_pool_connections", "gauge",
-	                "Backends of the connection's database and user by state (waiting: on a lock), from pg_stat_activity.");
-	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++) {
-		const struct dbreg_pool_conn *c = dbreg_pool_report_conn(r, i);
-
-		for (size_t k = 0; k < ELEMENTSOF(states); k++) {
-			long v = *(const long *)((const char *)c + states[k].offset);
-
-			if (v < 0)
-				continue;
-			fputs("dbreg_pool_connections{", f);
-			conn_labels(f, c);
-			out_prom_label(f, "state", states[k].state, false);
-			fprintf(f, "} %ld\n", v);
-		}
-	}
-	conn_gauge(f, r, "dbreg_pool_min_size", "The registry's configured pool_min_size.", v_min);
-	conn_gauge(f, r, "dbreg_pool_max_size", "The registry's configured pool_max_size.", v_max);
-	conn_gauge(f, r, "dbreg_pool_saturation", "Backends of the connection's database and user over pool_max_size.",
-	           v_saturation);
-	conn_gauge(f, r, "dbreg_pool_oldest_xact_seconds", "Age of the oldest open transaction of the connection's user.",
-	           v_oldest);
-	out_prom_family(f, "dbreg_pool_server_max_connections", "gauge", "The server's max_connections less reserved slots.");
-	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {
-		const struct dbreg_pool_server *sv = dbreg_pool_report_server(r, i);
-
-		if (sv->max_connections < 0)
-			continue;
-		fputs("dbreg_pool_server_max_connections{", f);
-		out_prom_label(f, "host", sv->host, true);
-		out_prom_label(f, "port", sv->port, false);
-		fprintf(f, "} %ld\n", sv->max_connections - sv->reserved_connections);
-	}
-	out_prom_family(f, "dbreg_pool_server_sum_pool_max_size", "gauge",
-	                "The sum of pool_max_size of the connections on the server.");
-	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++) {
-		const struct dbreg_pool_server *sv = dbreg_pool_report_server(r, i);
-
-		fputs("dbreg_pool_server_sum_pool_max_size{", f);
-		out_prom_label(f, "host", sv->host, true);
-		out_prom_label(f, "port", sv->port, false);
-		fprintf(f, "} %ld\n", sv->sum_pool_max_size);
-	}
-	for (size_t k = 0; k < ELEMENTSOF(pooler); k++)
-		pooler_gauge(f, r, pooler[k].name, pooler[k].help, pooler[k].offset);
-	print_prometheus_run(f, true);
+	out_doc_gauge(d, "dbreg_pool_run_success", "Whether the last pool-stats run could read the registry (1) or not (0).",
+	              success);
+	out_doc_gauge(d, "dbreg_pool_run_timestamp_seconds", "When the last pool-stats run ended, in seconds since the epoch.",
+	              (double)now.tv_sec + (double)now.tv_nsec / 1e9);
 }
 
 static void print_report(FILE *f, enum out_format fmt, const struct dbreg_pool_report *r)
 {
-	if (fmt == OUT_JSON)
-		print_json(f, r);
-	else if (fmt == OUT_PROMETHEUS)
-		print_prometheus(f, r);
-	else if (dbreg_pool_report_conn_count(r) == 0)
+	struct out_doc *d;
+
+	if (fmt == OUT_TABLE && dbreg_pool_report_conn_count(r) == 0) {
 		fprintf(stderr, "no active connections\n");
-	else
-		print_table(f, r);
+		return;
+	}
+	d = out_doc_new(f, fmt, 0);
+	out_doc_section(d, "connections", conn_columns, C__COUNT);
+	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++)
+		add_conn(d, dbreg_pool_report_conn(r, i));
+	out_doc_section(d, "servers", server_columns, S__COUNT);
+	for (size_t i = 0; i < dbreg_pool_report_server_count(r); i++)
+		add_server(d, dbreg_pool_report_server(r, i));
+	out_doc_section(d, NULL, pooler_columns, P__COUNT);
+	for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++)
+		add_pools(d, dbreg_pool_report_conn(r, i));
+	run_gauges(d, true);
+	out_doc_end(d);
 }
 
 /* A run that could not read the registry still rewrites a Prometheus report, as health does. */
 static void report_failure(enum out_format fmt, const char *output)
 {
-	struct out_file o;
+	struct out_sink sink;
+	struct out_doc *d;
 
-	if (fmt != OUT_PROMETHEUS)
+	if (fmt != OUT_PROMETHEUS || out_sink_open(&sink, output, 0644) < 0)
 		return;
-	if (!output) {
-		print_prometheus_run(stdout, false);
-		fflush(stdout);
-	} else if (out_file_open(&o, output, 0644) == 0) {
-		print_prometheus_run(o.f, false);
-		out_file_commit(&o, true);
-	}
+	d = out_doc_new(sink.f, fmt, 0);
+	run_gauges(d, false);
+	out_doc_end(d);
+	out_sink_close(&sink);
 }
 
 enum { ARG_WATCH = 0x100, ARG_TAG, ARG_TIMEOUT, ARG_JOBS, ARG_OUTPUT };
@@ -374,6 +292,7 @@ static int pool_rounds(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *o, e
                        const char *output)
 {
 	struct dbreg_error err;
+	struct out_sink sink;
 
 	dbreg_error_clear(&err);
 	for (;;) {
@@ -394,31 +313,17 @@ static int pool_rounds(struct dbreg_ctx *ctx, const struct dbreg_pool_opts *o, e
 		}
 		for (size_t i = 0; i < dbreg_pool_report_conn_count(r); i++)
 			any_error |= dbreg_pool_report_conn(r, i)->error != NULL;
-		if (output) {
-			struct out_file of;
-
-			/* A reader (the textfile collector) never sees half a report. */
-			if (out_file_open(&of, output, 0644) < 0) {
-				dbreg_pool_report_free(r);
-				return EXIT_NEGATIVE;
-			}
-			print_report(of.f, fmt, r);
-			if (out_file_commit(&of, true) < 0) {
-				dbreg_pool_report_free(r);
-				return EXIT_NEGATIVE;
-			}
-		} else {
-			print_report(stdout, fmt, r);
+		/* A reader (the textfile collector) never sees half a report. */
+		if (out_sink_open(&sink, output, 0644) < 0) {
+			dbreg_pool_report_free(r);
+			return EXIT_NEGATIVE;
 		}
+		print_report(sink.f, fmt, r);
 		dbreg_pool_report_free(r);
-		if (!watch) {
-			if (!output && (fflush(stdout) != 0 || ferror(stdout))) {
-				log_error("write failure on standard output: %s", strerror(errno));
-				stdout_failure_reported = true;
-				return EXIT_NEGATIVE;
-			}
+		if (out_sink_close(&sink) < 0)
+			return EXIT_NEGATIVE;
+		if (!watch)
 			return any_error ? EXIT_NEGATIVE : EXIT_OK;
-		}
 		fflush(stdout);
 		if (sleep((unsigned)watch) != 0 || dbreg_ctx_was_cancelled(ctx))
 			return EXIT_OK;
