@@ -130,13 +130,10 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 	}
 	if (r)
 		return r;
-	if (optind >= argc)
-		return usage_error(verb, "a connection NAME is required");
-	if (optind + 1 < argc)
-		return usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
+	r = verb_args(verb_find(verb), argc, argv);
+	if (r)
+		return r;
 	*ret_name = argv[optind];
-	if (dbreg_check_connection_name(*ret_name, &err) < 0)
-		return usage_error(verb, "%s", err.message);
 	if (o->url && dbreg_spec_merge_url(o->spec, o->url, &err) < 0)
 		return usage_error(verb, "%s", err.message);
 	if (dbreg_spec_check(o->spec, !update, &err) < 0)

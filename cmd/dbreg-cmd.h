@@ -22,6 +22,18 @@ enum {
 	EXIT_CONFIG = 78,
 };
 
+#define VERB_ANY (-1)
+
+/* When a verb reaches the admin database. */
+enum verb_registry {
+	VERB_REGISTRY_NONE,      /* never (generate-key) */
+	VERB_REGISTRY_CONNECT,   /* verb_begin connects, once the arguments are checked */
+	VERB_REGISTRY_SELF,      /* the verb connects itself, when it gets there (health reports
+	                          * the failure in its own format, import reads its file first) */
+};
+
+/* The one table of verbs: dispatch, verb_begin, -o, help, the REPL and its completion read
+ * it; tests/bats/completions.bats holds the shell completions to it. */
 struct verb {
 	const char *name;
 	int (*run)(struct dbreg_ctx *ctx, int argc, char **argv);
@@ -29,8 +41,12 @@ struct verb {
 	const char *usage;        /* the synopsis after "dbreg NAME" */
 	bool registry_writer;     /* changes the registry (the REPL refreshes its name cache) */
 	const struct option *options;  /* for completion; the same table getopt_long reads */
-	bool takes_names;         /* positional arguments are connection names */
+	bool takes_names;         /* positional arguments are connection names (checked by verb_begin) */
 	bool paged;               /* on a terminal, a long output goes through the pager */
+	int min_args, max_args;   /* positional arguments after the options (VERB_ANY: no limit) */
+	const char *arg_name;     /* what a missing one is: "a connection NAME" */
+	unsigned formats;         /* what -o takes (enum out_format bits; 0: no -o) */
+	enum verb_registry registry;
 };
 
 extern const struct verb *const dbreg_verbs[];
@@ -76,6 +92,13 @@ int exit_status(enum dbreg_errkind kind);
 void verb_help(const struct verb *v, const char *options);
 /* Connects the context and prints the failure, returning its exit status (0 ok). */
 int connect_registry(struct dbreg_ctx *ctx);
+/* After a verb's options (argv[optind] on): its positional arguments within the table's
+ * bounds, connection names by the naming rule (usage errors), then the admin connection
+ * when the verb is VERB_REGISTRY_CONNECT.  Returns 0 or the exit status. */
+int verb_begin(const struct verb *v, struct dbreg_ctx *ctx, int argc, char **argv);
+/* verb_begin's checks of the arguments alone. */
+int verb_args(const struct verb *v, int argc, char **argv);
+
 
 /* Output formats, shared by every verb. */
 enum out_format {
@@ -91,8 +114,12 @@ enum out_format {
 	OUT_WIDE = 1 << 9,     /* only in an allowed mask: "wide" is a table never cut short */
 };
 /* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error.
- * Where a table is allowed, "wide" is one too: OUT_TABLE with out_style.wide. */
+ * Where OUT_WIDE is allowed, "wide" is OUT_TABLE with out_style.wide. */
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret);
+/* -o's value among the verb's formats (out_parse_format on v->formats). */
+int verb_format(const struct verb *v, const char *text, enum out_format *ret);
+/* The names of the formats of a mask, NULL-terminated, in -o's order (at most 12). */
+void out_format_names(unsigned mask, const char *ret[12]);
 
 /* How tables and the pager behave for the verb running (reset before each verb). */
 struct out_style {

@@ -197,6 +197,34 @@ int fail(const struct dbreg_error *err)
 	return exit_status(err->kind);
 }
 
+int verb_args(const struct verb *v, int argc, char **argv)
+{
+	struct dbreg_error err;
+	int n = argc - optind;
+
+	if (n < v->min_args)
+		return usage_error(v->name, "%s is required", v->arg_name ? v->arg_name : "an argument");
+	if (v->max_args != VERB_ANY && n > v->max_args)
+		return usage_error(v->name, "unexpected argument '%s'", argv[optind + v->max_args]);
+	dbreg_error_clear(&err);
+	for (int i = optind; v->takes_names && i < argc; i++)
+		if (dbreg_check_connection_name(argv[i], &err) < 0)
+			return usage_error(v->name, "%s", err.message);
+	return 0;
+}
+
+int verb_begin(const struct verb *v, struct dbreg_ctx *ctx, int argc, char **argv)
+{
+	int r = verb_args(v, argc, argv);
+
+	return r ? r : v->registry == VERB_REGISTRY_CONNECT ? connect_registry(ctx) : 0;
+}
+
+int verb_format(const struct verb *v, const char *text, enum out_format *ret)
+{
+	return out_parse_format(v->name, text, v->formats, ret);
+}
+
 int connect_registry(struct dbreg_ctx *ctx)
 {
 	struct dbreg_error err;
@@ -212,9 +240,18 @@ int connect_registry(struct dbreg_ctx *ctx)
 
 void verb_help(const struct verb *v, const char *options)
 {
+	const char *names[12];
+
 	printf("Usage: dbreg %s %s\n\n%s\n", v->name, v->usage, v->summary);
 	if (options)
 		printf("\nOptions:\n%s", options);
+	if (v->formats) {
+		out_format_names(v->formats, names);
+		printf("\nFormats (-o):");
+		for (size_t i = 0; names[i]; i++)
+			printf(" %s", names[i]);
+		putchar('\n');
+	}
 	printf("\nSee dbreg-%s(1) for details and exit status.\n", v->name);
 }
 

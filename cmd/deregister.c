@@ -30,14 +30,7 @@ static int run_deregister(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("deregister", c, argv);
 		}
 	}
-	if (optind >= argc)
-		return usage_error("deregister", "a connection NAME is required");
-	if (optind + 1 < argc)
-		return usage_error("deregister", "unexpected argument '%s'", argv[optind + 1]);
-	dbreg_error_clear(&err);
-	if (dbreg_check_connection_name(argv[optind], &err) < 0)
-		return usage_error("deregister", "%s", err.message);
-	r = connect_registry(ctx);
+	r = verb_begin(&verb_deregister, ctx, argc, argv);
 	if (r)
 		return r;
 	dbreg_error_clear(&err);
@@ -57,4 +50,6 @@ const struct verb verb_deregister = {
 	.registry_writer = true,
 	.options = deregister_options,
 	.takes_names = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.registry = VERB_REGISTRY_CONNECT,
 };

@@ -50,23 +50,17 @@ static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("conninfo", optarg, OUT_KV | OUT_URI | OUT_JSON, &fmt) < 0)
+			if (verb_format(&verb_conninfo, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		default:
 			return option_error("conninfo", c, argv);
 		}
 	}
-	if (optind >= argc)
-		return usage_error("conninfo", "a connection NAME is required");
-	if (optind + 1 < argc)
-		return usage_error("conninfo", "unexpected argument '%s'", argv[optind + 1]);
-	dbreg_error_clear(&err);
-	if (dbreg_check_connection_name(argv[optind], &err) < 0)
-		return usage_error("conninfo", "%s", err.message);
-	r = connect_registry(ctx);
+	r = verb_begin(&verb_conninfo, ctx, argc, argv);
 	if (r)
 		return r;
+	dbreg_error_clear(&err);
 	if (dbreg_show(ctx, argv[optind], &l, &err) < 0)
 		return fail(&err);
 	if (fmt == OUT_JSON) {
@@ -285,6 +279,9 @@ const struct verb verb_conninfo = {
 	.usage = "NAME [-o kv|uri|json]",
 	.options = conninfo_options,
 	.takes_names = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.formats = OUT_KV | OUT_URI | OUT_JSON,
+	.registry = VERB_REGISTRY_CONNECT,
 };
 
 const struct verb verb_export = {
@@ -295,4 +292,6 @@ const struct verb verb_export = {
 	         "       [--force]",
 	.options = export_options,
 	.takes_names = true,
+	.min_args = 0, .max_args = VERB_ANY,
+	.registry = VERB_REGISTRY_SELF,  /* after the check that its file does not exist */
 };

@@ -421,7 +421,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_health, health_options);
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("health", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS, &fmt) < 0)
+			if (verb_format(&verb_health, optarg, &fmt) < 0)
 				return H_UNKNOWN;
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
@@ -574,4 +574,7 @@ const struct verb verb_health = {
 	.options = health_long_options,
 	.paged = true,
 	.takes_names = true,
+	.min_args = 0, .max_args = VERB_ANY,
+	.formats = OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS,
+	.registry = VERB_REGISTRY_SELF,  /* a failure is reported in the chosen format too */
 };

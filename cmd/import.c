@@ -58,10 +58,9 @@ static int run_import(struct dbreg_ctx *ctx, int argc, char **argv)
 	}
 	if (!from)
 		return usage_error("import", "--from service or --from csv is required");
-	if (optind >= argc)
-		return usage_error("import", "a FILE to import is required");
-	if (optind + 1 < argc)
-		return usage_error("import", "unexpected argument '%s'", argv[optind + 1]);
+	r = verb_begin(&verb_import, ctx, argc, argv);
+	if (r)
+		return r;
 	file = argv[optind];
 	if (pgpass && strcmp(from, "service") != 0)
 		return usage_error("import", "--pgpass goes with --from service");
@@ -131,4 +130,6 @@ const struct verb verb_import = {
 	.usage = "(--from service FILE [--pgpass FILE] | --from csv FILE) [OPTIONS]",
 	.registry_writer = true,
 	.options = import_options,
+	.min_args = 1, .max_args = 1, .arg_name = "a FILE to import",
+	.registry = VERB_REGISTRY_SELF,  /* once the file is read */
 };

@@ -33,8 +33,8 @@ static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("init", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("init", "unexpected argument '%s'", argv[optind]);
+	if (verb_begin(&verb_init, ctx, argc, argv))
+		return EXIT_USAGE;
 	if (arg_password_format && strcmp(arg_password_format, "dbreg") != 0 && strcmp(arg_password_format, "fernet") != 0)
 		return usage_error("init", "--password-format: unknown format '%s' (known: dbreg, fernet)",
 		                   arg_password_format);
@@ -64,4 +64,5 @@ const struct verb verb_init = {
 	.usage = "[--password-format dbreg|fernet]",
 	.registry_writer = true,
 	.options = init_options,
+	.registry = VERB_REGISTRY_SELF,  /* dbreg_init connects, and creates what is missing */
 };

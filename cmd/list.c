@@ -48,7 +48,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("list", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_CSV, &fmt) < 0)
+			if (verb_format(&verb_list, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
@@ -72,9 +72,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("list", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("list", "unexpected argument '%s'", argv[optind]);
-	r = connect_registry(ctx);
+	r = verb_begin(&verb_list, ctx, argc, argv);
 	if (r)
 		return r;
 	dbreg_error_clear(&err);
@@ -129,7 +127,7 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("show", optarg, OUT_TABLE | OUT_JSON, &fmt) < 0)
+			if (verb_format(&verb_show, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		default:
@@ -138,14 +136,7 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("show", c, argv);
 		}
 	}
-	if (optind >= argc)
-		return usage_error("show", "a connection NAME is required");
-	if (optind + 1 < argc)
-		return usage_error("show", "unexpected argument '%s'", argv[optind + 1]);
-	dbreg_error_clear(&err);
-	if (dbreg_check_connection_name(argv[optind], &err) < 0)
-		return usage_error("show", "%s", err.message);
-	r = connect_registry(ctx);
+	r = verb_begin(&verb_show, ctx, argc, argv);
 	if (r)
 		return r;
 	dbreg_error_clear(&err);
@@ -164,6 +155,8 @@ const struct verb verb_list = {
 	         "       [-o table|wide|json|csv] [--names] [--no-headers] [--no-pager]",
 	.options = list_options,
 	.paged = true,
+	.formats = OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_CSV,
+	.registry = VERB_REGISTRY_CONNECT,
 };
 
 const struct verb verb_show = {
@@ -173,5 +166,8 @@ const struct verb verb_show = {
 	.usage = "NAME [-o table|json] [--no-pager]",
 	.options = show_options,
 	.paged = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.formats = OUT_TABLE | OUT_JSON,
+	.registry = VERB_REGISTRY_CONNECT,
 	.takes_names = true,
 };

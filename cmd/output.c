@@ -26,6 +26,19 @@ static const struct {
 
 struct out_style out_style;
 
+void out_format_names(unsigned mask, const char *ret[12])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(formats) && n < 11; i++)
+		if (mask & formats[i].fmt) {
+			ret[n++] = formats[i].name;
+			if (formats[i].fmt == OUT_TABLE && (mask & OUT_WIDE) && n < 11)
+				ret[n++] = "wide";
+		}
+	ret[n] = NULL;
+}
+
 int out_parse_format(const char *verb, const char *text, unsigned allowed, enum out_format *ret)
 {
 	char list[128] = "";

@@ -349,7 +349,7 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_pool_stats, pool_options);
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("pool-stats", optarg, OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS, &fmt) < 0)
+			if (verb_format(&verb_pool_stats, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_WATCH:
@@ -418,4 +418,7 @@ const struct verb verb_pool_stats = {
 	.options = pool_long_options,
 	.paged = true,
 	.takes_names = true,
+	.min_args = 0, .max_args = VERB_ANY,
+	.formats = OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS,
+	.registry = VERB_REGISTRY_SELF,  /* a failure rewrites a Prometheus report too */
 };

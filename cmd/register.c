@@ -65,7 +65,7 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 	if (r)
 		goto out;
 	/* The registry, then the key its format needs, then the prompt: fail before anyone types. */
-	r = connect_registry(ctx);
+	r = verb_begin(v, ctx, argc, argv);
 	if (r)
 		goto out;
 	if ((o.pw == PW_PROMPT || o.pw == PW_STDIN) && dbreg_ctx_load_write_keys(ctx, &err) < 0) {
@@ -150,6 +150,9 @@ const struct verb verb_register = {
 	.usage = "NAME --host HOST --database DB --user USER [OPTIONS]",
 	.registry_writer = true,
 	.options = conn_options,
+	.takes_names = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.registry = VERB_REGISTRY_CONNECT,
 };
 
 const struct verb verb_update = {
@@ -160,4 +163,6 @@ const struct verb verb_update = {
 	.registry_writer = true,
 	.options = conn_options,
 	.takes_names = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.registry = VERB_REGISTRY_CONNECT,
 };

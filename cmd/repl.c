@@ -252,23 +252,13 @@ static const char *const types[] = { "ADMIN", "SHARED", "ANALYTICS", "DEDICATED"
 static const char *const ssl_modes[] = { "disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL };
 static const char *const levels[] = { "basic", "extended", "deep", NULL };
 static const char *const contexts[] = { "admin", "tenant", "shared", "template", NULL };
-static const char *const formats_list[] = { "table", "json", "csv", NULL };
-static const char *const formats_show[] = { "table", "json", NULL };
-static const char *const formats_health[] = { "table", "json", "prometheus", "nagios", NULL };
-static const char *const formats_resolve[] = { "text", "json", "sql", NULL };
-static const char *const formats_text[] = { "text", "json", NULL };
-
+/* -o's values: the verb table's. */
 static const char *const *formats_of(const struct verb *v)
 {
-	if (strcmp(v->name, "list") == 0)
-		return formats_list;
-	if (strcmp(v->name, "health") == 0)
-		return formats_health;
-	if (strcmp(v->name, "resolve-schema") == 0)
-		return formats_resolve;
-	if (strcmp(v->name, "validate-config") == 0)
-		return formats_text;
-	return formats_show;
+	static const char *names[12];
+
+	out_format_names(v->formats, names);
+	return names;
 }
 
 static char *generator(const char *text, int state)
@@ -548,8 +538,8 @@ static int run_repl(struct dbreg_ctx *ctx, int argc, char **argv)
 		}
 		return option_error("repl", c, argv);
 	}
-	if (optind < argc)
-		return usage_error("repl", "unexpected argument '%s'", argv[optind]);
+	if (verb_begin(&verb_repl, ctx, argc, argv))
+		return EXIT_USAGE;
 	repl_ctx = ctx;
 	in_repl = true;
 	if (!isatty(STDIN_FILENO))
@@ -562,4 +552,5 @@ const struct verb verb_repl = {
 	.run = run_repl,
 	.summary = "an interactive shell over these commands (script mode on a pipe)",
 	.usage = "[-h]",
+	.registry = VERB_REGISTRY_SELF,  /* once, kept, and again when it drops */
 };

@@ -51,7 +51,7 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 			verb_help(&verb_resolve_schema, resolve_options);
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("resolve-schema", optarg, OUT_TEXT | OUT_JSON | OUT_SQL, &fmt) < 0)
+			if (verb_format(&verb_resolve_schema, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_CONTEXT:
@@ -68,8 +68,8 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("resolve-schema", c, argv);
 		}
 	}
-	if (optind + 1 < argc)
-		return usage_error("resolve-schema", "unexpected argument '%s'", argv[optind + 1]);
+	if (verb_begin(&verb_resolve_schema, ctx, argc, argv))
+		return EXIT_USAGE;
 	if (optind < argc)
 		tenant = argv[optind];
 	dbreg_error_clear(&err);
@@ -146,4 +146,7 @@ const struct verb verb_resolve_schema = {
 	         "       [-o text|json|sql]\n"
 	         "       dbreg resolve-schema --validate NAME",
 	.options = resolve_long_options,
+	.min_args = 0, .max_args = 1,
+	.formats = OUT_TEXT | OUT_JSON | OUT_SQL,
+	.registry = VERB_REGISTRY_SELF,  /* not for --validate, nor for a context without a tenant */
 };

@@ -74,7 +74,7 @@ static int run_rotate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  -h, --help                 show this help\n");
 			return EXIT_OK;
 		case 'o':
-			if (out_parse_format("rotate-key", optarg, OUT_TEXT | OUT_JSON, &fmt) < 0)
+			if (verb_format(&verb_rotate_key, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		case ARG_DRY_RUN: flags |= DBREG_ROTATE_DRY_RUN; break;
@@ -88,9 +88,7 @@ static int run_rotate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("rotate-key", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("rotate-key", "unexpected argument '%s'", argv[optind]);
-	rc = connect_registry(ctx);
+	rc = verb_begin(&verb_rotate_key, ctx, argc, argv);
 	if (rc)
 		return rc;
 	dbreg_error_clear(&err);
@@ -111,4 +109,6 @@ const struct verb verb_rotate_key = {
 	.usage = "[--dry-run] [--to dbreg|fernet] [--skip-undecryptable] [-o text|json]",
 	.registry_writer = true,
 	.options = rotate_options,
+	.formats = OUT_TEXT | OUT_JSON,
+	.registry = VERB_REGISTRY_CONNECT,
 };

@@ -46,11 +46,7 @@ static int run_rotate_password(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("rotate-password", c, argv);
 		}
 	}
-	if (optind >= argc)
-		return usage_error("rotate-password", "missing connection NAME");
-	if (optind + 1 < argc)
-		return usage_error("rotate-password", "unexpected argument '%s'", argv[optind + 1]);
-	rc = connect_registry(ctx);
+	rc = verb_begin(&verb_rotate_password, ctx, argc, argv);
 	if (rc)
 		return rc;
 	dbreg_error_clear(&err);
@@ -76,4 +72,7 @@ const struct verb verb_rotate_password = {
 	.usage = "NAME [--length N] [--dry-run] [--force]",
 	.registry_writer = true,
 	.options = rotpw_options,
+	.takes_names = true,
+	.min_args = 1, .max_args = 1, .arg_name = "a connection NAME",
+	.registry = VERB_REGISTRY_CONNECT,
 };

@@ -237,6 +237,8 @@ const struct verb verb_psql = {
 	.usage = "(NAME | --tenant TENANT) [-- PSQL-ARGS...]",
 	.options = run_options,
 	.takes_names = true,
+	.min_args = 0, .max_args = VERB_ANY,  /* NAME (or --tenant) [-- ARGS...]: run.c reads them */
+	.registry = VERB_REGISTRY_SELF,
 };
 
 const struct verb verb_exec = {
@@ -246,4 +248,6 @@ const struct verb verb_exec = {
 	.usage = "(NAME | --tenant TENANT) -- COMMAND [ARGS...]",
 	.options = run_options,
 	.takes_names = true,
+	.min_args = 0, .max_args = VERB_ANY,
+	.registry = VERB_REGISTRY_SELF,
 };

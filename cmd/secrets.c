@@ -117,8 +117,8 @@ static int run_encrypt_password(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("encrypt-password", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("encrypt-password", "unexpected argument '%s'", argv[optind]);
+	if (verb_begin(&verb_encrypt_password, ctx, argc, argv))
+		return EXIT_USAGE;
 	if (arg_password_format && strcmp(arg_password_format, "dbreg") != 0 && strcmp(arg_password_format, "fernet") != 0)
 		return usage_error("encrypt-password", "--password-format: unknown format '%s' (known: dbreg, fernet)",
 		                   arg_password_format);
@@ -238,8 +238,8 @@ static int run_generate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			return option_error("generate-key", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("generate-key", "unexpected argument '%s'", argv[optind]);
+	if (verb_begin(&verb_generate_key, NULL, argc, argv))
+		return EXIT_USAGE;
 	if (force && !output)
 		return usage_error("generate-key", "--force needs --output FILE");
 	dbreg_error_clear(&err);
@@ -272,6 +272,7 @@ const struct verb verb_encrypt_password = {
 	.summary = "encrypt a password and print its stored text",
 	.usage = "[--password-stdin] [--password-format dbreg|fernet]",
 	.options = encrypt_options,
+	.registry = VERB_REGISTRY_SELF,  /* for --for, and for the registry's password format */
 };
 
 const struct verb verb_generate_key = {
@@ -280,4 +281,5 @@ const struct verb verb_generate_key = {
 	.summary = "print a new encryption key, or write it to a new file",
 	.usage = "[--output FILE [--force]]",
 	.options = generate_options,
+	.registry = VERB_REGISTRY_NONE,
 };

@@ -95,15 +95,15 @@ static int run_validate(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_OFFLINE: offline = true; break;
 		case ARG_STRICT: strict = true; break;
 		case 'o':
-			if (out_parse_format("validate-config", optarg, OUT_TEXT | OUT_JSON, &fmt) < 0)
+			if (verb_format(&verb_validate_config, optarg, &fmt) < 0)
 				return EXIT_USAGE;
 			break;
 		default:
 			return option_error("validate-config", c, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error("validate-config", "unexpected argument '%s'", argv[optind]);
+	if (verb_begin(&verb_validate_config, ctx, argc, argv))
+		return EXIT_USAGE;
 
 	/* No connect_registry: a URL or registry it would refuse is what we report on. */
 	dbreg_error_clear(&err);
@@ -130,4 +130,6 @@ const struct verb verb_validate_config = {
 	.summary = "run every check CI wants before a deploy",
 	.usage = "[--offline] [--strict] [-o text|json]",
 	.options = validate_options,
+	.formats = OUT_TEXT | OUT_JSON,
+	.registry = VERB_REGISTRY_SELF,  /* a URL or registry it would refuse is what it reports on */
 };

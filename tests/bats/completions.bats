@@ -239,3 +239,28 @@ stub_dbreg_failing() {
 	assert_line shared-primary
 	assert_line analytics-eu
 }
+
+# formats_of COMMAND: the formats dbreg's own verb table gives COMMAND, from its --help.
+formats_of() {
+	"$DBREG" "$1" --help | sed -n 's/^Formats (-o): //p' | tr ' ' '\n' | sed '/^$/d' | sort
+}
+
+@test "completions: bash, zsh and fish offer the formats of dbreg's verb table, for every command" {
+	local cmd want
+	for cmd in $("$DBREG" --help | awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }'); do
+		want=$(formats_of "$cmd")
+		# shellcheck disable=SC2016
+		run bash --norc --noprofile -c 'source "$1" && _dbreg_formats "$2"' bash "$COMPLETIONS/dbreg.bash" "$cmd"
+		assert_equal "$(tr ' ' '\n' <<<"$output" | sed '/^$/d' | sort)" "$want"
+		[ -n "$want" ] || continue
+		# zsh and fish: the same words on the command's -o line.
+		local zline fline
+		zline=$(awk -v c="    $cmd)" '$0 == c || index($0, c) == 1 { on = 1 } on && /--format=/ { print; exit }' \
+			"$COMPLETIONS/_dbreg")
+		[[ $zline =~ :format:\(([^\)]*)\) ]] || fail "zsh: no formats for $cmd"
+		assert_equal "$(tr ' ' '\n' <<<"${BASH_REMATCH[1]}" | sort)" "$want"
+		fline=$(grep -E "__dbreg_using $cmd'.* -l format" -A1 "$COMPLETIONS/dbreg.fish" | tr -d '\n')
+		[[ $fline =~ -a\ \'([^\']*)\' ]] || fail "fish: no formats for $cmd"
+		assert_equal "$(tr ' ' '\n' <<<"${BASH_REMATCH[1]}" | sort)" "$want"
+	done
+}
