@@ -203,7 +203,8 @@ void out_prom_family(FILE *f, const char *name, const char *type, const char *he
  * verb says what the columns are and hands over rows; the writer of the format decides
  * what each becomes: a table (the one writer that keeps rows, for their widths), JSON
  * (each row an object as it comes; "a.b" keys nest), CSV, Prometheus (the columns with
- * a metric; families kept whole), Nagios (one status line with perfdata, then long output). */
+ * a metric; families kept whole), Nagios (one status line with perfdata, then long output),
+ * and a line a row of the OUT_C_TEXT columns for text, sql, kv and uri. */
 enum out_kind { OUT_K_TEXT, OUT_K_INT, OUT_K_REAL, OUT_K_BOOL, OUT_K_JSON };
 enum {
 	OUT_C_LABEL = 1 << 0,     /* Prometheus: a label of every sample of the row, named .label or key */
@@ -215,6 +216,7 @@ enum {
 	OUT_C_OPTIONAL = 1 << 6,  /* Prometheus: no family at all when no row has a value */
 	OUT_C_NO_JSON = 1 << 7,   /* the key is CSV's and Prometheus's, not JSON's */
 	OUT_C_OMIT_NULL = 1 << 8, /* JSON: no key at all (not null) when the value is NULL */
+	OUT_C_TEXT = 1 << 9,      /* text, sql, kv, uri: a part of the row's line (NULL: left out) */
 };
 struct out_column {
 	const char *key;          /* JSON and CSV ("a.b": b in the object a); NULL: not there */
@@ -226,6 +228,8 @@ struct out_column {
 	const char *label, *label_value;  /* an extra label of its samples (state="active") */
 	const char *const *states;        /* OUT_C_ONEHOT, NULL-terminated */
 	const char *unit;                 /* OUT_C_PERF */
+	unsigned only;                    /* the formats it is part of (0: every one with a place for it) */
+	int width;                        /* OUT_C_TEXT: padded to this many characters */
 };
 enum {
 	OUT_DOC_ARRAY = 1 << 0,   /* JSON: one section, a bare array */
@@ -240,7 +244,7 @@ void out_doc_meta(struct out_doc *d, const char *key, json_t *value);
 /* values: a text per column, of its kind (NULL: null, and "-" in a table); shown: what the
  * table shows instead (NULL, or NULL cells: the value); colors: the table's, or NULL. */
 void out_doc_row(struct out_doc *d, const char *const *values, const char *const *shown, const char *const *colors);
-/* The table's last line (left out with --no-headers unless always). */
+/* The last line of the table or the text (the table's is left out with --no-headers unless always). */
 void out_doc_footer(struct out_doc *d, const char *text, bool always);
 /* Prometheus: a gauge of the whole run, without labels, after the sections. */
 void out_doc_gauge(struct out_doc *d, const char *name, const char *help, double value);

@@ -13,24 +13,43 @@ static const struct option conninfo_options[] = {
 	{},
 };
 
-/* The JSON shape: these keys, port a number. */
-static void print_conninfo_json(FILE *f, const struct dbreg_conn *c)
+/* The string (kv, uri) or the JSON object of these keys, port a number where it is one. */
+enum { I_LINE, I_HOST, I_PORT, I_PORT_TEXT, I_DBNAME, I_USER, I_SSLMODE, I__COUNT };
+static const struct out_column conninfo_columns[I__COUNT] = {
+	[I_LINE] = { .flags = OUT_C_TEXT, .only = OUT_KV | OUT_URI },
+	[I_HOST] = { .key = "host" },
+	[I_PORT] = { .key = "port", .kind = OUT_K_INT, .flags = OUT_C_OMIT_NULL },
+	[I_PORT_TEXT] = { .key = "port", .flags = OUT_C_OMIT_NULL },  /* a list of ports */
+	[I_DBNAME] = { .key = "dbname" },
+	[I_USER] = { .key = "user" },
+	[I_SSLMODE] = { .key = "sslmode" },
+};
+
+static bool plain_number(const char *s)
 {
-	static const char *const keys[] = { "host", "port", "dbname", "user", "sslmode" };
-	json_t *o = json_object();
+	char *end = NULL;
 
-	for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-		const char *v = dbreg_conninfo_value(c, keys[i]);
-		char *end = NULL;
-		long port = v ? strtol(v, &end, 10) : 0;
+	if (!s || !*s)
+		return false;
+	(void)strtol(s, &end, 10);
+	return end && !*end;
+}
 
-		if (strcmp(keys[i], "port") == 0 && v && *v && end && !*end)
-			json_object_set_new(o, keys[i], json_integer(port));
-		else
-			json_object_set_new(o, keys[i], out_json_text(v));
-	}
-	out_json_print(f, o);
-	json_decref(o);
+static void print_conninfo(enum out_format fmt, const struct dbreg_conn *c, const char *line)
+{
+	const char *port = dbreg_conninfo_value(c, "port"), *v[I__COUNT] = { line };
+	struct out_doc *d = out_doc_new(stdout, fmt, OUT_DOC_SINGLE);
+	v[I_HOST] = dbreg_conninfo_value(c, "host");
+	if (plain_number(port))
+		v[I_PORT] = port;
+	else
+		v[I_PORT_TEXT] = port;
+	v[I_DBNAME] = dbreg_conninfo_value(c, "dbname");
+	v[I_USER] = dbreg_conninfo_value(c, "user");
+	v[I_SSLMODE] = dbreg_conninfo_value(c, "sslmode");
+	out_doc_section(d, NULL, conninfo_columns, I__COUNT);
+	out_doc_row(d, v, NULL, NULL);
+	out_doc_end(d);
 }
 
 static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
@@ -63,19 +82,14 @@ static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_error_clear(&err);
 	if (dbreg_show(ctx, argv[optind], &l, &err) < 0)
 		return fail(&err);
-	if (fmt == OUT_JSON) {
-		print_conninfo_json(stdout, dbreg_conn_list_at(l, 0));
-	} else {
-		r = dbreg_conninfo_string(dbreg_conn_list_at(l, 0), fmt == OUT_URI ? DBREG_CONNINFO_URI : DBREG_CONNINFO_KEYVALUE,
-		                          &text, &err);
-		if (r < 0) {
-			dbreg_conn_list_free(l);
-			return fail(&err);
-		}
-		out_fputs_safe(text, stdout);
-		putchar('\n');
-		free(text);
+	if (fmt != OUT_JSON &&
+	    dbreg_conninfo_string(dbreg_conn_list_at(l, 0), fmt == OUT_URI ? DBREG_CONNINFO_URI : DBREG_CONNINFO_KEYVALUE,
+	                          &text, &err) < 0) {
+		dbreg_conn_list_free(l);
+		return fail(&err);
 	}
+	print_conninfo(fmt, dbreg_conn_list_at(l, 0), text);
+	free(text);
 	dbreg_conn_list_free(l);
 	return EXIT_OK;
 }

@@ -942,6 +942,7 @@ struct out_doc {
 	bool json_any_member;       /* a member of the top object was written */
 	bool row_written;           /* in the current section */
 	bool table_printed;         /* a blank line goes before the next table */
+	bool single_done;           /* OUT_DOC_SINGLE: the record was written */
 	char *footer;
 	bool footer_always;
 	/* Prometheus: the run's own gauges, after the sections */
@@ -1098,6 +1099,36 @@ static void set_path(json_t *o, const char *key, json_t *v)
 	set_path(sub, dot + 1, v);
 }
 
+/* Whether column c has a part in format fmt. */
+static bool in_format(const struct out_column *c, enum out_format fmt)
+{
+	return !c->only || (c->only & fmt);
+}
+
+/* text, sql, kv, uri: the row's OUT_C_TEXT parts, a space between, escaped, coloured. */
+static void text_row(struct out_doc *d, const struct doc_section *s, const char *const *values,
+                     const char *const *shown, const char *const *colors)
+{
+	bool first = true;
+
+	for (size_t i = 0; i < s->ncols; i++) {
+		const char *x = shown && shown[i] ? shown[i] : values[i], *col = colors ? colors[i] : NULL;
+		char *e;
+		int w;
+
+		if (!(s->cols[i].flags & OUT_C_TEXT) || !in_format(&s->cols[i], d->fmt) || !x)
+			continue;
+		e = out_escape(x);
+		w = (int)display_width(e);
+		fprintf(d->f, "%s%s%s%s", first ? "" : " ", col && *col ? col : "", e, col && *col ? color(C_RESET) : "");
+		if (s->cols[i].width > w)
+			fprintf(d->f, "%*s", s->cols[i].width - w, "");
+		free(e);
+		first = false;
+	}
+	fputc('\n', d->f);
+}
+
 static void json_row(struct out_doc *d, const struct doc_section *s, const char *const *values)
 {
 	json_t *o = json_object();
@@ -1105,7 +1136,7 @@ static void json_row(struct out_doc *d, const struct doc_section *s, const char 
 	char *text;
 
 	for (size_t i = 0; i < s->ncols; i++)
-		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON) &&
+		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON) && in_format(&s->cols[i], OUT_JSON) &&
 		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
 			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
@@ -1228,8 +1259,10 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 		break;
 	}
 	case OUT_JSON:
-		if (s->json_open || (d->flags & OUT_DOC_SINGLE))
+		/* One record: the first row of the document is it; a later section is the text's alone. */
+		if (s->json_open || ((d->flags & OUT_DOC_SINGLE) && !d->single_done))
 			json_row(d, s, values);
+		d->single_done = true;
 		break;
 	case OUT_PROMETHEUS:
 		s->kept = realloc(s->kept, (s->nrows + 1) * s->ncols * sizeof(char *));
@@ -1240,6 +1273,12 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 		break;
 	case OUT_NAGIOS:
 		nagios_row(d, s, values);
+		break;
+	case OUT_TEXT:
+	case OUT_SQL:
+	case OUT_KV:
+	case OUT_URI:
+		text_row(d, s, values, shown, colors);
 		break;
 	default:
 		break;
@@ -1369,6 +1408,10 @@ void out_doc_end(struct out_doc *d)
 		break;
 	case OUT_PROMETHEUS:
 		prom_write(d);
+		break;
+	case OUT_TEXT:
+		if (d->footer)
+			fprintf(d->f, "%s\n", d->footer);
 		break;
 	case OUT_NAGIOS:
 		fprintf(d->f, "%s | %s\n", d->status_line ? d->status_line : "DBREG UNKNOWN", d->perf ? d->perf : "");

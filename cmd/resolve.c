@@ -14,6 +14,15 @@ static const char resolve_options[] =
 	"  -o, --format FMT           text (default), json or sql\n"
 	"  -h, --help                 show this help\n";
 
+enum { R_SCHEMA, R_CONTEXT, R_TENANT, R_CONNECTION, R_SQL, R__COUNT };
+static const struct out_column resolution_columns[R__COUNT] = {
+	[R_SCHEMA] = { .key = "schema", .flags = OUT_C_TEXT, .only = OUT_TEXT | OUT_JSON },
+	[R_CONTEXT] = { .key = "context" },
+	[R_TENANT] = { .key = "tenant", .kind = OUT_K_JSON },
+	[R_CONNECTION] = { .key = "connection", .kind = OUT_K_JSON },
+	[R_SQL] = { .flags = OUT_C_TEXT, .only = OUT_SQL },
+};
+
 static json_t *tenant_json(const struct dbreg_resolution *r)
 {
 	if (!dbreg_resolution_tenant_id(r))
@@ -110,28 +119,32 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 		rc = fail(&err);
 		goto out;
 	}
-	switch (fmt) {
-	case OUT_JSON: {
-		const struct dbreg_conn *conn = dbreg_resolution_connection(r);
-		json_t *j = json_pack("{s:s, s:s, s:o, s:o}", "schema", dbreg_resolution_schema(r), "context",
-		                      dbreg_schema_context_name(context), "tenant", tenant_json(r), "connection",
-		                      conn ? out_conn_json(conn) : json_null());
-
-		out_json_print(stdout, j);
-		json_decref(j);
-		break;
+	if (fmt == OUT_SQL && dbreg_resolution_sql_identifier(ctx, r, &ident, &err) < 0) {
+		rc = fail(&err);
+		goto out;
 	}
-	case OUT_SQL:
-		if (dbreg_resolution_sql_identifier(ctx, r, &ident, &err) < 0) {
-			rc = fail(&err);
-			goto out;
-		}
-		printf("SET search_path TO %s, public;\n", ident);
+	{
+		const struct dbreg_conn *conn = dbreg_resolution_connection(r);
+		json_t *t = tenant_json(r), *cj = conn ? out_conn_json(conn) : json_null();
+		char *tenant_text = json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+		char *conn_text = json_dumps(cj, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER), *sql = NULL;
+		const char *v[R__COUNT] = { dbreg_resolution_schema(r), dbreg_schema_context_name(context) };
+		struct out_doc *d = out_doc_new(stdout, fmt, OUT_DOC_SINGLE);
+
+		if (ident && asprintf(&sql, "SET search_path TO %s, public;", ident) < 0)
+			sql = NULL;
+		v[R_TENANT] = tenant_text;
+		v[R_CONNECTION] = conn_text;
+		v[R_SQL] = sql;
+		out_doc_section(d, NULL, resolution_columns, R__COUNT);
+		out_doc_row(d, v, NULL, NULL);
+		out_doc_end(d);
+		json_decref(t);
+		json_decref(cj);
+		free(tenant_text);
+		free(conn_text);
+		free(sql);
 		free(ident);
-		break;
-	default:
-		puts(dbreg_resolution_schema(r));
-		break;
 	}
 out:
 	dbreg_resolution_free(r);

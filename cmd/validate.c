@@ -13,64 +13,72 @@ static const struct option validate_options[] = {
 	{},
 };
 
-static const char *severity_name(enum dbreg_severity s)
+enum { F_SEVERITY, F_CODE, F_CODE_SHOWN, F_NAMES_SHOWN, F_MESSAGE, F_NAME, F_NAMES, F__COUNT };
+static const struct out_column finding_columns[F__COUNT] = {
+	[F_SEVERITY] = { .key = "severity", .flags = OUT_C_TEXT, .width = 7 },
+	[F_CODE] = { .key = "code" },
+	[F_CODE_SHOWN] = { .flags = OUT_C_TEXT },                    /* "conn-duplicate:" */
+	[F_NAMES_SHOWN] = { .flags = OUT_C_TEXT },                   /* "[dup-a, dup-b]" */
+	[F_MESSAGE] = { .key = "message", .flags = OUT_C_TEXT },
+	[F_NAME] = { .key = "connection_name" },
+	/* Only a finding about several connections has the list: the others keep their four keys. */
+	[F_NAMES] = { .key = "connection_names", .kind = OUT_K_JSON, .flags = OUT_C_OMIT_NULL },
+};
+
+static void add_finding(struct out_doc *d, const struct dbreg_findings *l, size_t i)
 {
-	return s == DBREG_SEV_ERROR ? "error" : "warning";
+	const struct dbreg_finding *x = dbreg_findings_at(l, i);
+	size_t n = dbreg_findings_connection_count(l, i);
+	const char *v[F__COUNT] = { NULL }, *colors[F__COUNT] = { NULL };
+	char *code = NULL, *names = NULL, *list = NULL;
+	json_t *a = json_array();
+	size_t len;
+	FILE *f;
+
+	v[F_SEVERITY] = x->severity == DBREG_SEV_ERROR ? "error" : "warning";
+	colors[F_SEVERITY] = color(x->severity == DBREG_SEV_ERROR ? C_RED : C_YELLOW);
+	v[F_CODE] = x->code;
+	if (asprintf(&code, "%s:", x->code) < 0)
+		code = NULL;
+	v[F_CODE_SHOWN] = code;
+	if (n && (f = open_memstream(&names, &len))) {
+		fputc('[', f);
+		for (size_t j = 0; j < n; j++) {
+			fputs(j ? ", " : "", f);
+			fputs(dbreg_findings_connection(l, i, j), f);
+			json_array_append_new(a, out_json_text(dbreg_findings_connection(l, i, j)));
+		}
+		fputc(']', f);
+		fclose(f);
+		v[F_NAMES_SHOWN] = names;
+	}
+	v[F_MESSAGE] = x->message;
+	v[F_NAME] = x->connection_name;
+	if (n > 1 && !x->connection_name)
+		v[F_NAMES] = list = json_dumps(a, JSON_COMPACT);
+	out_doc_row(d, v, NULL, colors);
+	json_decref(a);
+	free(code);
+	free(names);
+	free(list);
 }
 
-static void print_text(FILE *f, const struct dbreg_findings *l, size_t errors, size_t warnings)
+static void print_report(FILE *f, enum out_format fmt, const struct dbreg_findings *l, bool ok, size_t errors,
+                         size_t warnings)
 {
-	for (size_t i = 0; i < dbreg_findings_count(l); i++) {
-		const struct dbreg_finding *x = dbreg_findings_at(l, i);
-		const char *c = color(x->severity == DBREG_SEV_ERROR ? C_RED : C_YELLOW);
+	struct out_doc *d = out_doc_new(f, fmt, 0);
+	char footer[100];
 
-		size_t n = dbreg_findings_connection_count(l, i);
-
-		fprintf(f, "%s%-7s%s %s: ", c, severity_name(x->severity), *c ? color(C_RESET) : "", x->code);
-		if (n) {
-			fputc('[', f);
-			for (size_t j = 0; j < n; j++) {
-				if (j)
-					fputs(", ", f);
-				/* A name as the registry holds it may carry anything. */
-				out_fputs_safe(dbreg_findings_connection(l, i, j), f);
-			}
-			fputs("] ", f);
-		}
-		out_fputs_safe(x->message, f);
-		fputc('\n', f);
-	}
-	fprintf(f, "%zu error%s, %zu warning%s\n", errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
-}
-
-static void print_json(FILE *f, const struct dbreg_findings *l, bool ok, size_t errors, size_t warnings)
-{
-	json_t *findings = json_array(), *root;
-
-	for (size_t i = 0; i < dbreg_findings_count(l); i++) {
-		const struct dbreg_finding *x = dbreg_findings_at(l, i);
-		size_t n = dbreg_findings_connection_count(l, i);
-		json_t *o = json_pack("{s:s, s:s, s:s, s:o}",
-			"severity", severity_name(x->severity),
-			"code", x->code,
-			"message", x->message,
-			"connection_name", out_json_text(x->connection_name));
-
-		/* Only a finding about several connections has the list: the others keep their
-		 * four keys. */
-		if (o && n > 1 && !x->connection_name) {
-			json_t *names = json_array();
-
-			for (size_t j = 0; j < n; j++)
-				json_array_append_new(names, out_json_text(dbreg_findings_connection(l, i, j)));
-			json_object_set_new(o, "connection_names", names);
-		}
-		json_array_append_new(findings, o);
-	}
-	root = json_pack("{s:b, s:I, s:I, s:o}", "ok", ok, "errors", (json_int_t)errors, "warnings",
-	                 (json_int_t)warnings, "findings", findings);
-	out_json_print(f, root);
-	json_decref(root);
+	out_doc_meta(d, "ok", json_boolean(ok));
+	out_doc_meta(d, "errors", json_integer((json_int_t)errors));
+	out_doc_meta(d, "warnings", json_integer((json_int_t)warnings));
+	out_doc_section(d, "findings", finding_columns, F__COUNT);
+	for (size_t i = 0; i < dbreg_findings_count(l); i++)
+		add_finding(d, l, i);
+	snprintf(footer, sizeof(footer), "%zu error%s, %zu warning%s", errors, errors == 1 ? "" : "s", warnings,
+	         warnings == 1 ? "" : "s");
+	out_doc_footer(d, footer, false);
+	out_doc_end(d);
 }
 
 static int run_validate(struct dbreg_ctx *ctx, int argc, char **argv)
@@ -116,10 +124,7 @@ static int run_validate(struct dbreg_ctx *ctx, int argc, char **argv)
 			warnings++;
 	}
 	ok = errors == 0 && !(strict && warnings > 0);
-	if (fmt == OUT_JSON)
-		print_json(stdout, l, ok, errors, warnings);
-	else
-		print_text(stdout, l, errors, warnings);
+	print_report(stdout, fmt, l, ok, errors, warnings);
 	dbreg_findings_free(l);
 	return ok ? EXIT_OK : EXIT_NEGATIVE;
 }
