@@ -33,6 +33,10 @@ setup() {
 
 teardown() {
 	stop_background
+	if [ -n "${OWN_ADMIN-}" ]; then
+		"$DBREG_SOURCE_ROOT/scripts/pg-sandbox" stop "$OWN_ADMIN/cluster" >/dev/null 2>&1 3>&- || true
+		rm -rf "$OWN_ADMIN"
+	fi
 	if [ -n "${REVOKED-}" ]; then
 		psql_super_on "$DBREG_TEST_REGISTRY" <<<"GRANT UPDATE ON admin.database_connections TO $DBREG_ADMIN_ROLE;"
 	fi
@@ -1313,4 +1317,37 @@ Try 'dbreg health --help' for more information."
 	refute_output --partial dbreg_backends
 	refute_output --partial dbreg_in_recovery
 	refute_output --partial dbreg_max_connections
+}
+
+@test "health: with its admin database stopped, Nagios still says UNKNOWN on stdout and the Prometheus file says the run failed" {
+	# An admin database of this test's own, so that it can be stopped; in a directory the
+	# server's unprivileged user can reach (the test's own is private to root).
+	OWN_ADMIN=$(mktemp -d /tmp/dbreg-admin.XXXXXX)
+	chmod 755 "$OWN_ADMIN"
+	local env
+	env=$("$DBREG_SOURCE_ROOT/scripts/pg-sandbox" start "$OWN_ADMIN/cluster" 2>/dev/null 3>&-) || fail "no second cluster"
+	(
+		eval "$env"
+		"$DBREG" init >/dev/null
+		"$DBREG" register own-self --host 127.0.0.1 --port "$PGSANDBOX_PORT" --database platform_admin \
+			--user "$DBREG_ADMIN_ROLE" --no-password >/dev/null
+	)
+	eval "$env"
+	local prom=$BATS_TEST_TMPDIR/dbreg.prom
+	health -o prometheus --output "$prom"
+	assert_success
+	grep -qx 'dbreg_health_run_success 1' "$prom" || fail "$(cat "$prom")"
+
+	"$DBREG_SOURCE_ROOT/scripts/pg-sandbox" stop "$OWN_ADMIN/cluster" >/dev/null 2>&1 3>&-
+	health -o nagios
+	assert_failure 3
+	assert_equal "${#lines[@]}" 1
+	assert_output --regexp '^DBREG UNKNOWN - cannot reach the admin database: .* \| healthy=0 degraded=0 unhealthy=0 unknown=0$'
+	health -o prometheus --output "$prom"
+	assert_failure 3
+	assert_output ""
+	run cat "$prom"
+	assert_line 'dbreg_health_run_success 0'
+	assert_line --regexp '^dbreg_health_run_timestamp_seconds [0-9]+\.[0-9]+$'
+	refute_line --partial 'dbreg_up{'
 }
