@@ -82,7 +82,14 @@ int option_error(const char *verb, int c, char **argv);
  * rule), NULL-terminated, or NULL when there are none; EXIT_USAGE on a bad one. */
 int parse_names(const char *verb, int argc, char **argv, const char *const **ret);
 /* Adds the n tags of --tag to a filter (all must match). */
-int add_tags(struct dbreg_filter *filter, const char *const *tags, int n, struct dbreg_error *err);
+/* The values of a repeated --tag, as given, until a filter takes them (add_tags). */
+struct tag_list {
+	const char *tags[64];
+	int n;
+};
+/* One more --tag; past 64 a usage error (returns -1). */
+int tag_list_add(const char *verb, struct tag_list *t, const char *tag);
+int add_tags(struct dbreg_filter *filter, const struct tag_list *t, struct dbreg_error *err);
 /* Reads an option's value as a whole number 1..max; a usage error (returns -1) otherwise. */
 int parse_positive(const char *verb, const char *opt, const char *text, long max, long *ret);
 /* Prints err and returns its exit status (SPEC §4). */

@@ -139,10 +139,20 @@ int option_error(const char *verb, int c, char **argv)
 	return usage_error(verb, "unknown option '%s'", name);
 }
 
-int add_tags(struct dbreg_filter *filter, const char *const *tags, int n, struct dbreg_error *err)
+int tag_list_add(const char *verb, struct tag_list *t, const char *tag)
 {
-	for (int i = 0; i < n; i++)
-		if (dbreg_filter_add_tag(filter, tags[i], err) < 0)
+	if (t->n == (int)ELEMENTSOF(t->tags)) {
+		usage_error(verb, "--tag: at most %zu", ELEMENTSOF(t->tags));
+		return -1;
+	}
+	t->tags[t->n++] = tag;
+	return 0;
+}
+
+int add_tags(struct dbreg_filter *filter, const struct tag_list *t, struct dbreg_error *err)
+{
+	for (int i = 0; i < t->n; i++)
+		if (dbreg_filter_add_tag(filter, t->tags[i], err) < 0)
 			return -1;
 	return 0;
 }

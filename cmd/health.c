@@ -398,10 +398,10 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
 	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0;
-	const char *arg_type = NULL, *arg_region = NULL, *arg_tags[64];
+	const char *arg_type = NULL, *arg_region = NULL;
+	struct tag_list arg_tags = { .n = 0 };
 	const char *const *names;
 	struct dbreg_health_opts *o = NULL;
-	int ntags = 0;
 	struct dbreg_health_report *r = NULL;
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
@@ -427,9 +427,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_TYPE: arg_type = optarg; break;
 		case ARG_REGION: arg_region = optarg; break;
 		case ARG_TAG:
-			if (ntags == (int)ELEMENTSOF(arg_tags))
-				return usage_error("health", "--tag: at most %zu", ELEMENTSOF(arg_tags)), H_UNKNOWN;
-			arg_tags[ntags++] = optarg;
+			if (tag_list_add("health", &arg_tags, optarg) < 0)
+				return H_UNKNOWN;
 			break;
 		case ARG_LEVEL:
 			if (strcmp(optarg, "basic") == 0)
@@ -500,7 +499,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
 	    dbreg_filter_set_region(dbreg_health_opts_filter(o), arg_region, &err) < 0 ||
 	    dbreg_filter_set_names(dbreg_health_opts_filter(o), names, &err) < 0 ||
-	    add_tags(dbreg_health_opts_filter(o), arg_tags, ntags, &err) < 0) {
+	    add_tags(dbreg_health_opts_filter(o), &arg_tags, &err) < 0) {
 		dbreg_health_opts_free(o);
 		log_error("%s", err.message);
 		return H_UNKNOWN;

@@ -21,8 +21,9 @@ static const struct option list_options[] = {
 
 static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	const char *arg_type = NULL, *arg_region = NULL, *arg_tags[64];
-	int arg_active = -1, arg_all = 0, ntags = 0;
+	const char *arg_type = NULL, *arg_region = NULL;
+	struct tag_list arg_tags = { .n = 0 };
+	int arg_active = -1, arg_all = 0;
 	struct dbreg_filter *filter = NULL;
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_conn_list *l = NULL;
@@ -54,9 +55,8 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_TYPE: arg_type = optarg; break;
 		case ARG_REGION: arg_region = optarg; break;
 		case ARG_TAG:
-			if (ntags == (int)ELEMENTSOF(arg_tags))
-				return usage_error("list", "--tag: at most %zu", ELEMENTSOF(arg_tags));
-			arg_tags[ntags++] = optarg;
+			if (tag_list_add("list", &arg_tags, optarg) < 0)
+				return EXIT_USAGE;
 			break;
 		case ARG_ACTIVE:
 		case ARG_INACTIVE:
@@ -77,7 +77,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		return r;
 	dbreg_error_clear(&err);
 	if (dbreg_filter_new(&filter, &err) < 0 || dbreg_filter_set_type(filter, arg_type, &err) < 0 ||
-	    dbreg_filter_set_region(filter, arg_region, &err) < 0 || add_tags(filter, arg_tags, ntags, &err) < 0) {
+	    dbreg_filter_set_region(filter, arg_region, &err) < 0 || add_tags(filter, &arg_tags, &err) < 0) {
 		dbreg_filter_free(filter);
 		return fail(&err);
 	}
@@ -95,7 +95,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 		}
 	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
 		fprintf(stderr, "no connections registered%s\n",
-		        arg_type || arg_region || ntags || arg_active >= 0 ? " match" : "");
+		        arg_type || arg_region || arg_tags.n || arg_active >= 0 ? " match" : "");
 	} else {
 		out_conn_list(stdout, fmt, l, false);
 	}

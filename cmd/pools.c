@@ -336,11 +336,11 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_pool_opts *o = NULL;
 	enum out_format fmt = OUT_TABLE;
 	struct dbreg_error err;
-	const char *arg_tags[64];
+	struct tag_list arg_tags = { .n = 0 };
 	struct out_progress shown = { .what = "asking" };
 	const char *output = NULL;
 	long watch = 0, timeout_s = 0, jobs = 0;
-	int c, rc, ntags = 0;
+	int c, rc;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":ho:", pool_long_options, NULL)) != -1) {
@@ -357,9 +357,8 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case ARG_TAG:
-			if (ntags == (int)ELEMENTSOF(arg_tags))
-				return usage_error("pool-stats", "--tag: at most %zu", ELEMENTSOF(arg_tags));
-			arg_tags[ntags++] = optarg;
+			if (tag_list_add("pool-stats", &arg_tags, optarg) < 0)
+				return EXIT_USAGE;
 			break;
 		case ARG_TIMEOUT:
 			if (parse_positive("pool-stats", "--timeout", optarg, 3600, &timeout_s) < 0)
@@ -395,7 +394,7 @@ static int run_pool_stats(struct dbreg_ctx *ctx, int argc, char **argv)
 		return rc;
 	}
 	if (dbreg_pool_opts_new(&o, &err) < 0 || dbreg_filter_set_names(dbreg_pool_opts_filter(o), names, &err) < 0 ||
-	    add_tags(dbreg_pool_opts_filter(o), arg_tags, ntags, &err) < 0) {
+	    add_tags(dbreg_pool_opts_filter(o), &arg_tags, &err) < 0) {
 		dbreg_pool_opts_free(o);
 		return fail(&err);
 	}
