@@ -99,6 +99,8 @@ int exit_status(enum dbreg_errkind kind);
 void verb_help(const struct verb *v, const char *options);
 /* Connects the context and prints the failure, returning its exit status (0 ok). */
 int connect_registry(struct dbreg_ctx *ctx);
+/* The same, the failure also left in *ret_err (for a verb that reports it in its format too). */
+int connect_registry_err(struct dbreg_ctx *ctx, struct dbreg_error *ret_err);
 /* After a verb's options (argv[optind] on): its positional arguments within the table's
  * bounds, connection names by the naming rule (usage errors), then the admin connection
  * when the verb is VERB_REGISTRY_CONNECT.  Returns 0 or the exit status. */

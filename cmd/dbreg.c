@@ -235,17 +235,22 @@ int verb_format(const struct verb *v, const char *text, enum out_format *ret)
 	return out_parse_format(v->name, text, v->formats, ret);
 }
 
-int connect_registry(struct dbreg_ctx *ctx)
+int connect_registry_err(struct dbreg_ctx *ctx, struct dbreg_error *ret_err)
 {
-	struct dbreg_error err;
+	struct dbreg_error own, *err = ret_err ? ret_err : &own;
 	int reconnected = 0;
 
-	dbreg_error_clear(&err);
-	if (dbreg_ctx_connect(ctx, &reconnected, &err) < 0)
-		return fail(&err);
+	dbreg_error_clear(err);
+	if (dbreg_ctx_connect(ctx, &reconnected, err) < 0)
+		return fail(err);
 	if (reconnected)
 		fprintf(stderr, "dbreg: the admin connection was lost; reconnected\n");
 	return 0;
+}
+
+int connect_registry(struct dbreg_ctx *ctx)
+{
+	return connect_registry_err(ctx, NULL);
 }
 
 void verb_help(const struct verb *v, const char *options)

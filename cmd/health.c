@@ -409,7 +409,6 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	struct dbreg_error err;
 	size_t jobs_used, jobs_wanted;
 	struct view view = { .statuses = 0, .sort = SORT_STATUS };
-	int reconnected = 0;
 	struct out_progress shown = { .what = "checking" };
 	long v, fd_limit;
 	int c, state;
@@ -513,14 +512,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_health_opts_set_no_update(o, arg_no_update);
 	if (!output && isatty(STDERR_FILENO))
 		dbreg_health_opts_set_progress(o, out_progress, &shown);
-	if (dbreg_ctx_connect(ctx, &reconnected, &err) < 0) {
-		log_error("%s", err.message);
+	if (connect_registry_err(ctx, &err)) {
 		report_failure(fmt, output, "cannot reach the admin database: ", err.message);
 		dbreg_health_opts_free(o);
 		return H_UNKNOWN;
 	}
-	if (reconnected)
-		fprintf(stderr, "dbreg: the admin connection was lost; reconnected\n");
 	if (dbreg_health_run(ctx, o, &r, &err) < 0) {
 		if (err.message[0])
 			log_error("%s", err.message);
