@@ -201,6 +201,13 @@ static void check_job(struct fanout_job *j, struct target_run *run, int row, enu
 /* Rows whose login failed while an unfinished rotate-password left a pending password: the
  * server may have that one already (the run stopped between ALTER ROLE and storing it).
  * Checked again with it; where it logs in, that check stands, and the result says so. */
+/* A login the server refused, on a row with a pending rotate-password: worth a second
+ * try with the pending password. */
+static bool wants_pending(const struct target_run *run, const struct fanout_job *j, size_t i)
+{
+	return j->outcome == FANOUT_CONNECT && !j->logged_in && !PQgetisnull(run->rows, (int)i, run->c_pending);
+}
+
 static int retry_pending(struct dbreg_health_report *r, struct target_run *run, struct fanout_job *jobs, size_t n,
                          const struct dbreg_health_opts *o, int timeout_ms, struct dbreg_error *err)
 {
@@ -211,7 +218,7 @@ static int retry_pending(struct dbreg_health_report *r, struct target_run *run, 
 	if (run->c_pending < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		m += jobs[i].outcome == FANOUT_CONNECT && !jobs[i].logged_in && !PQgetisnull(run->rows, (int)i, run->c_pending);
+		m += wants_pending(run, &jobs[i], i);
 	if (m == 0)
 		return 0;
 	again = calloc(m, sizeof(*again));
@@ -223,7 +230,7 @@ static int retry_pending(struct dbreg_health_report *r, struct target_run *run, 
 	}
 	m = 0;
 	for (size_t i = 0; i < n; i++)
-		if (jobs[i].outcome == FANOUT_CONNECT && !jobs[i].logged_in && !PQgetisnull(run->rows, (int)i, run->c_pending)) {
+		if (wants_pending(run, &jobs[i], i)) {
 			check_job(&again[m], run, (int)i, o->level);
 			from[m++] = i;
 		}
