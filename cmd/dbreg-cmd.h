@@ -189,6 +189,9 @@ const char *color(const char *ansi);  /* "" without colour */
 char *out_escape(const char *s);
 /* fputs of out_escape(s). */
 void out_fputs_safe(const char *s, FILE *f);
+/* A verb's one-line result on standard output ("registered NAME (id ...)"), control
+ * characters escaped; never for a secret (the text passes through the heap). */
+void out_line(const char *fmt, ...) _printf_(1, 2);
 #define C_BOLD "\033[1m"
 #define C_RED "\033[31m"
 #define C_GREEN "\033[32m"

@@ -38,7 +38,7 @@ static int run_deregister(struct dbreg_ctx *ctx, int argc, char **argv)
 		return fail(&err);
 	if (tenants > 0)
 		log_warning("%ld tenant%s still point at '%s'", tenants, tenants == 1 ? "" : "s", argv[optind]);
-	printf("%s %s\n", purge ? "purged" : "deregistered", argv[optind]);
+	out_line("%s %s", purge ? "purged" : "deregistered", argv[optind]);
 	return EXIT_OK;
 }
 

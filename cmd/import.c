@@ -99,7 +99,7 @@ static int run_import(struct dbreg_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (dry_run) {
-		printf("dry run: would register %zu connection%s as:\n", n, n == 1 ? "" : "s");
+		out_line("dry run: would register %zu connection%s as:", n, n == 1 ? "" : "s");
 		out_conn_list(stdout, OUT_TABLE, rows, false);
 	} else {
 		/* In the file's order, as register says it. */
@@ -112,8 +112,7 @@ static int run_import(struct dbreg_ctx *ctx, int argc, char **argv)
 				if (strcmp(dbreg_conn_get(row, DBREG_F_CONNECTION_NAME), name) == 0)
 					id = dbreg_conn_get(row, DBREG_F_ID);
 			}
-			printf("%s %s (id %s)\n", dbreg_import_revived(im, i) ? "revived" : "registered", name,
-			       id ? id : "?");
+			out_line("%s %s (id %s)", dbreg_import_revived(im, i) ? "revived" : "registered", name, id ? id : "?");
 		}
 	}
 	r = EXIT_OK;

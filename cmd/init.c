@@ -42,13 +42,12 @@ static int run_init(struct dbreg_ctx *ctx, int argc, char **argv)
 	if (dbreg_init(ctx, &applied, &version, &err) < 0)
 		return fail(&err);
 	if (dbreg_init_report(ctx)) {
-		out_fputs_safe(dbreg_init_report(ctx), stdout);
-		printf("\nregistry schema at version %d\n", version);
+		out_line("%s", dbreg_init_report(ctx));
+		out_line("registry schema at version %d", version);
 	} else if (applied == 0)
-		printf("registry schema already at version %d; nothing to do\n", version);
+		out_line("registry schema already at version %d; nothing to do", version);
 	else
-		printf("applied %d migration%s; registry schema at version %d\n", applied, applied == 1 ? "" : "s",
-		       version);
+		out_line("applied %d migration%s; registry schema at version %d", applied, applied == 1 ? "" : "s", version);
 	if (!arg_password_format)
 		return EXIT_OK;
 	if (dbreg_set_password_format(ctx, arg_password_format, &changed, &err) < 0)

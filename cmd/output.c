@@ -3,6 +3,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,20 @@ char *out_escape(const char *s)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+void out_line(const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	out_fputs_safe(text ? text : "", stdout);
+	fputc('\n', stdout);
+	free(text);
 }
 
 void out_fputs_safe(const char *s, FILE *f)

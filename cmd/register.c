@@ -103,27 +103,28 @@ static int write_connection(struct dbreg_ctx *ctx, int argc, char **argv, bool u
 		goto out;
 	}
 	if (o.dry_run) {
-		printf("dry run: would %s %s as:\n", update ? "update" : "register", name);
+		out_line("dry run: would %s %s as:", update ? "update" : "register", name);
 		out_conn_list(stdout, OUT_TABLE, row, true);
 	} else if (update) {
 		const struct dbreg_conn *a = dbreg_conn_list_at(before, 0), *b = dbreg_conn_list_at(row, 0);
 		size_t changed;
 
-		printf("updated %s\n", name);
+		out_line("updated %s", name);
 		changed = out_conn_changes(stdout, a, b);
 		if (dbreg_spec_is_set(o.spec, DBREG_F_HAS_PASSWORD)) {
 			const char *h0 = dbreg_conn_get(a, DBREG_F_HAS_PASSWORD), *h1 = dbreg_conn_get(b, DBREG_F_HAS_PASSWORD);
 			bool had = h0 && strcmp(h0, "true") == 0, has = h1 && strcmp(h1, "true") == 0;
 
-			puts(has ? (had ? "password replaced" : "password set") : had ? "password removed" : "no password, as before");
+			out_line("%s", has ? (had ? "password replaced" : "password set") : had ? "password removed"
+			                                                                 : "no password, as before");
 			changed++;
 		}
 		if (!changed)
-			puts("nothing changed");
+			out_line("nothing changed");
 	} else if (dbreg_register_revived(ctx)) {
-		printf("revived %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
+		out_line("revived %s (id %s)", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
 	} else {
-		printf("registered %s (id %s)\n", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
+		out_line("registered %s (id %s)", name, dbreg_conn_get(dbreg_conn_list_at(row, 0), DBREG_F_ID));
 	}
 	r = EXIT_OK;
 out:

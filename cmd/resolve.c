@@ -91,7 +91,7 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 			log_error("%s", err.message);
 			return EXIT_NEGATIVE;
 		}
-		printf("%s: valid schema name\n", validate);
+		out_line("%s: valid schema name", validate);
 		return EXIT_OK;
 	}
 	if (context == DBREG_CONTEXT_TENANT && !tenant)

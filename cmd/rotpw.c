@@ -59,9 +59,7 @@ static int run_rotate_password(struct dbreg_ctx *ctx, int argc, char **argv)
 	else if (resumed == DBREG_ROTPW_DISCARDED)
 		log_warning("an unfinished rotation was found: the server never took its password, so it was %s",
 		            flags & DBREG_ROTPW_DRY_RUN ? "left (a real run discards it)" : "discarded");
-	fputs(flags & DBREG_ROTPW_DRY_RUN ? "would rotate " : "rotated ", stdout);
-	out_fputs_safe(argv[optind], stdout);
-	putchar('\n');
+	out_line("%s %s", flags & DBREG_ROTPW_DRY_RUN ? "would rotate" : "rotated", argv[optind]);
 	return EXIT_OK;
 }
 
