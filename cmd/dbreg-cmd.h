@@ -161,23 +161,9 @@ bool out_is_terminal(void);
 int out_pipe_begin(const char *cmd);
 int out_pipe_end(void);
 
-struct out_table;
-struct out_table *out_table_new(size_t ncols, const char *const *headers);
-/* Cells are escaped (control characters as \xNN) as they are added. */
-void out_table_add(struct out_table *t, const char *const *cells);
-/* The same, a colour (C_RED, ..., or NULL) for each cell. */
-void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors);
-void out_table_print(FILE *f, const struct out_table *t);
-void out_table_free(struct out_table *t);
-
 /* A JSON string (NULL → null); bytes that are not UTF-8 become '?'. */
 json_t *out_json_text(const char *text);
-/* A JSON value for a typed field text (NULL → null). */
-json_t *out_json_typed(enum dbreg_type type, const char *text);
 json_t *out_conn_json(const struct dbreg_conn *c);
-/* Prints JSON (indented) and a newline. */
-void out_json_print(FILE *f, const json_t *j);
-void out_csv_cell(FILE *f, const char *text, bool last);
 /* update: a line "FIELD OLD → NEW" for each field that differs (not updated_at nor the
  * password's fields); returns how many. */
 size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct dbreg_conn *after);
@@ -206,10 +192,6 @@ struct out_progress {
 	bool shown;
 };
 void out_progress(size_t done, size_t total, double elapsed_ms, void *userdata);
-/* Prometheus text format: one label, its value escaped (\\, \", \n); first: no comma before it. */
-void out_prom_label(FILE *f, const char *name, const char *value, bool first);
-/* The # HELP and # TYPE lines of a metric family. */
-void out_prom_family(FILE *f, const char *name, const char *type, const char *help);
 
 /* A document: sections of typed columns and rows as they come, for every format.  The
  * verb says what the columns are and hands over rows; the writer of the format decides
@@ -226,9 +208,8 @@ enum {
 	OUT_C_PERF = 1 << 4,      /* Nagios: the row's perfdata value (NULL: U), in .unit */
 	OUT_C_ONEHOT = 1 << 5,    /* Prometheus: a sample for each of .states, label .label, 1 for the row's */
 	OUT_C_OPTIONAL = 1 << 6,  /* Prometheus: no family at all when no row has a value */
-	OUT_C_NO_JSON = 1 << 7,   /* the key is CSV's and Prometheus's, not JSON's */
-	OUT_C_OMIT_NULL = 1 << 8, /* JSON: no key at all (not null) when the value is NULL */
-	OUT_C_TEXT = 1 << 9,      /* text, sql, kv, uri: a part of the row's line (NULL: left out) */
+	OUT_C_OMIT_NULL = 1 << 7, /* JSON: no key at all (not null) when the value is NULL */
+	OUT_C_TEXT = 1 << 8,      /* text, sql, kv, uri: a part of the row's line (NULL: left out) */
 };
 struct out_column {
 	const char *key;          /* JSON and CSV ("a.b": b in the object a); NULL: not there */
@@ -240,7 +221,8 @@ struct out_column {
 	const char *label, *label_value;  /* an extra label of its samples (state="active") */
 	const char *const *states;        /* OUT_C_ONEHOT, NULL-terminated */
 	const char *unit;                 /* OUT_C_PERF */
-	unsigned only;                    /* the formats it is part of (0: every one with a place for it) */
+	unsigned only;                    /* the formats it is part of, its key's JSON and CSV included
+	                                   * (0: every one with a place for it) */
 	int width;                        /* OUT_C_TEXT: padded to this many characters */
 };
 enum {

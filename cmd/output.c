@@ -215,18 +215,7 @@ struct out_table {
 	const char **colors;   /* a colour for a cell, or NULL */
 };
 
-struct out_table *out_table_new(size_t ncols, const char *const *headers)
-{
-	struct out_table *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		abort();
-	t->ncols = ncols;
-	out_table_add(t, headers);
-	return t;
-}
-
-void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors)
+static void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors)
 {
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 16;
@@ -243,9 +232,15 @@ void out_table_add_colored(struct out_table *t, const char *const *cells, const 
 	t->nrows++;
 }
 
-void out_table_add(struct out_table *t, const char *const *cells)
+static struct out_table *out_table_new(size_t ncols, const char *const *headers)
 {
-	out_table_add_colored(t, cells, NULL);
+	struct out_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		abort();
+	t->ncols = ncols;
+	out_table_add_colored(t, headers, NULL);
+	return t;
 }
 
 static size_t display_width(const char *s)
@@ -313,7 +308,7 @@ static void print_cell(FILE *f, const char *cell, size_t w)
 	fputs("…", f);
 }
 
-void out_table_print(FILE *f, const struct out_table *t)
+static void out_table_print(FILE *f, const struct out_table *t)
 {
 	size_t *width = calloc(t->ncols, sizeof(size_t)), *min = calloc(t->ncols, sizeof(size_t));
 	size_t first = out_style.no_headers ? 1 : 0;
@@ -563,7 +558,7 @@ void out_pager_stop(void)
 	pager_finish(false);
 }
 
-void out_table_free(struct out_table *t)
+static void out_table_free(struct out_table *t)
 {
 	if (!t)
 		return;
@@ -597,7 +592,7 @@ json_t *out_json_text(const char *text)
 	return j ? j : json_null();
 }
 
-json_t *out_json_typed(enum dbreg_type type, const char *text)
+static json_t *out_json_typed(enum dbreg_type type, const char *text)
 {
 	json_t *j;
 
@@ -628,14 +623,8 @@ json_t *out_conn_json(const struct dbreg_conn *c)
 	return o;
 }
 
-void out_json_print(FILE *f, const json_t *j)
-{
-	json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-	fputc('\n', f);
-}
-
 /* ---- CSV (RFC 4180 quoting; lines end in LF, as psql --csv does) ---- */
-void out_csv_cell(FILE *f, const char *text, bool last)
+static void out_csv_cell(FILE *f, const char *text, bool last)
 {
 	if (text && strpbrk(text, ",\"\r\n")) {
 		fputc('"', f);
@@ -917,7 +906,7 @@ void out_progress(size_t done, size_t total, double elapsed_ms, void *userdata)
 }
 
 /* Label values escaped as the text exposition format requires. */
-void out_prom_label(FILE *f, const char *name, const char *value, bool first)
+static void out_prom_label(FILE *f, const char *name, const char *value, bool first)
 {
 	fprintf(f, "%s%s=\"", first ? "" : ",", name);
 	for (const char *p = value ? value : ""; *p; p++) {
@@ -931,7 +920,7 @@ void out_prom_label(FILE *f, const char *name, const char *value, bool first)
 	fputc('"', f);
 }
 
-void out_prom_family(FILE *f, const char *name, const char *type, const char *help)
+static void out_prom_family(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -971,6 +960,25 @@ struct out_doc {
 	size_t long_len;
 	FILE *long_f;
 };
+
+/* Whether column c has a part in format fmt. */
+static bool in_format(const struct out_column *c, enum out_format fmt)
+{
+	return !c->only || (c->only & fmt);
+}
+
+/* A CSV line of the columns that have a key in CSV: the keys themselves (values NULL) or a row. */
+static void csv_line(FILE *f, const struct out_column *cols, size_t ncols, const char *const *values)
+{
+	size_t last = ncols;
+
+	for (size_t i = 0; i < ncols; i++)
+		if (cols[i].key && in_format(&cols[i], OUT_CSV))
+			last = i;
+	for (size_t i = 0; i < ncols; i++)
+		if (cols[i].key && in_format(&cols[i], OUT_CSV))
+			out_csv_cell(f, values ? values[i] : cols[i].key, i == last);
+}
 
 struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags)
 {
@@ -1038,14 +1046,7 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 		if (n)
 			s->table = out_table_new(n, headers);
 	} else if (d->fmt == OUT_CSV) {
-		size_t last = ncols;
-
-		for (size_t i = 0; i < ncols; i++)
-			if (cols[i].key)
-				last = i;
-		for (size_t i = 0; i < ncols; i++)
-			if (cols[i].key)
-				out_csv_cell(d->f, cols[i].key, i == last);
+		csv_line(d->f, cols, ncols, NULL);
 	} else if (d->fmt == OUT_JSON && !(d->flags & OUT_DOC_SINGLE) && json_key) {
 		fprintf(d->f, "%s\n  \"%s\": [", d->json_any_member ? "," : "", json_key);
 		d->json_any_member = true;
@@ -1077,16 +1078,11 @@ void out_doc_meta(struct out_doc *d, const char *key, json_t *value)
 /* A JSON value for text of a kind (NULL → null). */
 static json_t *typed(enum out_kind kind, const char *text)
 {
-	char *end;
-	double v;
-
 	if (!text)
 		return json_null();
 	switch (kind) {
 	case OUT_K_INT: return json_integer(strtoll(text, NULL, 10));
-	case OUT_K_REAL:
-		v = strtod(text, &end);
-		return json_real(v);
+	case OUT_K_REAL: return json_real(strtod(text, NULL));
 	case OUT_K_BOOL: return json_boolean(strcmp(text, "true") == 0 || strcmp(text, "t") == 0);
 	case OUT_K_JSON: return out_json_typed(DBREG_T_JSON, text);
 	default: return out_json_text(text);
@@ -1112,12 +1108,6 @@ static void set_path(json_t *o, const char *key, json_t *v)
 		json_object_set_new(o, head, sub);
 	}
 	set_path(sub, dot + 1, v);
-}
-
-/* Whether column c has a part in format fmt. */
-static bool in_format(const struct out_column *c, enum out_format fmt)
-{
-	return !c->only || (c->only & fmt);
 }
 
 /* text, sql, kv, uri: the row's OUT_C_TEXT parts, a space between, escaped, coloured. */
@@ -1151,7 +1141,7 @@ static void json_row(struct out_doc *d, const struct doc_section *s, const char 
 	char *text;
 
 	for (size_t i = 0; i < s->ncols; i++)
-		if (s->cols[i].key && !(s->cols[i].flags & OUT_C_NO_JSON) && in_format(&s->cols[i], OUT_JSON) &&
+		if (s->cols[i].key && in_format(&s->cols[i], OUT_JSON) &&
 		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
 			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
@@ -1262,17 +1252,9 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 			out_table_add_colored(s->table, cells, cc);
 		}
 		break;
-	case OUT_CSV: {
-		size_t last = s->ncols;
-
-		for (size_t i = 0; i < s->ncols; i++)
-			if (s->cols[i].key)
-				last = i;
-		for (size_t i = 0; i < s->ncols; i++)
-			if (s->cols[i].key)
-				out_csv_cell(d->f, values[i], i == last);
+	case OUT_CSV:
+		csv_line(d->f, s->cols, s->ncols, values);
 		break;
-	}
 	case OUT_JSON:
 		/* One record: the first row of the document is it; a later section is the text's alone. */
 		if (s->json_open || ((d->flags & OUT_DOC_SINGLE) && !d->single_done))
@@ -1327,24 +1309,27 @@ void out_doc_nagios(struct out_doc *d, const char *status_line, const char *coun
 	d->ok_state = ok_state;
 }
 
-/* The samples of one family in a section: each row's value of every column of that family. */
-static void prom_family(FILE *f, const struct doc_section *s, const char *metric)
+/* The samples of one family in a section (named by its first column): each row's value
+ * of every column of that family.  Its HELP and TYPE come first; an OUT_C_OPTIONAL family
+ * has them only when some row has a value. */
+static void prom_family(FILE *f, const struct doc_section *s, const struct out_column *family)
 {
-	bool any = false, header = false;
+	const char *metric = family->metric;
+	bool header = !(family->flags & OUT_C_OPTIONAL);
 
+	if (header)
+		out_prom_family(f, metric, "gauge", family->help);
 	for (size_t r = 0; r < s->nrows; r++)
 		for (size_t i = 0; i < s->ncols; i++) {
 			const struct out_column *c = &s->cols[i];
 			const char *v = s->kept[r * s->ncols + i];
 
-			if (!c->metric || strcmp(c->metric, metric) != 0)
+			if (!c->metric || strcmp(c->metric, metric) != 0 || !v)
 				continue;
-			if (!header && (!(c->flags & OUT_C_OPTIONAL) || v)) {
-				out_prom_family(f, metric, "gauge", c->help);
+			if (!header) {
+				out_prom_family(f, metric, "gauge", family->help);
 				header = true;
 			}
-			if (!v)
-				continue;
 			for (size_t k = 0; (c->flags & OUT_C_ONEHOT) ? c->states[k] != NULL : k == 0; k++) {
 				bool first = true;
 
@@ -1369,14 +1354,7 @@ static void prom_family(FILE *f, const struct doc_section *s, const char *metric
 				else
 					fprintf(f, "%.15g\n", strtod(v, NULL) * (c->scale ? c->scale : 1));
 			}
-			any = true;
 		}
-	if (!header && !any)
-		for (size_t i = 0; i < s->ncols; i++)
-			if (s->cols[i].metric && strcmp(s->cols[i].metric, metric) == 0 && !(s->cols[i].flags & OUT_C_OPTIONAL)) {
-				out_prom_family(f, metric, "gauge", s->cols[i].help);
-				break;
-			}
 }
 
 static void prom_write(struct out_doc *d)
@@ -1394,7 +1372,7 @@ static void prom_write(struct out_doc *d)
 				if (s->cols[j].metric && strcmp(s->cols[j].metric, s->cols[i].metric) == 0)
 					seen = true;
 			if (!seen)
-				prom_family(d->f, s, s->cols[i].metric);
+				prom_family(d->f, s, &s->cols[i]);
 		}
 	}
 	for (size_t g = 0; g < d->ngauges; g++) {
