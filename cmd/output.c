@@ -937,6 +937,36 @@ struct doc_section {
 	bool json_open;
 };
 
+/* Text gathered while the rows come (Nagios: perfdata, long output), opened on first use. */
+struct doc_buf {
+	FILE *f;
+	char *text;
+	size_t len;
+};
+
+static FILE *buf_stream(struct doc_buf *b)
+{
+	if (!b->f && !(b->f = open_memstream(&b->text, &b->len)))
+		abort();
+	return b->f;
+}
+
+/* Ends the gathering: the text ("" when none) until buf_free. */
+static const char *buf_text(struct doc_buf *b)
+{
+	if (b->f) {
+		fclose(b->f);
+		b->f = NULL;
+	}
+	return b->text ? b->text : "";
+}
+
+static void buf_free(struct doc_buf *b)
+{
+	buf_text(b);
+	free(b->text);
+}
+
 struct out_doc {
 	FILE *f;
 	enum out_format fmt;
@@ -953,12 +983,10 @@ struct out_doc {
 	struct doc_gauge { const char *name, *help; double value; } gauges[4];
 	size_t ngauges;
 	/* Nagios */
-	char *status_line, *perf;
+	char *status_line;
+	struct doc_buf perf, long_out;  /* the status line's perfdata; the long output */
 	int warn, crit;
 	const char *ok_state;
-	char *long_out;
-	size_t long_len;
-	FILE *long_f;
 };
 
 /* Whether column c has a part in format fmt. */
@@ -1176,9 +1204,7 @@ static void nagios_row(struct out_doc *d, const struct doc_section *s, const cha
 {
 	const char *name = NULL, *state = NULL, *reason = NULL, *perf = NULL, *unit = "";
 	bool has_perf = false;
-	FILE *pf;
-	size_t len;
-	char *more;
+	FILE *f;
 
 	for (size_t i = 0; i < s->ncols; i++) {
 		unsigned fl = s->cols[i].flags;
@@ -1195,32 +1221,23 @@ static void nagios_row(struct out_doc *d, const struct doc_section *s, const cha
 			has_perf = true;
 		}
 	}
-	if (has_perf && (pf = open_memstream(&more, &len))) {
-		fputc(' ', pf);
-		perf_label(pf, name);
+	if (has_perf) {
+		f = buf_stream(&d->perf);
+		fputc(' ', f);
+		perf_label(f, name);
 		if (perf)
-			fprintf(pf, "=%s%s;%d;", perf, unit, d->warn);
+			fprintf(f, "=%s%s;%d;", perf, unit, d->warn);
 		else
-			fprintf(pf, "=U;%d;", d->warn);  /* not measured: the plugin guidelines' "U" */
+			fprintf(f, "=U;%d;", d->warn);  /* not measured: the plugin guidelines' "U" */
 		if (d->crit > 0)
-			fprintf(pf, "%d", d->crit);
-		fclose(pf);
-		size_t have = d->perf ? strlen(d->perf) : 0;
-		char *grown = realloc(d->perf, have + len + 1);
-
-		if (!grown)
-			abort();
-		memcpy(grown + have, more, len + 1);
-		d->perf = grown;
-		free(more);
+			fprintf(f, "%d", d->crit);
 	}
 	if (state && d->ok_state && strcmp(state, d->ok_state) != 0) {
-		if (!d->long_f && !(d->long_f = open_memstream(&d->long_out, &d->long_len)))
-			abort();
-		out_fputs_safe(name, d->long_f);
-		fprintf(d->long_f, " %s: ", state);
-		out_fputs_safe(reason ? reason : "no reason given", d->long_f);
-		fputc('\n', d->long_f);
+		f = buf_stream(&d->long_out);
+		out_fputs_safe(name, f);
+		fprintf(f, " %s: ", state);
+		out_fputs_safe(reason ? reason : "no reason given", f);
+		fputc('\n', f);
 	}
 }
 
@@ -1302,8 +1319,7 @@ void out_doc_nagios(struct out_doc *d, const char *status_line, const char *coun
 {
 	free(d->status_line);
 	d->status_line = strdup(status_line);
-	free(d->perf);
-	d->perf = strdup(counts);
+	fputs(counts, buf_stream(&d->perf));
 	d->warn = warn;
 	d->crit = crit;
 	d->ok_state = ok_state;
@@ -1407,12 +1423,8 @@ void out_doc_end(struct out_doc *d)
 			fprintf(d->f, "%s\n", d->footer);
 		break;
 	case OUT_NAGIOS:
-		fprintf(d->f, "%s | %s\n", d->status_line ? d->status_line : "DBREG UNKNOWN", d->perf ? d->perf : "");
-		if (d->long_f) {
-			fclose(d->long_f);
-			d->long_f = NULL;
-			fwrite(d->long_out, 1, d->long_len, d->f);
-		}
+		fprintf(d->f, "%s | %s\n%s", d->status_line ? d->status_line : "DBREG UNKNOWN", buf_text(&d->perf),
+		        buf_text(&d->long_out));
 		break;
 	default:
 		break;
@@ -1425,12 +1437,10 @@ void out_doc_end(struct out_doc *d)
 			free(s->kept[i]);
 		free(s->kept);
 	}
-	if (d->long_f)
-		fclose(d->long_f);
-	free(d->long_out);
+	buf_free(&d->perf);
+	buf_free(&d->long_out);
 	free(d->footer);
 	free(d->status_line);
-	free(d->perf);
 	free(d);
 }
 
