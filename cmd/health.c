@@ -115,7 +115,6 @@ static const char *state_name(int state)
 	return names[state];
 }
 
-static const char *const status_names[] = { "HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN", NULL };
 
 /* The report's columns; a level's unmeasured ones have no table header. */
 enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKED, K_VERSION, K_RECOVERY,
@@ -123,6 +122,8 @@ enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKE
 
 static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level)
 {
+	/* dbreg_status's one-hot states: the library's names of the statuses. */
+	static const char *states[DBREG_UNKNOWN + 2];
 	const struct out_column all[K__COUNT] = {
 		[K_NAME] = { "connection_name", "NAME", OUT_K_TEXT, OUT_C_LABEL | OUT_C_NAME, .label = "connection" },
 		[K_TYPE] = { "type", NULL, OUT_K_TEXT, OUT_C_LABEL, .only = OUT_PROMETHEUS },
@@ -132,7 +133,7 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 		           .only = OUT_PROMETHEUS },
 		[K_STATUS] = { "status", "STATUS", OUT_K_TEXT, OUT_C_ONEHOT | OUT_C_STATE, "dbreg_status",
 		               "The health status of the registered database (one-hot).", .label = "status",
-		               .states = status_names },
+		               .states = states },
 		[K_LATENCY] = { "latency_ms", "LATENCY", OUT_K_REAL, OUT_C_PERF, .unit = "ms" },
 		[K_DURATION] = { "duration", NULL, OUT_K_REAL, 0, "dbreg_check_duration_seconds",
 		                 "How long the health check took.", .only = OUT_PROMETHEUS },
@@ -149,6 +150,8 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 		[K_ERROR] = { "error", "ERROR", OUT_K_TEXT, OUT_C_REASON },
 	};
 
+	for (int s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++)
+		states[s] = dbreg_health_status_name((enum dbreg_health_status)s);
 	memcpy(c, all, sizeof(all));
 }
 

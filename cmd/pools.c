@@ -36,6 +36,11 @@ static const char *fmt_real(char *buf, size_t size, const char *format, double v
 	return buf;
 }
 
+static json_t *count_or_null(long v)
+{
+	return v < 0 ? json_null() : json_integer(v);
+}
+
 /* A pooler row's "pooler" object: its pools as the pooler reports them (JSON text). */
 static char *pooler_json(const struct dbreg_pool_conn *c)
 {
@@ -44,22 +49,13 @@ static char *pooler_json(const struct dbreg_pool_conn *c)
 
 	for (size_t k = 0; k < c->npools; k++) {
 		const struct dbreg_pooler_pool *p = &c->pools[k];
-		json_t *counts[] = { json_integer(p->cl_active), json_integer(p->cl_waiting), json_integer(p->sv_active),
-		                     json_integer(p->sv_idle), json_integer(p->sv_used), json_integer(p->maxwait),
-		                     json_integer(p->pool_size) };
-		const long raw[] = { p->cl_active, p->cl_waiting, p->sv_active, p->sv_idle, p->sv_used, p->maxwait,
-		                     p->pool_size };
 
-		for (size_t n = 0; n < ELEMENTSOF(raw); n++)
-			if (raw[n] < 0) {
-				json_decref(counts[n]);
-				counts[n] = json_null();
-			}
 		json_array_append_new(pools, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 			"database", out_json_text(p->database), "user", out_json_text(p->user),
-			"cl_active", counts[0], "cl_waiting", counts[1], "sv_active", counts[2], "sv_idle", counts[3],
-			"sv_used", counts[4], "maxwait", counts[5], "pool_mode", out_json_text(p->pool_mode),
-			"pool_size", counts[6]));
+			"cl_active", count_or_null(p->cl_active), "cl_waiting", count_or_null(p->cl_waiting),
+			"sv_active", count_or_null(p->sv_active), "sv_idle", count_or_null(p->sv_idle),
+			"sv_used", count_or_null(p->sv_used), "maxwait", count_or_null(p->maxwait),
+			"pool_mode", out_json_text(p->pool_mode), "pool_size", count_or_null(p->pool_size)));
 	}
 	o = json_pack("{s:o, s:o}", "type", out_json_text(c->pooler), "pools", pools);
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
