@@ -437,13 +437,31 @@ static int spawn_reader(const char *cmd, pid_t *ret_pid, bool shell)
 	return r;
 }
 
+/* Closes what writes to a reader started by spawn_reader (to, when not NULL) and waits for
+ * the reader, Ctrl-C (the reader's key) ignored meanwhile; returns its exit status (128+N
+ * for signal N). */
+static int wait_reader(FILE *to, pid_t pid)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int;
+	int status = 0;
+
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	if (to)
+		fclose(to);  /* the reader may have quit early (head): not an error of ours */
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	sigaction(SIGINT, &old_int, NULL);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static void show_paged(const char *text, size_t len)
 {
 	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit, old_pipe;
 	const char *cmd = pager_command();
 	bool written = false;
 	pid_t pid;
-	int fd, status;
+	int fd;
 
 	/* Keys in the pager are the pager's: Ctrl-C must not kill dbreg behind it. */
 	sigemptyset(&ign.sa_mask);
@@ -462,8 +480,7 @@ static void show_paged(const char *text, size_t len)
 			o += (size_t)w;
 		}
 		close(fd);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
+		wait_reader(NULL, pid);
 		written = true;
 	}
 	sigaction(SIGINT, &old_int, NULL);
@@ -509,22 +526,16 @@ int out_pipe_begin(const char *cmd)
 
 int out_pipe_end(void)
 {
-	struct sigaction ign = { .sa_handler = SIG_IGN }, old_int;
-	int status = 0;
+	int status;
 
 	if (!piped.real)
 		return 0;
-	sigemptyset(&ign.sa_mask);
-	sigaction(SIGINT, &ign, &old_int);
-	fclose(stdout);  /* the reader may have quit early (head): not an error of ours */
+	status = wait_reader(stdout, piped.pid);
 	stdout = piped.real;
 	piped.real = NULL;
 	arg_color = piped.color;
-	while (waitpid(piped.pid, &status, 0) < 0 && errno == EINTR)
-		;
 	sigaction(SIGPIPE, &piped.old_pipe, NULL);
-	sigaction(SIGINT, &old_int, NULL);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return status;
 }
 
 static void pager_finish(bool may_page)
