@@ -396,6 +396,18 @@ void dbreg_health_opts_set_no_update(struct dbreg_health_opts *o, int no_update)
 void dbreg_health_opts_set_progress(struct dbreg_health_opts *o,
                                     void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata),
                                     void *userdata);
+/* Who writes the results (history rows, claims); NULL: the host name. */
+int dbreg_health_opts_set_checker(struct dbreg_health_opts *o, const char *checker, struct dbreg_error *err);
+/* Check only rows due (no check in the last every_s seconds, on the admin server's
+ * clock, and no live claim), claimed batch rows at a time (0: 100) so that runs on
+ * many hosts share the fleet; every_s 0: no claims, every selected row. */
+void dbreg_health_opts_set_claim(struct dbreg_health_opts *o, long every_s, int batch);
+/* History rows older than this are pruned by the run; 0: 14 days. */
+void dbreg_health_opts_set_keep(struct dbreg_health_opts *o, long keep_s);
+/* Deep: a server certificate expiring within this many days is DEGRADED; 0: 30. */
+void dbreg_health_opts_set_cert_warn_days(struct dbreg_health_opts *o, int days);
+/* Deep: a replica replaying more than this many seconds behind is DEGRADED; 0: 300. */
+void dbreg_health_opts_set_lag_warn(struct dbreg_health_opts *o, long lag_warn_s);
 
 /* One result; strings live as long as the report.  Fields a level does not
  * measure are NULL or negative. */
@@ -413,6 +425,21 @@ struct dbreg_health_result {
 	/* Something the operator should know of the check (NULL: nothing), e.g. that the
 	 * login took the pending password of an unfinished rotate-password. */
 	const char *note;
+	/* Deep: TLS as negotiated on the check's own connection (tls_in_use -1: not
+	 * measured); the server certificate's notAfter in seconds since the epoch (-1:
+	 * none or not measured). */
+	int tls_in_use;
+	const char *tls_protocol, *tls_cipher;
+	double cert_not_after;
+	/* "primary" or "replica": what the registry says the row is (its type, else
+	 * metadata.expected_role), or NULL. */
+	const char *expected_role;
+	/* Deep, on a server in recovery: replay delay (-1: null, idle and caught up, or
+	 * not measured) and bytes received but not replayed (-1: not measured). */
+	double replay_lag_seconds;
+	long long replay_lag_bytes;
+	/* Who checked (the run's checker id). */
+	const char *checker;
 };
 
 struct dbreg_health_report;
@@ -432,8 +459,36 @@ const char *dbreg_health_report_writeback_error(const struct dbreg_health_report
  * most one per target: fewer when the open-file limit (ret_fd_limit; -1 none)
  * leaves no room for more. */
 size_t dbreg_health_report_jobs(const struct dbreg_health_report *r, size_t *ret_wanted, long *ret_fd_limit);
+/* Whether the run checked only the rows it claimed (dbreg_health_opts_set_claim):
+ * then no result means nothing was due, not an empty selection. */
+int dbreg_health_report_claimed(const struct dbreg_health_report *r);
 void dbreg_health_report_free(struct dbreg_health_report *r);
 const char *dbreg_health_status_name(enum dbreg_health_status s);
+
+/* The health history (admin.dbreg_health_history) of the selected connections over
+ * the last since_s seconds, computed on the server: one entry per connection, by name. */
+struct dbreg_health_history_entry {
+	const char *connection_name;
+	long checks;              /* history rows in the window, UNKNOWN ones included */
+	long failures;            /* UNHEALTHY ones */
+	double uptime_pct;        /* HEALTHY or DEGRADED among the known ones; -1: none known */
+	double latency_p50_ms, latency_p95_ms;  /* -1: no latency measured */
+	long status_changes;      /* a check whose status differs from the one before it */
+	const char *last_failure; /* RFC 3339 UTC, or NULL */
+	/* The window's latencies, oldest first, at most 100 (the last ones); -1 for a
+	 * check without one: for a sparkline. */
+	const double *latencies;
+	size_t nlatencies;
+};
+struct dbreg_health_history;
+int dbreg_health_history_read(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long since_s,
+                              struct dbreg_health_history **ret, struct dbreg_error *err);
+size_t dbreg_health_history_count(const struct dbreg_health_history *h);
+const struct dbreg_health_history_entry *dbreg_health_history_at(const struct dbreg_health_history *h, size_t i);
+/* The entry of one connection, or NULL. */
+const struct dbreg_health_history_entry *dbreg_health_history_find(const struct dbreg_health_history *h,
+                                                                   const char *connection_name);
+void dbreg_health_history_free(struct dbreg_health_history *h);
 
 /* ---- schema resolution ---- */
 enum dbreg_schema_context {

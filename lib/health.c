@@ -20,6 +20,7 @@ struct dbreg_health_report {
 	char *writeback_error;
 	size_t jobs_wanted, jobs_used;
 	long fd_limit;
+	bool claimed;                    /* only the rows this run claimed were checked */
 };
 
 static const char *const status_names[] = { "HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN" };
@@ -315,6 +316,10 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 			.in_recovery = -1,
 			.backends = -1,
 			.max_connections = -1,
+			.tls_in_use = -1,
+			.cert_not_after = -1,
+			.replay_lag_seconds = -1,
+			.replay_lag_bytes = -1,
 		};
 		if (target_value(&run, row, run.c_active)[0] != 't') {
 			j->outcome = FANOUT_SKIPPED;
@@ -382,6 +387,11 @@ _public_ size_t dbreg_health_report_jobs(const struct dbreg_health_report *r, si
 	if (ret_fd_limit)
 		*ret_fd_limit = r->fd_limit;
 	return r->jobs_used;
+}
+
+_public_ int dbreg_health_report_claimed(const struct dbreg_health_report *r)
+{
+	return r && r->claimed;
 }
 
 _public_ void dbreg_health_report_free(struct dbreg_health_report *r)

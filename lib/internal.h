@@ -48,6 +48,12 @@ struct dbreg_health_opts {
 	struct dbreg_filter *filter;
 	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
 	void *userdata;
+	char *checker;        /* NULL: the host name */
+	long every_s;         /* > 0: claim due rows */
+	int batch;
+	long keep_s;
+	int cert_warn_days;
+	long lag_warn_s;
 };
 struct dbreg_pool_opts {
 	int timeout_ms, jobs;

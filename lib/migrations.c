@@ -112,10 +112,41 @@ static const char m4[] =
 	"  started_at timestamptz NOT NULL DEFAULT now()\n"
 	");\n";
 
+/* dbreg health's history and its claims (health --claim): keyed by the row's id as
+ * text, without a foreign key, as migration 4 (an adopted id column may be text). */
+static const char m5[] =
+	"CREATE TABLE IF NOT EXISTS admin.dbreg_health_history (\n"
+	"  connection_id text NOT NULL,\n"
+	"  checked_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  status text NOT NULL CHECK (status IN ('HEALTHY', 'DEGRADED', 'UNHEALTHY', 'UNKNOWN')),\n"
+	"  latency_ms double precision,\n"
+	"  error text,\n"
+	"  checker text NOT NULL,\n"
+	"  server_version text,\n"
+	"  in_recovery boolean,\n"
+	"  expected_role text,\n"
+	"  replay_lag_seconds double precision,\n"
+	"  replay_lag_bytes bigint,\n"
+	"  tls_in_use boolean,\n"
+	"  tls_protocol text,\n"
+	"  tls_cipher text,\n"
+	"  cert_not_after timestamptz\n"
+	");\n"
+	"CREATE INDEX IF NOT EXISTS dbreg_health_history_connection\n"
+	"  ON admin.dbreg_health_history (connection_id, checked_at);\n"
+	"CREATE INDEX IF NOT EXISTS dbreg_health_history_checked_at ON admin.dbreg_health_history (checked_at);\n"
+	"CREATE TABLE IF NOT EXISTS admin.dbreg_health_claims (\n"
+	"  connection_id text PRIMARY KEY,\n"
+	"  checker text NOT NULL,\n"
+	"  claimed_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  expires_at timestamptz NOT NULL\n"
+	");\n";
+
 const struct dbreg_migration dbreg_migrations[] = {
 	{ 1, "database_connections registry", m1, 0 },
 	{ 2, "tenants", m2, 0 },
 	{ 3, "dbreg settings", m3, 0 },
 	{ 4, "pending password rotations", m4, 1 },
+	{ 5, "health history and claims", m5, 1 },
 };
 const int dbreg_migration_count = (int)ELEMENTSOF(dbreg_migrations);

@@ -142,6 +142,7 @@ _public_ void dbreg_health_opts_free(struct dbreg_health_opts *o)
 	if (!o)
 		return;
 	dbreg_filter_free(o->filter);
+	free(o->checker);
 	free(o);
 }
 
@@ -187,6 +188,32 @@ _public_ void dbreg_health_opts_set_progress(struct dbreg_health_opts *o,
 {
 	o->progress = progress;
 	o->userdata = userdata;
+}
+
+_public_ int dbreg_health_opts_set_checker(struct dbreg_health_opts *o, const char *checker, struct dbreg_error *err)
+{
+	return set_text(&o->checker, checker, err);
+}
+
+_public_ void dbreg_health_opts_set_claim(struct dbreg_health_opts *o, long every_s, int batch)
+{
+	o->every_s = every_s > 0 ? every_s : 0;
+	o->batch = batch > 0 ? batch : 0;
+}
+
+_public_ void dbreg_health_opts_set_keep(struct dbreg_health_opts *o, long keep_s)
+{
+	o->keep_s = keep_s > 0 ? keep_s : 0;
+}
+
+_public_ void dbreg_health_opts_set_cert_warn_days(struct dbreg_health_opts *o, int days)
+{
+	o->cert_warn_days = days > 0 ? days : 0;
+}
+
+_public_ void dbreg_health_opts_set_lag_warn(struct dbreg_health_opts *o, long lag_warn_s)
+{
+	o->lag_warn_s = lag_warn_s > 0 ? lag_warn_s : 0;
 }
 
 /* ---- pool statistics ---- */
