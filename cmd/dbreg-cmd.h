@@ -92,6 +92,11 @@ int tag_list_add(const char *verb, struct tag_list *t, const char *tag);
 int add_tags(struct dbreg_filter *filter, const struct tag_list *t, struct dbreg_error *err);
 /* Reads an option's value as a whole number 1..max; a usage error (returns -1) otherwise. */
 int parse_positive(const char *verb, const char *opt, const char *text, long max, long *ret);
+/* Reads a DURATION, <integer>[s|m|h|d] (a bare number is seconds), into seconds 1..max_s;
+ * a usage error (returns -1) otherwise. */
+int parse_duration(const char *verb, const char *opt, const char *text, long max_s, long *ret);
+/* The longest DURATION an option takes: ten years. */
+#define DURATION_MAX (3650L * 86400)
 /* Prints err and returns its exit status (SPEC §4). */
 int fail(const struct dbreg_error *err);
 int exit_status(enum dbreg_errkind kind);

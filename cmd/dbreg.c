@@ -188,6 +188,32 @@ int parse_positive(const char *verb, const char *opt, const char *text, long max
 	return 0;
 }
 
+int parse_duration(const char *verb, const char *opt, const char *text, long max_s, long *ret)
+{
+	static const struct { char suffix; long seconds; } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 },
+	                                                                { 'd', 86400 } };
+	long unit = 1, v;
+	char *end;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (!errno && end != text && *end && !end[1]) {
+		unit = 0;
+		for (size_t i = 0; i < ELEMENTSOF(units); i++)
+			if (*end == units[i].suffix)
+				unit = units[i].seconds;
+		end += unit != 0;
+	}
+	if (errno || end == text || *end || !unit || !(text[0] >= '0' && text[0] <= '9') || v <= 0 ||
+	    v > max_s / unit) {
+		usage_error(verb, "%s: '%s' is not a duration: a whole number of seconds, or with s, m, h or d"
+		            " (e.g. 90s, 5m, 2h, 14d), from 1 s to %ld d", opt, text, max_s / 86400);
+		return -1;
+	}
+	*ret = v * unit;
+	return 0;
+}
+
 int exit_status(enum dbreg_errkind kind)
 {
 	switch (kind) {
