@@ -304,4 +304,7 @@ int conn_opts_parse(const char *verb, bool update, int argc, char **argv, struct
 int conn_opts_apply_password(const char *verb, struct dbreg_ctx *ctx, struct conn_opts *o,
                              const struct dbreg_conn *before);
 
+/* health --history (cmd/history.c): the history of the selection over since_s (0: 7 days). */
+int health_history(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long since_s, enum out_format fmt);
+
 #endif

@@ -25,7 +25,14 @@ static const char health_options[] =
 	"  --jobs N             checks at once (default 64)\n"
 	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
 	"  --crit-ms MS         slower answers are UNHEALTHY (default: no limit)\n"
-	"  --no-update          do not write the results to the registry\n"
+	"  --no-update          do not write the results (nor the history) to the registry\n"
+	"  --claim              check only rows due, claimed in batches: for many checkers at once\n"
+	"  --every DURATION     with --claim: how often each row is checked (e.g. 5m)\n"
+	"  --batch N            with --claim: rows claimed at a time (default 100)\n"
+	"  --checker-id ID      who writes the results (default the host name)\n"
+	"  --keep DURATION      history kept (default 14d); older rows are pruned by the run\n"
+	"  --history            how each connection did: checks, failures, uptime, latency\n"
+	"  --since DURATION     with --history: the window (default 7d)\n"
 	"  --status LIST        show only results with these statuses (e.g. UNHEALTHY,DEGRADED)\n"
 	"  --failing            show only results that are not HEALTHY\n"
 	"  --sort KEY           status (failing first: the table's default), name or latency\n"
@@ -348,7 +355,8 @@ static void report_failure(enum out_format fmt, const char *output, const char *
 
 enum {
 	ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT,
-	ARG_STATUS, ARG_FAILING, ARG_SORT, ARG_CRIT_MS,
+	ARG_STATUS, ARG_FAILING, ARG_SORT, ARG_CRIT_MS, ARG_CLAIM, ARG_EVERY, ARG_BATCH, ARG_CHECKER_ID, ARG_KEEP,
+	ARG_HISTORY, ARG_SINCE,
 };
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -366,6 +374,13 @@ static const struct option health_long_options[] = {
 	{ "status", required_argument, NULL, ARG_STATUS },
 	{ "failing", no_argument, NULL, ARG_FAILING },
 	{ "sort", required_argument, NULL, ARG_SORT },
+	{ "claim", no_argument, NULL, ARG_CLAIM },
+	{ "every", required_argument, NULL, ARG_EVERY },
+	{ "batch", required_argument, NULL, ARG_BATCH },
+	{ "checker-id", required_argument, NULL, ARG_CHECKER_ID },
+	{ "keep", required_argument, NULL, ARG_KEEP },
+	{ "history", no_argument, NULL, ARG_HISTORY },
+	{ "since", required_argument, NULL, ARG_SINCE },
 	OUT_TABLE_OPTIONS,
 	{},
 };
@@ -398,8 +413,36 @@ static int parse_statuses(const char *text, unsigned *ret)
 	return 0;
 }
 
+/* --history is another command in health's clothes: SPEC §4's exit codes, not the
+ * plugin convention's, from its first usage error on. */
+static bool wants_history(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--history") == 0)
+			return true;
+	return false;
+}
+
+/* A checker id goes into every result it writes: printable, and not too long. */
+static int check_checker_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 128)
+		return usage_error("health", "--checker-id: give 1 to 128 characters"), -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+			return usage_error("health", "--checker-id: no control characters"), -1;
+	return 0;
+}
+
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
+	const bool history = wants_history(argc, argv);
+	const int bad = history ? EXIT_USAGE : H_UNKNOWN;  /* a usage error's status */
+	long arg_every = 0, arg_keep = 0, arg_since = 0, arg_batch = 0;
+	const char *arg_checker = NULL, *not_with_history = NULL;
+	bool arg_claim = false;
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
 	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0;
 	const char *arg_type = NULL, *arg_region = NULL;
@@ -425,13 +468,13 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			return EXIT_OK;
 		case 'o':
 			if (verb_format(&verb_health, optarg, &fmt) < 0)
-				return H_UNKNOWN;
+				return bad;
 			break;
 		case ARG_TYPE: arg_type = optarg; break;
 		case ARG_REGION: arg_region = optarg; break;
 		case ARG_TAG:
 			if (tag_list_add("health", &arg_tags, optarg) < 0)
-				return H_UNKNOWN;
+				return bad;
 			break;
 		case ARG_LEVEL:
 			if (strcmp(optarg, "basic") == 0)
@@ -441,33 +484,56 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			else if (strcmp(optarg, "deep") == 0)
 				arg_level = DBREG_LEVEL_DEEP;
 			else
-				return usage_error("health", "--level: '%s' is not basic, extended or deep", optarg), H_UNKNOWN;
+				return usage_error("health", "--level: '%s' is not basic, extended or deep", optarg), bad;
 			break;
 		case ARG_TIMEOUT:
 			if (parse_positive("health", "--timeout", optarg, 3600, &v) < 0)
-				return H_UNKNOWN;
+				return bad;
 			arg_timeout_ms = (int)v * 1000;
 			break;
 		case ARG_JOBS:
 			if (parse_positive("health", "--jobs", optarg, 10000, &v) < 0)
-				return H_UNKNOWN;
+				return bad;
 			arg_jobs = (int)v;
 			break;
 		case ARG_WARN_MS:
 			if (parse_positive("health", "--warn-ms", optarg, 3600000, &v) < 0)
-				return H_UNKNOWN;
+				return bad;
 			arg_warn_ms = (int)v;
 			break;
 		case ARG_CRIT_MS:
 			if (parse_positive("health", "--crit-ms", optarg, 3600000, &v) < 0)
-				return H_UNKNOWN;
+				return bad;
 			arg_crit_ms = (int)v;
 			break;
-		case ARG_NO_UPDATE: arg_no_update = 1; break;
-		case ARG_OUTPUT: output = optarg; break;
+		case ARG_NO_UPDATE: arg_no_update = 1; not_with_history = "--no-update"; break;
+		case ARG_OUTPUT: output = optarg; not_with_history = "--output"; break;
+		case ARG_CLAIM: arg_claim = true; not_with_history = "--claim"; break;
+		case ARG_EVERY:
+			if (parse_duration("health", "--every", optarg, DURATION_MAX, &arg_every) < 0)
+				return bad;
+			break;
+		case ARG_BATCH:
+			if (parse_positive("health", "--batch", optarg, 10000, &arg_batch) < 0)
+				return bad;
+			break;
+		case ARG_CHECKER_ID:
+			if (check_checker_id(optarg) < 0)
+				return bad;
+			arg_checker = optarg;
+			break;
+		case ARG_KEEP:
+			if (parse_duration("health", "--keep", optarg, DURATION_MAX, &arg_keep) < 0)
+				return bad;
+			break;
+		case ARG_HISTORY: break;
+		case ARG_SINCE:
+			if (parse_duration("health", "--since", optarg, DURATION_MAX, &arg_since) < 0)
+				return bad;
+			break;
 		case ARG_STATUS:
 			if (parse_statuses(optarg, &view.statuses) < 0)
-				return H_UNKNOWN;
+				return bad;
 			break;
 		case ARG_FAILING:
 			view.statuses |= 1u << DBREG_DEGRADED | 1u << DBREG_UNHEALTHY | 1u << DBREG_UNKNOWN;
@@ -480,23 +546,37 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			else if (strcmp(optarg, "latency") == 0)
 				view.sort = SORT_LATENCY;
 			else
-				return usage_error("health", "--sort: '%s' is not status, name or latency", optarg), H_UNKNOWN;
+				return usage_error("health", "--sort: '%s' is not status, name or latency", optarg), bad;
 			view.sort_given = true;
 			break;
 		default:
 			if (out_option(c))
 				break;
 			option_error("health", c, argv);
-			return H_UNKNOWN;
+			return bad;
 		}
 	}
 	if (parse_names("health", argc, argv, &names))
-		return H_UNKNOWN;
+		return bad;
+	if (history && not_with_history)
+		return usage_error("health", "%s does not go with --history", not_with_history), bad;
+	if (history && fmt != OUT_TABLE && fmt != OUT_WIDE && fmt != OUT_JSON)
+		return usage_error("health", "--history prints a table or JSON (-o table or -o json)"), bad;
+	if (arg_since && !history)
+		return usage_error("health", "--since goes with --history"), bad;
+	if (arg_claim != (arg_every > 0))
+		return usage_error("health", arg_claim ? "--claim needs --every DURATION: how often each row is checked"
+		                                       : "--every goes with --claim"), bad;
+	if (arg_batch && !arg_claim)
+		return usage_error("health", "--batch goes with --claim"), bad;
+	if (arg_claim && arg_no_update)
+		return usage_error("health", "--claim writes its claims and results to the registry;"
+		                             " it cannot go with --no-update"), bad;
 	view.warn_ms = arg_warn_ms ? arg_warn_ms : 1000;
 	view.crit_ms = arg_crit_ms;
 	if (arg_crit_ms && arg_crit_ms < view.warn_ms)
 		return usage_error("health", "--crit-ms (%d) is below --warn-ms (%d%s)", arg_crit_ms, view.warn_ms,
-		                   arg_warn_ms ? "" : ", the default"), H_UNKNOWN;
+		                   arg_warn_ms ? "" : ", the default"), bad;
 	dbreg_error_clear(&err);
 	if (dbreg_health_opts_new(&o, &err) < 0 ||
 	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
@@ -507,6 +587,18 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		log_error("%s", err.message);
 		return H_UNKNOWN;
 	}
+	if (history) {
+		c = health_history(ctx, dbreg_health_opts_filter(o), arg_since, fmt);
+		dbreg_health_opts_free(o);
+		return c;
+	}
+	if (dbreg_health_opts_set_checker(o, arg_checker, &err) < 0) {
+		dbreg_health_opts_free(o);
+		log_error("%s", err.message);
+		return H_UNKNOWN;
+	}
+	dbreg_health_opts_set_claim(o, arg_every, (int)arg_batch);
+	dbreg_health_opts_set_keep(o, arg_keep);
 	dbreg_health_opts_set_level(o, arg_level);
 	view.level = arg_level;
 	dbreg_health_opts_set_timeout_ms(o, arg_timeout_ms);
@@ -539,6 +631,12 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			log_warning("connection '%s': %s", dbreg_health_report_at(r, i)->connection_name,
 			            dbreg_health_report_at(r, i)->note);
 	state = overall(r);
+	if (dbreg_health_report_count(r) == 0 && dbreg_health_report_claimed(r) && !view.cancelled &&
+	    !dbreg_health_report_writeback_error(r)) {
+		/* Nothing due: cron stays quiet, and an --output file is left as it is. */
+		dbreg_health_report_free(r);
+		return H_OK;
+	}
 	if (dbreg_health_report_count(r) == 0) {
 		/* Nothing checked is nothing known: a monitor must not read it as OK. */
 		log_error("no connection matches the selection");
@@ -569,7 +667,10 @@ const struct verb verb_health = {
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
 	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
 	         "       [--status LIST | --failing] [--sort status|name|latency]\n"
-	         "       [-o table|wide|json|prometheus|nagios] [--output FILE] [--no-headers] [--no-pager]",
+	         "       [--claim --every DURATION [--batch N]] [--checker-id ID] [--keep DURATION]\n"
+	         "       [-o table|wide|json|prometheus|nagios] [--output FILE] [--no-headers] [--no-pager]\n"
+	         "   or: health --history [NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--since DURATION]\n"
+	         "       [-o table|json]",
 	.options = health_long_options,
 	.paged = true,
 	.takes_names = true,

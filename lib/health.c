@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -11,10 +12,12 @@
 #include "targets.h"
 
 struct dbreg_health_report {
-	PGresult *rows;                  /* the targets; strings point into it */
+	PGresult **batches;              /* the targets, one result per batch; strings point into them */
+	size_t nbatches;
 	struct dbreg_health_result *results;
 	char **owned;                    /* strings the report allocated */
-	size_t n, nowned;
+	size_t n, nowned, owned_size;
+	char *checker;
 	char checked_at[32];
 	double checked_epoch;
 	char *writeback_error;
@@ -34,6 +37,17 @@ static char *keep(struct dbreg_health_report *r, const char *s)
 {
 	char *copy = s ? strdup(s) : NULL;
 
+	if (copy && r->nowned == r->owned_size) {
+		size_t size = r->owned_size ? 2 * r->owned_size : 64;
+		char **grown = realloc(r->owned, size * sizeof(*grown));
+
+		if (!grown) {
+			free(copy);
+			return NULL;
+		}
+		r->owned = grown;
+		r->owned_size = size;
+	}
 	if (copy)
 		r->owned[r->nowned++] = copy;
 	return copy;
@@ -154,29 +168,72 @@ static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, 
 	}
 }
 
-static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, const struct target_run *run)
+/* A double for the JSON of the write-back, or null when unmeasured (negative). */
+static json_t *measured(double v)
+{
+	return v < 0 ? json_null() : json_real(v);
+}
+
+static json_t *text_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *flag_or_null(int v)
+{
+	return v < 0 ? json_null() : json_boolean(v);
+}
+
+/* The results from first on, in one statement: the registry's health columns, the history
+ * (UNKNOWN results too) and the release of this checker's claims. */
+static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size_t first,
+                      const struct target_run *run, const char *run_started)
 {
 	json_t *a = json_array();
 	struct dbreg_error err;
-	char *text;
+	char *text = NULL;
 	int rc = 0;
 
-	for (size_t i = 0; i < r->n; i++) {
-		enum dbreg_health_status s = r->results[i].status;
+	for (size_t i = first; a && i < r->n; i++) {
+		const struct dbreg_health_result *h = &r->results[i];
+		json_t *o = json_object();
 
-		if (s == DBREG_UNKNOWN)
-			continue;
-		json_array_append_new(a, json_pack("{s:s, s:b}", "id", target_value(run, (int)i, run->c_id), "ok",
-		                                   s == DBREG_HEALTHY || s == DBREG_DEGRADED));
-	}
-	if (json_array_size(a) > 0) {
-		text = json_dumps(a, JSON_COMPACT);
-		if (!text || dbreg_registry_health_writeback(ctx, text, &err) < 0) {
-			r->writeback_error = strdup(text ? err.message : "out of memory");
-			rc = -1;
+		if (!o || json_array_append_new(a, o) < 0) {
+			json_decref(a);
+			a = NULL;
+			break;
 		}
-		free(text);
+		json_object_set_new(o, "id", json_string(target_value(run, (int)(i - first), run->c_id)));
+		json_object_set_new(o, "status", json_string(dbreg_health_status_name(h->status)));
+		json_object_set_new(o, "latency_ms", measured(h->latency_ms));
+		json_object_set_new(o, "error", text_or_null(h->error));
+		json_object_set_new(o, "server_version", text_or_null(h->server_version));
+		json_object_set_new(o, "in_recovery", flag_or_null(h->in_recovery));
+		json_object_set_new(o, "expected_role", text_or_null(h->expected_role));
+		json_object_set_new(o, "replay_lag_seconds", measured(h->replay_lag_seconds));
+		json_object_set_new(o, "replay_lag_bytes",
+		                    h->replay_lag_bytes < 0 ? json_null() : json_integer((json_int_t)h->replay_lag_bytes));
+		json_object_set_new(o, "tls_in_use", flag_or_null(h->tls_in_use));
+		json_object_set_new(o, "tls_protocol", text_or_null(h->tls_protocol));
+		json_object_set_new(o, "tls_cipher", text_or_null(h->tls_cipher));
+		json_object_set_new(o, "cert_not_after", measured(h->cert_not_after));
 	}
+	if (a && json_array_size(a) > 0) {
+		text = json_dumps(a, JSON_COMPACT);
+		if (text && dbreg_registry_health_writeback(ctx, text, run_started, r->checker, &err) < 0)
+			rc = -1;
+	}
+	if (a && json_array_size(a) > 0 && !text) {
+		snprintf(err.message, sizeof(err.message), "out of memory");
+		rc = -1;
+	}
+	if (!a) {
+		snprintf(err.message, sizeof(err.message), "out of memory");
+		rc = -1;
+	}
+	if (rc < 0 && !r->writeback_error)
+		r->writeback_error = strdup(err.message);
+	free(text);
 	json_decref(a);
 	return rc;
 }
@@ -209,8 +266,8 @@ static bool wants_pending(const struct target_run *run, const struct fanout_job 
 	return j->outcome == FANOUT_CONNECT && !j->logged_in && !PQgetisnull(run->rows, (int)i, run->c_pending);
 }
 
-static int retry_pending(struct dbreg_health_report *r, struct target_run *run, struct fanout_job *jobs, size_t n,
-                         const struct dbreg_health_opts *o, int timeout_ms, struct dbreg_error *err)
+static int retry_pending(struct dbreg_health_result *results, struct target_run *run, struct fanout_job *jobs,
+                         size_t n, const struct dbreg_health_opts *o, int timeout_ms, struct dbreg_error *err)
 {
 	struct fanout_job *again;
 	size_t *from, m = 0;
@@ -244,7 +301,7 @@ static int retry_pending(struct dbreg_health_report *r, struct target_run *run, 
 			 * has ended, and its results move once (the old job is cleared, not this). */
 			fanout_job_clear(&jobs[from[k]]);
 			jobs[from[k]] = again[k];
-			r->results[from[k]].note = "logged in with the pending password of an unfinished rotate-password"
+			results[from[k]].note = "logged in with the pending password of an unfinished rotate-password"
 			                           " (run 'dbreg rotate-password' on it to finish)";
 		} else {
 			fanout_job_clear(&again[k]);
@@ -255,53 +312,37 @@ static int retry_pending(struct dbreg_health_report *r, struct target_run *run, 
 	return rc;
 }
 
-_public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o,
-                              struct dbreg_health_report **ret, struct dbreg_error *err)
+/* Takes rows into the report (freed with it) and checks them: their results are appended
+ * and, unless --no-update or a cancelled run, written back as one statement. */
+static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, struct dbreg_health_report *r,
+                      PGresult *rows, const char *run_started, struct dbreg_error *err)
 {
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	int warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000;
-	struct dbreg_health_report *r;
+	size_t n = (size_t)PQntuples(rows), base = r->n;
+	struct dbreg_health_result *results;
+	PGresult **batches;
 	struct fanout_job *jobs;
 	struct target_run run;
-	PGresult *rows;
-	time_t now = time(NULL);
-	struct timespec ts;
-	size_t n;
+	int rc;
 
-	/* A registry dbreg may not write: say so before checking anything. */
-	if (!o->no_update && dbreg_ctx_check_writable(ctx, err) < 0) {
-		dbreg_error_prefix(err, "the results cannot be written back (use --no-update): ");
-		return -1;
-	}
-	rows = dbreg_registry_targets(ctx, o->filter, err);
-	if (!rows)
-		return -1;
-	n = (size_t)PQntuples(rows);
-	r = calloc(1, sizeof(*r));
-	jobs = calloc(n ? n : 1, sizeof(*jobs));
-	if (r)
-		r->results = calloc(n ? n : 1, sizeof(*r->results));
-	if (r)
-		r->owned = calloc(3 * n + 1, sizeof(char *));
-	if (!r || !jobs || !r->results || !r->owned) {
-		if (r) {
-			free(r->results);
-			free(r->owned);
-		}
-		free(r);
-		free(jobs);
+	batches = realloc(r->batches, (r->nbatches + 1) * sizeof(*batches));
+	if (!batches) {
 		PQclear(rows);
 		return dbreg_fail_oom(err);
 	}
-	r->rows = rows;
-	r->n = n;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	r->checked_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	strftime(r->checked_at, sizeof(r->checked_at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-
+	r->batches = batches;
+	r->batches[r->nbatches++] = rows;
+	results = realloc(r->results, (base + n + 1) * sizeof(*results));
+	if (!results)
+		return dbreg_fail_oom(err);
+	r->results = results;
+	results += base;
+	jobs = calloc(n ? n : 1, sizeof(*jobs));
+	if (!jobs)
+		return dbreg_fail_oom(err);
 	if (target_run_init(&run, ctx, rows, timeout_ms, err) < 0) {
 		free(jobs);
-		dbreg_health_report_free(r);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -309,7 +350,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 		int row = (int)i;
 
 		check_job(j, &run, row, o->level);
-		r->results[i] = (struct dbreg_health_result){
+		results[i] = (struct dbreg_health_result){
 			.connection_name = target_value(&run, row, run.c_name),
 			.connection_type = target_value(&run, row, run.c_type),
 			.region_id = PQgetisnull(rows, row, run.c_region) ? NULL : target_value(&run, row, run.c_region),
@@ -320,37 +361,162 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 			.cert_not_after = -1,
 			.replay_lag_seconds = -1,
 			.replay_lag_bytes = -1,
+			.checker = r->checker,
 		};
 		if (target_value(&run, row, run.c_active)[0] != 't') {
 			j->outcome = FANOUT_SKIPPED;
 			snprintf(j->error, sizeof(j->error), "inactive: not checked");
 		}
 	}
-	if (target_fanout(&run, jobs, n, o->jobs, timeout_ms, o->progress, o->userdata, err) < 0) {
-		for (size_t i = 0; i < n; i++)
-			fanout_job_clear(&jobs[i]);
-		free(jobs);
-		dbreg_health_report_free(r);
-		return -1;
-	}
-	/* The run's own figures, not the retry's. */
-	r->jobs_wanted = run.jobs_wanted;
-	r->jobs_used = run.jobs_used;
+	rc = target_fanout(&run, jobs, n, o->jobs, timeout_ms, o->progress, o->userdata, err);
+	/* The run's own figures, not the retry's; of its widest batch. */
+	if (run.jobs_wanted > r->jobs_wanted)
+		r->jobs_wanted = run.jobs_wanted;
+	if (run.jobs_used > r->jobs_used)
+		r->jobs_used = run.jobs_used;
 	r->fd_limit = run.fd_limit;
-	if (retry_pending(r, &run, jobs, n, o, timeout_ms, err) < 0) {
-		for (size_t i = 0; i < n; i++)
-			fanout_job_clear(&jobs[i]);
-		free(jobs);
-		dbreg_health_report_free(r);
-		return -1;
-	}
+	if (rc == 0)
+		rc = retry_pending(results, &run, jobs, n, o, timeout_ms, err);
 	for (size_t i = 0; i < n; i++) {
-		judge(r, &r->results[i], &jobs[i], o, warn_ms);
+		if (rc == 0)
+			judge(r, &results[i], &jobs[i], o, warn_ms);
 		fanout_job_clear(&jobs[i]);
 	}
 	free(jobs);
+	if (rc < 0)
+		return -1;
+	r->n += n;
 	if (!o->no_update && !dbreg_ctx_was_cancelled(ctx))
-		write_back(ctx, r, &run);
+		write_back(ctx, r, base, &run, run_started);
+	return 0;
+}
+
+/* The claimed ids of a claim's answer, as a JSON array (NULL: no memory). */
+static char *claimed_ids(const PGresult *claim)
+{
+	int c = PQfnumber(claim, "id");
+	json_t *a = json_array();
+	char *text;
+
+	for (int i = 0; a && c >= 0 && i < PQntuples(claim); i++)
+		if (!PQgetisnull(claim, i, c))
+			json_array_append_new(a, json_string(PQgetvalue(claim, i, c)));
+	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	return text;
+}
+
+/* --claim: batch after batch of due rows, until none is left (or the run is cancelled, or a
+ * write-back failed: the claims then expire on their own). */
+static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, struct dbreg_health_report *r,
+                         const char *run_started, struct dbreg_error *err)
+{
+	int batch = o->batch > 0 ? o->batch : 100, jobs = o->jobs > 0 ? o->jobs : 64;
+	long timeout_s = (o->timeout_ms > 0 ? o->timeout_ms : 5000) / 1000 + 1;
+	/* A claim outlives the longest its batch can take (its rounds of checks, each of which
+	 * may be tried twice, and the write-back), so no other checker takes a row still being
+	 * checked; a checker that died leaves them for as long, or for --every when longer. */
+	long lease = 2 * timeout_s * ((batch + jobs - 1) / jobs) + 30;
+
+	if (lease < o->every_s)
+		lease = o->every_s;
+	r->claimed = true;
+	while (!dbreg_ctx_was_cancelled(ctx) && !r->writeback_error) {
+		PGresult *claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch,
+		                                              run_started, err), *rows;
+		char *ids;
+
+		if (!claim)
+			return -1;
+		if (PQntuples(claim) == 0) {
+			PQclear(claim);
+			return 0;
+		}
+		ids = claimed_ids(claim);
+		PQclear(claim);
+		if (!ids)
+			return dbreg_fail_oom(err);
+		rows = dbreg_registry_targets_among(ctx, o->filter, ids, err);
+		if (!rows || check_rows(ctx, o, r, rows, run_started, err) < 0) {
+			free(ids);
+			return -1;
+		}
+		if (dbreg_ctx_was_cancelled(ctx)) {
+			struct dbreg_error ignored;
+
+			/* Not written back: another checker may take them now. */
+			dbreg_registry_health_release(ctx, ids, r->checker, &ignored);
+		}
+		free(ids);
+	}
+	return 0;
+}
+
+/* History older than --keep goes, a bounded batch at a time and a bounded number of
+ * batches per run, so that a run never stalls on a long-neglected table. */
+static void prune(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, struct dbreg_health_report *r)
+{
+	enum { BATCH = 5000, BATCHES = 20 };
+	long keep_s = o->keep_s > 0 ? o->keep_s : 14L * 86400, pruned = BATCH;
+	struct dbreg_error err;
+
+	for (int i = 0; i < BATCHES && pruned == BATCH && !dbreg_ctx_was_cancelled(ctx); i++)
+		if (dbreg_registry_health_prune(ctx, keep_s, BATCH, &pruned, &err) < 0) {
+			if (!r->writeback_error && asprintf(&r->writeback_error, "cannot prune the history: %s", err.message) < 0)
+				r->writeback_error = NULL;
+			return;
+		}
+}
+
+_public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o,
+                              struct dbreg_health_report **ret, struct dbreg_error *err)
+{
+	struct dbreg_health_report *r;
+	char run_started[64] = "", host[256];
+	time_t now = time(NULL);
+	struct timespec ts;
+	PGresult *rows;
+	int rc;
+
+	if (o->every_s > 0 && o->no_update)
+		return dbreg_fail(err, DBREG_ERR_USAGE, "--claim writes its claims and results to the registry;"
+		                                        " it cannot go with --no-update");
+	/* A registry dbreg may not write: say so before checking anything. */
+	if (!o->no_update && dbreg_ctx_check_writable(ctx, err) < 0) {
+		dbreg_error_prefix(err, "the results cannot be written back (use --no-update): ");
+		return -1;
+	}
+	if (!o->no_update && dbreg_registry_now(ctx, run_started, sizeof(run_started), err) < 0)
+		return -1;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return dbreg_fail_oom(err);
+	if (o->checker)
+		r->checker = strdup(o->checker);
+	else if (gethostname(host, sizeof(host)) == 0 && (host[sizeof(host) - 1] = '\0', host[0]))
+		r->checker = strdup(host);
+	else
+		r->checker = strdup("unknown");
+	if (!r->checker) {
+		free(r);
+		return dbreg_fail_oom(err);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->checked_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	strftime(r->checked_at, sizeof(r->checked_at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+
+	if (o->every_s > 0) {
+		rc = check_claimed(ctx, o, r, run_started, err);
+	} else {
+		rows = dbreg_registry_targets(ctx, o->filter, err);
+		rc = rows ? check_rows(ctx, o, r, rows, run_started, err) : -1;
+	}
+	if (rc < 0) {
+		dbreg_health_report_free(r);
+		return -1;
+	}
+	if (!o->no_update && !dbreg_ctx_was_cancelled(ctx))
+		prune(ctx, o, r);
 	*ret = r;
 	return 0;
 }
@@ -403,6 +569,9 @@ _public_ void dbreg_health_report_free(struct dbreg_health_report *r)
 	free(r->owned);
 	free(r->results);
 	free(r->writeback_error);
-	PQclear(r->rows);
+	free(r->checker);
+	for (size_t i = 0; i < r->nbatches; i++)
+		PQclear(r->batches[i]);
+	free(r->batches);
 	free(r);
 }

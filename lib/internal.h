@@ -192,6 +192,7 @@ struct dbreg_profile {
 	bool have_log;          /* dbreg's bookkeeping (created or adopted by dbreg) */
 	bool have_tenants;
 	bool have_pending;      /* admin.dbreg_pending_rotations (migration 4) */
+	bool have_history;      /* admin.dbreg_health_history and _claims (migration 5) */
 	bool type_is_enum;      /* connection_type is an enum (type_labels its labels) */
 	bool names_unique_all;  /* connection names unique over all rows, deleted ones too */
 	int version;            /* dbreg's schema version, 0 without the log */
@@ -252,8 +253,30 @@ int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *e
 /* Live rows matching the filter (names select inactive rows too); an unknown
  * name is DBREG_ERR_FAILED. */
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err);
-/* Writes health results ([{"id","ok"}] as JSON) in one statement. */
-int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, struct dbreg_error *err);
+/* The same rows, among the ids of a JSON array. */
+PGresult *dbreg_registry_targets_among(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                                       struct dbreg_error *err);
+/* The admin server's now(), as text. */
+int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbreg_error *err);
+/* health --claim: claims up to batch due rows of the selection for checker; the claimed ids
+ * (column "id"). */
+PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *checker,
+                                      long every_s, long lease_s, int batch, const char *run_started,
+                                      struct dbreg_error *err);
+/* Gives up checker's claims of the ids (a JSON array), unchecked. */
+int dbreg_registry_health_release(struct dbreg_ctx *ctx, const char *ids_json, const char *checker,
+                                  struct dbreg_error *err);
+/* Writes health results (a JSON array of {"id","status",...}) in one statement: the
+ * registry's health columns (failures counted once, guarded by run_started, the admin
+ * server's time when the run began), the history, and the release of checker's claims. */
+int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, const char *run_started,
+                                    const char *checker, struct dbreg_error *err);
+/* Removes at most batch history rows older than keep_s (*ret_n: how many), and claims
+ * expired for a day. */
+int dbreg_registry_health_prune(struct dbreg_ctx *ctx, long keep_s, int batch, long *ret_n, struct dbreg_error *err);
+/* The history summary of the selection over since_s seconds (see history.c). */
+PGresult *dbreg_registry_health_history(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long since_s,
+                                        struct dbreg_error *err);
 
 /* Tenant rows: id, slug, name, schema_name, status, deleted (t/f), database_connection_id. */
 PGresult *dbreg_registry_tenant(struct dbreg_ctx *ctx, const char *key, struct dbreg_error *err);

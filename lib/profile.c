@@ -119,6 +119,7 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 		" to_regclass('admin.tenants') IS NOT NULL AS have_tenants,"
 		" to_regclass('admin.dbreg_settings') IS NOT NULL AS have_settings,"
 		" to_regclass('admin.dbreg_pending_rotations') IS NOT NULL AS have_pending,"
+		" to_regclass('admin.dbreg_health_history') IS NOT NULL AS have_history,"
 		" (SELECT format_type(typid, NULL) FROM cols WHERE attname = 'connection_type') AS type_name,"
 		" (SELECT typtype = 'e' FROM cols WHERE attname = 'connection_type') AS type_is_enum,"
 		" (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) FROM pg_enum e, cols"
@@ -164,6 +165,7 @@ int dbreg_profile_read(PGconn *conn, struct dbreg_profile *p, struct dbreg_error
 	p->have_log = flag(res, "have_log");
 	p->have_tenants = flag(res, "have_tenants");
 	p->have_pending = flag(res, "have_pending");
+	p->have_history = flag(res, "have_history");
 	p->type_is_enum = flag(res, "type_is_enum");
 	p->names_unique_all = flag(res, "names_unique_all");
 	p->type_labels = dup_or_null(res, "type_labels");

@@ -1566,104 +1566,313 @@ char *dbreg_registry_quote_ident(struct dbreg_ctx *ctx, const char *name, struct
 }
 
 /* ---- targets for the fan-out commands ---- */
-PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
-{
+
+/* The selection's parameters ($1 type, $2 region, $3 names, $4 tags) as text, and the
+ * check that every name is registered (the first that is not is reported). */
+struct selection {
 	const char *params[4];
 	char *names, *tags;
+	char region[300];         /* the region as operators name it: its code, where region_id is a reference */
+};
+
+static void selection_clear(struct selection *sel)
+{
+	free(sel->names);
+	free(sel->tags);
+}
+
+static int selection_init(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct selection *sel,
+                          struct dbreg_error *err)
+{
 	PGresult *res;
 
+	*sel = (struct selection){ .names = NULL };
 	if (check_filter(ctx, filter, err) < 0)
-		return NULL;
-	names = names_json((const char *const *)filter->names);
-	tags = names_json((const char *const *)filter->tags);
-
-	if ((filter->names && !names) || (filter->tags && !tags)) {
-		free(names);
-		free(tags);
-		dbreg_fail_oom(err);
-		return NULL;
+		return -1;
+	sel->names = names_json((const char *const *)filter->names);
+	sel->tags = names_json((const char *const *)filter->tags);
+	if ((filter->names && !sel->names) || (filter->tags && !sel->tags)) {
+		selection_clear(sel);
+		return dbreg_fail_oom(err);
 	}
-	params[0] = filter->type;
-	params[1] = filter->region;
-	params[2] = names;
-	params[3] = tags;
-	if (names) {
-		/* Every name must be registered: report the first that is not. */
-		res = dbreg_exec(ctx,
-		                 "SELECT n AS missing FROM jsonb_array_elements_text($1::jsonb) AS n"
-		                 " WHERE NOT EXISTS (SELECT 1 FROM " REGISTRY " WHERE connection_name = n AND deleted_at IS NULL)"
-		                 " LIMIT 1",
-		                 1, params + 2, PGRES_TUPLES_OK, err);
-		if (!res) {
-			free(names);
-			free(tags);
-			return NULL;
-		}
-		if (PQntuples(res) > 0) {
-			dbreg_fail_unknown_connection(ctx, dbreg_result_value(res, 0, "missing"), err);
-			PQclear(res);
-			free(names);
-			free(tags);
-			return NULL;
-		}
+	sel->params[0] = filter->type;
+	sel->params[1] = filter->region;
+	sel->params[2] = sel->names;
+	sel->params[3] = sel->tags;
+	dbreg_region_code_expr(dbreg_ctx_profile(ctx), sel->region, sizeof(sel->region));
+	if (!sel->names)
+		return 0;
+	res = dbreg_exec(ctx,
+	                 "SELECT n AS missing FROM jsonb_array_elements_text($1::jsonb) AS n"
+	                 " WHERE NOT EXISTS (SELECT 1 FROM " REGISTRY " WHERE connection_name = n AND deleted_at IS NULL)"
+	                 " LIMIT 1",
+	                 1, sel->params + 2, PGRES_TUPLES_OK, err);
+	if (!res) {
+		selection_clear(sel);
+		return -1;
+	}
+	if (PQntuples(res) > 0) {
+		dbreg_fail_unknown_connection(ctx, dbreg_result_value(res, 0, "missing"), err);
 		PQclear(res);
+		selection_clear(sel);
+		return -1;
 	}
-	{
-		char region[300], sql[2400];
+	PQclear(res);
+	return 0;
+}
 
-		/* The region as operators name it: its code, where region_id is a reference. */
-		dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region));
-		snprintf(sql, sizeof(sql),
-		         "SELECT id::text AS id, connection_name::text AS connection_name,"
-		         " connection_type::text AS connection_type, %s AS region_id, host::text AS host,"
-		         " port::text AS port, database_name::text AS database_name, username::text AS username,"
-		         " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
-		         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
-		         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
-		         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password,"
-		         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db"
-		         " FROM " REGISTRY " d WHERE deleted_at IS NULL"
-		         "   AND ($1::text IS NULL OR connection_type::text = $1)"
-		         "   AND ($2::text IS NULL OR %s = $2)"
-		         "   AND CASE WHEN $3::jsonb IS NULL THEN is_active"
-		         "       ELSE connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END"
-		         "   AND ($4::jsonb IS NULL OR tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))"
-		         " ORDER BY connection_name",
-		         region,
-		         /* What an unfinished rotate-password may have set on the server already. */
-		         dbreg_ctx_profile(ctx)->have_pending
-		             ? "(SELECT p.encrypted_password::text FROM admin.dbreg_pending_rotations p"
-		               " WHERE p.connection_id::text = d.id::text)"
-		             : "NULL::text",
-		         region);
-		res = dbreg_exec(ctx, sql, 4, params, PGRES_TUPLES_OK, err);
-	}
-	free(names);
-	free(tags);
+/* The rows a selection takes, on the registry as d (%s: the region expression). */
+#define SELECTION_WHERE \
+	" d.deleted_at IS NULL" \
+	"   AND ($1::text IS NULL OR d.connection_type::text = $1)" \
+	"   AND ($2::text IS NULL OR %s = $2)" \
+	"   AND CASE WHEN $3::jsonb IS NULL THEN d.is_active" \
+	"       ELSE d.connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END" \
+	"   AND ($4::jsonb IS NULL OR d.tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))"
+
+static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *sel, const char *ids_json,
+                                struct dbreg_error *err)
+{
+	const char *params[5] = { sel->params[0], sel->params[1], sel->params[2], sel->params[3], ids_json };
+	char sql[2600];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT id::text AS id, connection_name::text AS connection_name,"
+	         " connection_type::text AS connection_type, %s AS region_id, host::text AS host,"
+	         " port::text AS port, database_name::text AS database_name, username::text AS username,"
+	         " ssl_mode::text AS ssl_mode, encrypted_password::text AS encrypted_password,"
+	         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
+	         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
+	         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password,"
+	         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db"
+	         " FROM " REGISTRY " d WHERE" SELECTION_WHERE
+	         "   AND ($5::jsonb IS NULL OR d.id::text IN (SELECT jsonb_array_elements_text($5::jsonb)))"
+	         " ORDER BY connection_name",
+	         sel->region,
+	         /* What an unfinished rotate-password may have set on the server already. */
+	         dbreg_ctx_profile(ctx)->have_pending
+	             ? "(SELECT p.encrypted_password::text FROM admin.dbreg_pending_rotations p"
+	               " WHERE p.connection_id::text = d.id::text)"
+	             : "NULL::text",
+	         sel->region);
+	return dbreg_exec(ctx, sql, 5, params, PGRES_TUPLES_OK, err);
+}
+
+PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
+{
+	struct selection sel;
+	PGresult *res;
+
+	if (selection_init(ctx, filter, &sel, err) < 0)
+		return NULL;
+	res = targets_select(ctx, &sel, NULL, err);
+	selection_clear(&sel);
 	return res;
 }
 
-int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, struct dbreg_error *err)
+int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbreg_error *err)
 {
-	const char *params[1] = { results_json };
+	PGresult *res = dbreg_exec(ctx, "SELECT now()::text AS now", 0, NULL, PGRES_TUPLES_OK, err);
+	const char *v;
+
+	if (!res)
+		return -1;
+	v = dbreg_result_value(res, 0, "now");
+	if (!v || strlen(v) >= size) {
+		PQclear(res);
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the admin server did not say what time it is");
+	}
+	memcpy(buf, v, strlen(v) + 1);
+	PQclear(res);
+	return 0;
+}
+
+/* The due rows of the selection (not checked since now() - every_s, nor since the run
+ * began, so that a run checks a row once however long it takes), at most batch of them,
+ * claimed for checker for lease_s seconds in one short
+ * statement: rows locked by another claim are skipped, and a row whose claim another
+ * checker has just taken (ON CONFLICT, on the claim's latest version) is not returned. */
+PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *checker,
+                                      long every_s, long lease_s, int batch, const char *run_started,
+                                      struct dbreg_error *err)
+{
+	struct selection sel;
+	char every[32], lease[32], limit[16], sql[2400];
+	const char *params[9];
+	PGresult *res;
+
+	if (dbreg_ctx_check_writable(ctx, err) < 0 || selection_init(ctx, filter, &sel, err) < 0)
+		return NULL;
+	snprintf(every, sizeof(every), "%ld", every_s);
+	snprintf(limit, sizeof(limit), "%d", batch);
+	memcpy(params, sel.params, sizeof(sel.params));
+	params[4] = every;
+	params[5] = limit;
+	params[6] = checker;
+	params[7] = run_started;
+	snprintf(lease, sizeof(lease), "%ld", lease_s);
+	params[8] = lease;
+	snprintf(sql, sizeof(sql),
+	         "WITH due AS (SELECT d.id::text AS id FROM " REGISTRY " d WHERE" SELECTION_WHERE
+	         "   AND NOT EXISTS (SELECT 1 FROM admin.dbreg_health_history h WHERE h.connection_id = d.id::text"
+	         "     AND h.checked_at > least(now() - make_interval(secs => $5::bigint), $8::timestamptz))"
+	         "   AND NOT EXISTS (SELECT 1 FROM admin.dbreg_health_claims c WHERE c.connection_id = d.id::text"
+	         "     AND c.expires_at > now())"
+	         "   ORDER BY d.connection_name LIMIT $6::int FOR UPDATE OF d SKIP LOCKED)"
+	         " INSERT INTO admin.dbreg_health_claims AS c (connection_id, checker, claimed_at, expires_at)"
+	         " SELECT id, $7, now(), now() + make_interval(secs => $9::bigint) FROM due"
+	         " ON CONFLICT (connection_id) DO UPDATE SET checker = excluded.checker,"
+	         "   claimed_at = excluded.claimed_at, expires_at = excluded.expires_at"
+	         "   WHERE c.expires_at <= now()"
+	         " RETURNING c.connection_id AS id",
+	         sel.region);
+	res = dbreg_exec(ctx, sql, 9, params, PGRES_TUPLES_OK, err);
+	selection_clear(&sel);
+	return res;
+}
+
+/* The rows of the selection among ids (a JSON array), as dbreg_registry_targets gives them. */
+PGresult *dbreg_registry_targets_among(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                                       struct dbreg_error *err)
+{
+	struct selection sel;
+	PGresult *res;
+
+	if (selection_init(ctx, filter, &sel, err) < 0)
+		return NULL;
+	res = targets_select(ctx, &sel, ids_json, err);
+	selection_clear(&sel);
+	return res;
+}
+
+int dbreg_registry_health_release(struct dbreg_ctx *ctx, const char *ids_json, const char *checker,
+                                  struct dbreg_error *err)
+{
+	const char *params[2] = { ids_json, checker };
+	PGresult *res = dbreg_exec(ctx,
+	                           "DELETE FROM admin.dbreg_health_claims WHERE checker = $2"
+	                           " AND connection_id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+	                           2, params, PGRES_COMMAND_OK, err);
+
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+int dbreg_registry_health_writeback(struct dbreg_ctx *ctx, const char *results_json, const char *run_started,
+                                    const char *checker, struct dbreg_error *err)
+{
+	const char *params[3] = { results_json, run_started, checker };
 	PGresult *res;
 
 	if (dbreg_ctx_check_writable(ctx, err) < 0)
 		return -1;
-	/* Health columns only: the trigger leaves updated_at alone. */
+	/* One statement, so one transaction: the registry's health columns (the trigger leaves
+	 * updated_at alone), the history (UNKNOWN results too) and this checker's claims.  A
+	 * failure is counted only when no other run has written a check of the row since this
+	 * one began ($2): overlapping runs count one outage once.  Under concurrent runs the
+	 * UPDATE waits for the other's row and reads its last_health_check again. */
 	res = dbreg_exec(ctx,
-	                 "UPDATE " REGISTRY " d SET last_health_check = now(),"
-	                 " consecutive_failures = CASE WHEN v.ok THEN 0 ELSE d.consecutive_failures + 1 END,"
-	                 " is_healthy = CASE WHEN v.ok THEN true"
-	                 "   WHEN d.consecutive_failures + 1 >= d.max_consecutive_failures THEN false"
-	                 "   ELSE d.is_healthy END"
-	                 " FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, ok boolean)"
-	                 " WHERE d.id = v.id",
-	                 1, params, PGRES_COMMAND_OK, err);
+	                 "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id text, status text,"
+	                 "     latency_ms double precision, error text, server_version text, in_recovery boolean,"
+	                 "     expected_role text, replay_lag_seconds double precision, replay_lag_bytes bigint,"
+	                 "     tls_in_use boolean, tls_protocol text, tls_cipher text, cert_not_after double precision)),"
+	                 " u AS (UPDATE " REGISTRY " d SET last_health_check = now(),"
+	                 "     consecutive_failures = CASE WHEN v.status <> 'UNHEALTHY' THEN 0"
+	                 "       WHEN d.last_health_check > $2::timestamptz THEN coalesce(d.consecutive_failures, 0)"
+	                 "       ELSE coalesce(d.consecutive_failures, 0) + 1 END,"
+	                 "     is_healthy = CASE WHEN v.status <> 'UNHEALTHY' THEN true"
+	                 "       WHEN d.last_health_check > $2::timestamptz THEN d.is_healthy"
+	                 "       WHEN coalesce(d.consecutive_failures, 0) + 1 >= d.max_consecutive_failures THEN false"
+	                 "       ELSE d.is_healthy END"
+	                 "   FROM v WHERE d.id::text = v.id AND v.status <> 'UNKNOWN' RETURNING d.id),"
+	                 " h AS (INSERT INTO admin.dbreg_health_history (connection_id, checked_at, status, latency_ms,"
+	                 "     error, checker, server_version, in_recovery, expected_role, replay_lag_seconds,"
+	                 "     replay_lag_bytes, tls_in_use, tls_protocol, tls_cipher, cert_not_after)"
+	                 "   SELECT v.id, now(), v.status, v.latency_ms, v.error, $3, v.server_version, v.in_recovery,"
+	                 "     v.expected_role, v.replay_lag_seconds, v.replay_lag_bytes, v.tls_in_use, v.tls_protocol,"
+	                 "     v.tls_cipher, to_timestamp(v.cert_not_after) FROM v RETURNING 1),"
+	                 " c AS (DELETE FROM admin.dbreg_health_claims c USING v"
+	                 "   WHERE c.connection_id = v.id AND c.checker = $3 RETURNING 1)"
+	                 " SELECT (SELECT count(*) FROM u) AS updated, (SELECT count(*) FROM h) AS recorded",
+	                 3, params, PGRES_TUPLES_OK, err);
 	if (!res)
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+/* History rows older than keep_s, at most batch of them: how many went in *ret_n. */
+int dbreg_registry_health_prune(struct dbreg_ctx *ctx, long keep_s, int batch, long *ret_n, struct dbreg_error *err)
+{
+	char keep[32], limit[16];
+	const char *params[2] = { keep, limit };
+	PGresult *res;
+
+	snprintf(keep, sizeof(keep), "%ld", keep_s);
+	snprintf(limit, sizeof(limit), "%d", batch);
+	res = dbreg_exec(ctx,
+	                 "WITH old AS (DELETE FROM admin.dbreg_health_history WHERE ctid = ANY (ARRAY("
+	                 "   SELECT ctid FROM admin.dbreg_health_history"
+	                 "   WHERE checked_at < now() - make_interval(secs => $1::bigint) LIMIT $2::int)) RETURNING 1),"
+	                 " gone AS (DELETE FROM admin.dbreg_health_claims WHERE expires_at < now() - interval '1 day'"
+	                 "   RETURNING 1)"
+	                 " SELECT (SELECT count(*) FROM old)::text AS pruned, (SELECT count(*) FROM gone) AS expired",
+	                 2, params, PGRES_TUPLES_OK, err);
+	if (!res)
+		return -1;
+	*ret_n = dbreg_result_value(res, 0, "pruned") ? atol(dbreg_result_value(res, 0, "pruned")) : 0;
+	PQclear(res);
+	return 0;
+}
+
+/* Per selected connection, over the window: its checks, failures, uptime (answered among
+ * the known), latency percentiles of the answered checks, status changes, the last
+ * failure and the last 100 latencies (-1: no answer) oldest first, all on the server. */
+PGresult *dbreg_registry_health_history(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long since_s,
+                                        struct dbreg_error *err)
+{
+	struct selection sel;
+	char since[32], sql[3600];
+	const char *params[5];
+	PGresult *res;
+
+	if (!dbreg_ctx_profile(ctx)->have_history) {
+		dbreg_fail(err, DBREG_ERR_CONFIG, "this registry has no health history yet; run 'dbreg init'");
+		return NULL;
+	}
+	if (selection_init(ctx, filter, &sel, err) < 0)
+		return NULL;
+	snprintf(since, sizeof(since), "%ld", since_s);
+	memcpy(params, sel.params, sizeof(sel.params));
+	params[4] = since;
+	snprintf(sql, sizeof(sql),
+	         "WITH s AS (SELECT d.id::text AS id, d.connection_name::text AS name FROM " REGISTRY " d"
+	         "   WHERE" SELECTION_WHERE "),"
+	         " h AS (SELECT s.name, h.checked_at, h.status, h.latency_ms,"
+	         "     lag(h.status) OVER w AS previous,"
+	         "     row_number() OVER (PARTITION BY s.name ORDER BY h.checked_at DESC) AS age"
+	         "   FROM s JOIN admin.dbreg_health_history h ON h.connection_id = s.id"
+	         "   WHERE h.checked_at > now() - make_interval(secs => $5::bigint)"
+	         "   WINDOW w AS (PARTITION BY s.name ORDER BY h.checked_at))"
+	         " SELECT s.name AS connection_name, count(h.status)::text AS checks,"
+	         "   count(*) FILTER (WHERE h.status = 'UNHEALTHY')::text AS failures,"
+	         "   round(100.0 * count(*) FILTER (WHERE h.status IN ('HEALTHY', 'DEGRADED'))"
+	         "     / nullif(count(*) FILTER (WHERE h.status <> 'UNKNOWN'), 0), 2)::text AS uptime_pct,"
+	         "   round((percentile_cont(0.5) WITHIN GROUP (ORDER BY h.latency_ms)"
+	         "     FILTER (WHERE h.status IN ('HEALTHY', 'DEGRADED')))::numeric, 1)::text AS latency_p50_ms,"
+	         "   round((percentile_cont(0.95) WITHIN GROUP (ORDER BY h.latency_ms)"
+	         "     FILTER (WHERE h.status IN ('HEALTHY', 'DEGRADED')))::numeric, 1)::text AS latency_p95_ms,"
+	         "   count(*) FILTER (WHERE h.previous IS NOT NULL AND h.previous <> h.status)::text AS status_changes,"
+	         "   to_char(max(h.checked_at) FILTER (WHERE h.status = 'UNHEALTHY') AT TIME ZONE 'UTC',"
+	         "     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_failure,"
+	         "   coalesce(string_agg(CASE WHEN h.status IN ('HEALTHY', 'DEGRADED') AND h.latency_ms IS NOT NULL"
+	         "       THEN round(h.latency_ms::numeric, 1)::text ELSE '-1' END, ',' ORDER BY h.checked_at)"
+	         "     FILTER (WHERE h.age <= 100), '') AS latencies"
+	         " FROM s LEFT JOIN h ON h.name = s.name GROUP BY s.name ORDER BY s.name",
+	         sel.region);
+	res = dbreg_exec(ctx, sql, 5, params, PGRES_TUPLES_OK, err);
+	selection_clear(&sel);
+	return res;
 }
 
 /* ---- validate-config ---- */
