@@ -1609,7 +1609,7 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		PQclear(res);
 	}
 	{
-		char region[300], sql[2400];
+		char region[300], sql[2800];
 
 		/* The region as operators name it: its code, where region_id is a reference. */
 		dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region));
@@ -1621,7 +1621,12 @@ PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filte
 		         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
 		         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
 		         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password,"
-		         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db"
+		         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db,"
+		         /* What the row says the server is: its type where the registry's types are
+		          * roles (the platform's enum), else metadata.expected_role when a string. */
+		         " CASE WHEN lower(connection_type::text) IN ('primary', 'replica') THEN lower(connection_type::text)"
+		         "      WHEN jsonb_typeof(d.metadata::jsonb -> 'expected_role') = 'string'"
+		         "      THEN d.metadata::jsonb ->> 'expected_role' END AS expected_role"
 		         " FROM " REGISTRY " d WHERE deleted_at IS NULL"
 		         "   AND ($1::text IS NULL OR connection_type::text = $1)"
 		         "   AND ($2::text IS NULL OR %s = $2)"
