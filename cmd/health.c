@@ -25,6 +25,8 @@ static const char health_options[] =
 	"  --jobs N             checks at once (default 64)\n"
 	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
 	"  --crit-ms MS         slower answers are UNHEALTHY (default: no limit)\n"
+	"  --cert-warn-days N   deep: a server certificate expiring within N days is DEGRADED (default 30)\n"
+	"  --lag-warn DURATION  deep: a replica replaying further behind is DEGRADED (default 300s)\n"
 	"  --no-update          do not write the results (nor the history) to the registry\n"
 	"  --claim              check only rows due, claimed in batches: for many checkers at once\n"
 	"  --every DURATION     with --claim: how often each row is checked (e.g. 5m)\n"
@@ -125,12 +127,14 @@ static const char *state_name(int state)
 
 /* The report's columns; a level's unmeasured ones have no table header. */
 enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKED, K_VERSION, K_RECOVERY,
-       K_BACKENDS, K_MAX_CONN, K_ERROR, K__COUNT };
+       K_BACKENDS, K_MAX_CONN, K_ROLE, K_LAG, K_LAG_BYTES, K_TLS, K_TLS_PROTOCOL, K_TLS_CIPHER, K_CERT,
+       K_CERT_EXPIRY, K_CHECKER, K_ERROR, K__COUNT };
 
 static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level)
 {
 	/* dbreg_status's one-hot states: the library's names of the statuses. */
 	static const char *states[DBREG_UNKNOWN + 2];
+	bool deep = level >= DBREG_LEVEL_DEEP;
 	const struct out_column all[K__COUNT] = {
 		[K_NAME] = { "connection_name", "NAME", OUT_K_TEXT, OUT_C_LABEL | OUT_C_NAME, .label = "connection" },
 		[K_TYPE] = { "type", NULL, OUT_K_TEXT, OUT_C_LABEL, .only = OUT_PROMETHEUS },
@@ -154,6 +158,21 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 		                 "dbreg_backends", "Client backends on the registered database's server." },
 		[K_MAX_CONN] = { "max_connections", NULL, OUT_K_INT, OUT_C_OPTIONAL, "dbreg_max_connections",
 		                 "The server's max_connections." },
+		/* The deep level's: the table keeps to role, lag and the certificate's date; -o wide
+		 * adds TLS, its cipher and the bytes not yet replayed. */
+		[K_ROLE] = { "expected_role", deep ? "ROLE" : NULL, OUT_K_TEXT },
+		[K_LAG] = { "replay_lag_seconds", deep ? "LAG" : NULL, OUT_K_REAL, OUT_C_OPTIONAL,
+		            "dbreg_replication_lag_seconds",
+		            "How far behind the standby replays what it received (absent when caught up)." },
+		[K_LAG_BYTES] = { "replay_lag_bytes", deep && out_style.wide ? "LAG BYTES" : NULL, OUT_K_INT },
+		[K_TLS] = { "tls_in_use", NULL, OUT_K_BOOL },
+		[K_TLS_PROTOCOL] = { "tls_protocol", deep && out_style.wide ? "TLS" : NULL, OUT_K_TEXT },
+		[K_TLS_CIPHER] = { "tls_cipher", deep && out_style.wide ? "CIPHER" : NULL, OUT_K_TEXT },
+		[K_CERT] = { "cert_not_after", deep ? "CERT" : NULL, OUT_K_TEXT },
+		[K_CERT_EXPIRY] = { "cert_expiry", NULL, OUT_K_REAL, OUT_C_OPTIONAL, "dbreg_cert_expiry_timestamp_seconds",
+		                    "When the server certificate expires (its notAfter), in seconds since the epoch.",
+		                    .only = OUT_PROMETHEUS },
+		[K_CHECKER] = { "checker", NULL, OUT_K_TEXT },
 		[K_ERROR] = { "error", "ERROR", OUT_K_TEXT, OUT_C_REASON },
 	};
 
@@ -166,6 +185,7 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 static void add_result(struct out_doc *d, const struct dbreg_health_result *h, double epoch)
 {
 	char latency[32], shown_latency[32], duration[32], checked[32], backends[32], shown_backends[48], max[32];
+	char lag[32], shown_lag[32], lag_bytes[32], cert[32], shown_cert[16], expiry[32];
 	const char *v[K__COUNT] = { NULL }, *shown[K__COUNT] = { NULL }, *colors[K__COUNT] = { NULL };
 	bool known = h->status != DBREG_UNKNOWN;
 
@@ -200,6 +220,35 @@ static void add_result(struct out_doc *d, const struct dbreg_health_result *h, d
 		snprintf(max, sizeof(max), "%ld", h->max_connections);
 		v[K_MAX_CONN] = max;
 	}
+	v[K_ROLE] = h->expected_role;
+	if (h->replay_lag_seconds >= 0) {
+		snprintf(lag, sizeof(lag), "%.3f", h->replay_lag_seconds);
+		snprintf(shown_lag, sizeof(shown_lag), "%.1f s", h->replay_lag_seconds);
+		v[K_LAG] = lag;
+		shown[K_LAG] = shown_lag;
+	}
+	if (h->replay_lag_bytes >= 0) {
+		snprintf(lag_bytes, sizeof(lag_bytes), "%lld", h->replay_lag_bytes);
+		v[K_LAG_BYTES] = lag_bytes;
+	}
+	v[K_TLS] = h->tls_in_use < 0 ? NULL : h->tls_in_use ? "true" : "false";
+	v[K_TLS_PROTOCOL] = h->tls_protocol;
+	shown[K_TLS_PROTOCOL] = h->tls_in_use == 0 ? "no" : NULL;
+	v[K_TLS_CIPHER] = h->tls_cipher;
+	if (h->cert_not_after >= 0) {
+		time_t t = (time_t)h->cert_not_after;
+		struct tm tm;
+
+		if (gmtime_r(&t, &tm)) {
+			strftime(cert, sizeof(cert), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			strftime(shown_cert, sizeof(shown_cert), "%Y-%m-%d", &tm);
+			v[K_CERT] = cert;
+			shown[K_CERT] = shown_cert;
+		}
+		snprintf(expiry, sizeof(expiry), "%.0f", h->cert_not_after);
+		v[K_CERT_EXPIRY] = expiry;
+	}
+	v[K_CHECKER] = h->checker;
 	v[K_ERROR] = h->error;
 	out_doc_row(d, v, shown, colors);
 }
@@ -356,7 +405,7 @@ static void report_failure(enum out_format fmt, const char *output, const char *
 enum {
 	ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT,
 	ARG_STATUS, ARG_FAILING, ARG_SORT, ARG_CRIT_MS, ARG_CLAIM, ARG_EVERY, ARG_BATCH, ARG_CHECKER_ID, ARG_KEEP,
-	ARG_HISTORY, ARG_SINCE,
+	ARG_HISTORY, ARG_SINCE, ARG_CERT_WARN_DAYS, ARG_LAG_WARN,
 };
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -369,6 +418,8 @@ static const struct option health_long_options[] = {
 	{ "jobs", required_argument, NULL, ARG_JOBS },
 	{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
 	{ "crit-ms", required_argument, NULL, ARG_CRIT_MS },
+	{ "cert-warn-days", required_argument, NULL, ARG_CERT_WARN_DAYS },
+	{ "lag-warn", required_argument, NULL, ARG_LAG_WARN },
 	{ "no-update", no_argument, NULL, ARG_NO_UPDATE },
 	{ "output", required_argument, NULL, ARG_OUTPUT },
 	{ "status", required_argument, NULL, ARG_STATUS },
@@ -444,7 +495,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	const char *arg_checker = NULL, *not_with_history = NULL;
 	bool arg_claim = false;
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
-	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0;
+	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0, arg_cert_warn_days = 0;
+	long arg_lag_warn = 0;
 	const char *arg_type = NULL, *arg_region = NULL;
 	struct tag_list arg_tags = { .n = 0 };
 	const char *const *names;
@@ -531,6 +583,15 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (parse_duration("health", "--since", optarg, DURATION_MAX, &arg_since) < 0)
 				return bad;
 			break;
+		case ARG_CERT_WARN_DAYS:
+			if (parse_positive("health", "--cert-warn-days", optarg, 3650, &v) < 0)
+				return bad;
+			arg_cert_warn_days = (int)v;
+			break;
+		case ARG_LAG_WARN:
+			if (parse_duration("health", "--lag-warn", optarg, DURATION_MAX, &arg_lag_warn) < 0)
+				return bad;
+			break;
 		case ARG_STATUS:
 			if (parse_statuses(optarg, &view.statuses) < 0)
 				return bad;
@@ -606,6 +667,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	dbreg_health_opts_set_warn_ms(o, arg_warn_ms);
 	dbreg_health_opts_set_crit_ms(o, arg_crit_ms);
 	dbreg_health_opts_set_no_update(o, arg_no_update);
+	dbreg_health_opts_set_cert_warn_days(o, arg_cert_warn_days);
+	dbreg_health_opts_set_lag_warn(o, arg_lag_warn);
 	if (!output && isatty(STDERR_FILENO))
 		dbreg_health_opts_set_progress(o, out_progress, &shown);
 	if (connect_registry_err(ctx, &err)) {
@@ -666,6 +729,7 @@ const struct verb verb_health = {
 	.summary = "check the registered databases concurrently",
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
 	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
+	         "       [--cert-warn-days N] [--lag-warn DURATION]\n"
 	         "       [--status LIST | --failing] [--sort status|name|latency]\n"
 	         "       [--claim --every DURATION [--batch N]] [--checker-id ID] [--keep DURATION]\n"
 	         "       [-o table|wide|json|prometheus|nagios] [--output FILE] [--no-headers] [--no-pager]\n"

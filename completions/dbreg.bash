@@ -31,8 +31,8 @@ _dbreg_arg_options()
             echo '--password-format --for --id --host --port --database --user --ssl-mode'
             ;;
         health)
-            echo '--type --region --tag --level --timeout --jobs --warn-ms --crit-ms -o --format --output
-                --status --sort'
+            echo '--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
+                --lag-warn -o --format --output --status --sort'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
     esac
@@ -74,8 +74,8 @@ _dbreg_options()
         rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
-            echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --no-update
-                -o --format --output --status --failing --sort --no-headers --no-pager $help"
+            echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
+                --lag-warn --no-update -o --format --output --status --failing --sort --no-headers --no-pager $help"
             ;;
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"

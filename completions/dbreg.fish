@@ -208,6 +208,10 @@ complete -c dbreg -n '__dbreg_using health' -l warn-ms -x \
     -d 'Slower than this is DEGRADED, milliseconds'
 complete -c dbreg -n '__dbreg_using health' -l crit-ms -x \
     -d 'Slower than this is UNHEALTHY, milliseconds'
+complete -c dbreg -n '__dbreg_using health' -l cert-warn-days -x \
+    -d 'Deep: a certificate expiring within this many days is DEGRADED'
+complete -c dbreg -n '__dbreg_using health' -l lag-warn -x \
+    -d 'Deep: a replica replaying further behind is DEGRADED (e.g. 90s, 5m)'
 complete -c dbreg -n '__dbreg_using health' -l no-update \
     -d 'Do not write the results to the registry'
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \

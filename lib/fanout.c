@@ -21,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/asn1.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 
 #include "fanout.h"
@@ -347,6 +350,36 @@ static void start_connect(struct fanout_job *j)
 	j->poll = PGRES_POLLING_WRITING;
 }
 
+/* TLS as libpq negotiated it on j's connection, from its own SSL session (no second
+ * connection): in use or not, protocol, cipher, and the server certificate's notAfter. */
+static void capture_tls(struct fanout_job *j)
+{
+	const char *protocol, *cipher;
+	SSL *ssl;
+	X509 *cert;
+
+	j->tls_captured = true;
+	j->tls_in_use = PQsslInUse(j->conn) == 1;
+	j->tls_protocol[0] = j->tls_cipher[0] = '\0';
+	j->cert_not_after = -1;
+	if (!j->tls_in_use)
+		return;
+	protocol = PQsslAttribute(j->conn, "protocol");
+	cipher = PQsslAttribute(j->conn, "cipher");
+	snprintf(j->tls_protocol, sizeof(j->tls_protocol), "%s", protocol ? protocol : "");
+	snprintf(j->tls_cipher, sizeof(j->tls_cipher), "%s", cipher ? cipher : "");
+	ssl = PQsslStruct(j->conn, "OpenSSL");
+	cert = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	if (cert) {
+		const ASN1_TIME *t = X509_get0_notAfter(cert);
+		struct tm tm;
+
+		if (t && ASN1_TIME_to_tm(t, &tm) == 1)
+			j->cert_not_after = (double)timegm(&tm);
+		X509_free(cert);
+	}
+}
+
 static void advance_connect(struct fanout_job *j)
 {
 	j->poll = PQconnectPoll(j->conn);
@@ -355,6 +388,8 @@ static void advance_connect(struct fanout_job *j)
 	} else if (j->poll == PGRES_POLLING_OK) {
 		j->logged_in = true;
 		j->server_version = PQserverVersion(j->conn);
+		if (j->want_tls)
+			capture_tls(j);
 		PQsetnonblocking(j->conn, 1);
 		send_next(j);
 	}

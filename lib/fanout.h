@@ -37,6 +37,12 @@ struct fanout_job {
 	int answered;                            /* queries answered (a result each) before the outcome */
 	bool logged_in;
 	bool keep_conn;                          /* in: on FANOUT_OK, leave j->conn open for the caller */
+	bool want_tls;                           /* in: capture the session's TLS right after login */
+	/* out, with want_tls, once logged in: TLS as negotiated on this connection */
+	bool tls_captured;                       /* the fields below are set */
+	bool tls_in_use;
+	char tls_protocol[32], tls_cipher[96];   /* "" when not in use (or not said) */
+	double cert_not_after;                   /* the server certificate's notAfter, epoch s; -1 none */
 	void *userdata;                          /* the caller's */
 	char secret[160];                        /* a password set by prepare; wiped when the job ends */
 	/* private */

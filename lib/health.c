@@ -1,8 +1,10 @@
 /* health.c — health checks and statuses on top of the fan-out loop, and their write-back. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +35,7 @@ _public_ const char *dbreg_health_status_name(enum dbreg_health_status s)
 	return (unsigned)s < ELEMENTSOF(status_names) ? status_names[s] : "UNKNOWN";
 }
 
+/* A copy of s that lives as long as the report (NULL when s is, or out of memory). */
 static char *keep(struct dbreg_health_report *r, const char *s)
 {
 	char *copy = s ? strdup(s) : NULL;
@@ -51,6 +54,40 @@ static char *keep(struct dbreg_health_report *r, const char *s)
 	if (copy)
 		r->owned[r->nowned++] = copy;
 	return copy;
+}
+
+/* What the registry says row is: "primary" or "replica" (in any case), else the text of
+ * metadata.expected_role as it is (judged at the deep level), or NULL. */
+static const char *expected_role(const struct target_run *run, int row)
+{
+	const char *role = target_expected_role(run, row);
+
+	if (role && strcasecmp(role, "primary") == 0)
+		return "primary";
+	if (role && strcasecmp(role, "replica") == 0)
+		return "replica";
+	return role;
+}
+
+/* A worse status with its reason; an equal one keeps the first reason. */
+static void worsen(struct dbreg_health_report *r, struct dbreg_health_result *h, enum dbreg_health_status s,
+                   const char *why)
+{
+	if (s > h->status || !h->error) {
+		if (s > h->status)
+			h->status = s;
+		h->error = keep(r, why);
+	}
+}
+
+/* An epoch time as RFC 3339 UTC. */
+static void rfc3339(double epoch, char *buf, size_t size)
+{
+	time_t t = (time_t)epoch;
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "%.0f", epoch);
 }
 
 /* The extended check's answer into h; false with why set when it is malformed. */
@@ -78,21 +115,103 @@ static bool read_extended(struct dbreg_health_report *r, struct dbreg_health_res
 
 static bool read_deep(struct dbreg_health_result *h, const PGresult *d, char *why, size_t size)
 {
+	bool lag_null = true, bytes_null = true;
 	const char *backends = target_answer(d, "backends", NULL, why, size);
 	const char *max = backends ? target_answer(d, "max_connections", NULL, why, size) : NULL;
-	char s1[64], s2[64];
+	const char *lag = max ? target_answer(d, "replay_lag_seconds", &lag_null, why, size) : NULL;
+	const char *bytes = lag ? target_answer(d, "replay_lag_bytes", &bytes_null, why, size) : NULL;
+	char s1[64], s2[64], *end;
+	double seconds = -1;
+	long long b64 = -1;
 	long b, m;
 
-	if (!backends || !max)
+	if (!backends || !max || !lag || !bytes)
 		return false;
 	if (!target_count(backends, &b) || !target_count(max, &m)) {
 		snprintf(why, size, "the server answered \"%s\" backends of \"%s\"", dbreg_printable(backends, s1, sizeof(s1)),
 		         dbreg_printable(max, s2, sizeof(s2)));
 		return false;
 	}
+	if (!lag_null) {
+		errno = 0;
+		seconds = strtod(lag, &end);
+		/* At most a century behind: anything else is not a delay. */
+		if (errno || end == lag || *end || !isfinite(seconds) || seconds < 0 || seconds > 3.2e9) {
+			snprintf(why, size, "the server answered \"%s\" for replay_lag_seconds", dbreg_printable(lag, s1, sizeof(s1)));
+			return false;
+		}
+	}
+	if (!bytes_null) {
+		errno = 0;
+		b64 = strtoll(bytes, &end, 10);
+		if (errno || end == bytes || *end || b64 < 0) {
+			snprintf(why, size, "the server answered \"%s\" for replay_lag_bytes", dbreg_printable(bytes, s1, sizeof(s1)));
+			return false;
+		}
+	}
 	h->backends = b;
 	h->max_connections = m;
+	h->replay_lag_seconds = seconds;
+	h->replay_lag_bytes = b64;
 	return true;
+}
+
+/* TLS as negotiated on the check's connection (captured at login), and the server
+ * certificate's expiry: DEGRADED within --cert-warn-days, UNHEALTHY once past. */
+static void judge_tls(struct dbreg_health_report *r, struct dbreg_health_result *h, const struct fanout_job *j,
+                      const struct dbreg_health_opts *o)
+{
+	int days = o->cert_warn_days > 0 ? o->cert_warn_days : 30;
+	double now = (double)time(NULL), left;
+	char when[40], msg[200];
+
+	if (!j->tls_captured)
+		return;
+	h->tls_in_use = j->tls_in_use;
+	h->tls_protocol = j->tls_protocol[0] ? keep(r, j->tls_protocol) : NULL;
+	h->tls_cipher = j->tls_cipher[0] ? keep(r, j->tls_cipher) : NULL;
+	h->cert_not_after = j->cert_not_after;
+	if (h->cert_not_after < 0)
+		return;
+	rfc3339(h->cert_not_after, when, sizeof(when));
+	left = h->cert_not_after - now;
+	if (left <= 0) {
+		snprintf(msg, sizeof(msg), "the server certificate expired on %s", when);
+		worsen(r, h, DBREG_UNHEALTHY, msg);
+	} else if (left < (double)days * 86400) {
+		snprintf(msg, sizeof(msg), "the server certificate expires on %s, in %.0f days (--cert-warn-days %d)", when,
+		         ceil(left / 86400), days);
+		worsen(r, h, DBREG_DEGRADED, msg);
+	}
+}
+
+/* The server's role against the registry's (its type, or metadata.expected_role), and a
+ * replica's replay delay against --lag-warn. */
+static void judge_role(struct dbreg_health_report *r, struct dbreg_health_result *h, const struct dbreg_health_opts *o)
+{
+	long lag_warn = o->lag_warn_s > 0 ? o->lag_warn_s : 300;
+	char msg[300], shown[64];
+
+	if (h->expected_role && h->in_recovery >= 0) {
+		if (strcmp(h->expected_role, "primary") == 0 && h->in_recovery)
+			worsen(r, h, DBREG_DEGRADED, "registered as primary but the server is in recovery (a standby)");
+		else if (strcmp(h->expected_role, "replica") == 0 && !h->in_recovery)
+			worsen(r, h, DBREG_DEGRADED, "registered as replica but the server is not in recovery (promoted?)");
+		else if (strcmp(h->expected_role, "primary") != 0 && strcmp(h->expected_role, "replica") != 0) {
+			snprintf(msg, sizeof(msg), "metadata.expected_role is \"%s\", neither primary nor replica: the role is not checked",
+			         dbreg_printable(h->expected_role, shown, sizeof(shown)));
+			worsen(r, h, DBREG_DEGRADED, msg);
+		}
+	}
+	if (h->in_recovery == 1 && h->replay_lag_seconds > (double)lag_warn) {
+		if (h->replay_lag_bytes >= 0)
+			snprintf(msg, sizeof(msg), "replaying %.1f s behind (%lld bytes received but not replayed), more than"
+			         " --lag-warn %ld s", h->replay_lag_seconds, h->replay_lag_bytes, lag_warn);
+		else
+			snprintf(msg, sizeof(msg), "replaying %.1f s behind, more than --lag-warn %ld s", h->replay_lag_seconds,
+			         lag_warn);
+		worsen(r, h, DBREG_DEGRADED, msg);
+	}
 }
 
 /* Turns a job's outcome into a status (SPEC §5).  Whatever the target sent,
@@ -156,6 +275,8 @@ static void judge(struct dbreg_health_report *r, struct dbreg_health_result *h, 
 				h->error = keep(r, msg);
 			}
 		}
+		judge_tls(r, h, j, o);
+		judge_role(r, h, o);
 	}
 	if (o->crit_ms > 0 && h->latency_ms > o->crit_ms) {
 		h->status = DBREG_UNHEALTHY;
@@ -241,9 +362,18 @@ static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size
 static const char extended_sql[] =
 	"SELECT current_timestamp AS now, current_setting('server_version') AS server_version,"
 	" pg_is_in_recovery() AS in_recovery, version() AS version";
+/* One query for primaries and standbys alike (the replay figures are NULL on a primary).
+ * The delay is NULL when the standby has replayed all it received (idle and caught up). */
 static const char deep_sql[] =
 	"SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS backends,"
-	" current_setting('max_connections')::int AS max_connections";
+	" current_setting('max_connections')::int AS max_connections,"
+	" CASE WHEN pg_is_in_recovery() AND (pg_last_wal_receive_lsn() IS NULL"
+	"           OR pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn())"
+	"      THEN round(GREATEST(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::numeric, 3)"
+	" END AS replay_lag_seconds,"
+	" CASE WHEN pg_is_in_recovery()"
+	"      THEN GREATEST(0, pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()))::bigint"
+	" END AS replay_lag_bytes";
 
 /* The job that checks one row at this level. */
 static void check_job(struct fanout_job *j, struct target_run *run, int row, enum dbreg_health_level level)
@@ -252,8 +382,10 @@ static void check_job(struct fanout_job *j, struct target_run *run, int row, enu
 	j->queries[j->nqueries++] = "SELECT 1";
 	if (level >= DBREG_LEVEL_EXTENDED)
 		j->queries[j->nqueries++] = extended_sql;
-	if (level >= DBREG_LEVEL_DEEP)
+	if (level >= DBREG_LEVEL_DEEP) {
 		j->queries[j->nqueries++] = deep_sql;
+		j->want_tls = true;
+	}
 }
 
 /* Rows whose login failed while an unfinished rotate-password left a pending password: the
@@ -362,6 +494,7 @@ static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, 
 			.replay_lag_seconds = -1,
 			.replay_lag_bytes = -1,
 			.checker = r->checker,
+			.expected_role = expected_role(&run, row),
 		};
 		if (target_value(&run, row, run.c_active)[0] != 't') {
 			j->outcome = FANOUT_SKIPPED;

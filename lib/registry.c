@@ -1634,7 +1634,7 @@ static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *s
                                 struct dbreg_error *err)
 {
 	const char *params[5] = { sel->params[0], sel->params[1], sel->params[2], sel->params[3], ids_json };
-	char sql[2600];
+	char sql[3000];
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT id::text AS id, connection_name::text AS connection_name,"
@@ -1644,7 +1644,12 @@ static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *s
 	         " is_active::text AS is_active, pool_min_size::text AS pool_min_size,"
 	         " pool_max_size::text AS pool_max_size, pool_timeout_seconds::text AS pool_timeout_seconds,"
 	         " pool_recycle_seconds::text AS pool_recycle_seconds, %s AS pending_password,"
-	         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db"
+	         " d.metadata::jsonb ->> 'pooler' AS pooler, d.metadata::jsonb ->> 'pooler_db' AS pooler_db,"
+	         /* What the row says the server is: its type where the registry's types are
+	          * roles (the platform's enum), else metadata.expected_role when a string. */
+	         " CASE WHEN lower(connection_type::text) IN ('primary', 'replica') THEN lower(connection_type::text)"
+	         "      WHEN jsonb_typeof(d.metadata::jsonb -> 'expected_role') = 'string'"
+	         "      THEN d.metadata::jsonb ->> 'expected_role' END AS expected_role"
 	         " FROM " REGISTRY " d WHERE" SELECTION_WHERE
 	         "   AND ($5::jsonb IS NULL OR d.id::text IN (SELECT jsonb_array_elements_text($5::jsonb)))"
 	         " ORDER BY connection_name",

@@ -194,6 +194,7 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 	t->c_pending = PQfnumber(rows, "pending_password");
 	t->c_pooler = PQfnumber(rows, "pooler");
 	t->c_pooler_db = PQfnumber(rows, "pooler_db");
+	t->c_expected_role = PQfnumber(rows, "expected_role");
 	if (target_keys(ctx, &have_keys, t->key_error, sizeof(t->key_error), err) < 0)
 		return -1;
 	t->have_keys = have_keys;
@@ -219,6 +220,13 @@ const char *target_pooler_db(const struct target_run *t, int row)
 	if (t->c_pooler_db < 0 || PQgetisnull(t->rows, row, t->c_pooler_db) || !*target_value(t, row, t->c_pooler_db))
 		return "pgbouncer";
 	return target_value(t, row, t->c_pooler_db);
+}
+
+const char *target_expected_role(const struct target_run *t, int row)
+{
+	if (t->c_expected_role < 0 || PQgetisnull(t->rows, row, t->c_expected_role))
+		return NULL;
+	return target_value(t, row, t->c_expected_role);
 }
 
 void target_job_init_db(struct fanout_job *j, struct target_run *t, int row, const char *appname, const char *dbname)

@@ -58,6 +58,7 @@ struct target_run {
 		c_pool_min, c_pool_max, c_pool_timeout, c_pool_recycle;
 	int c_pending;        /* pending_password, an unfinished rotate-password's (-1: not asked for) */
 	int c_pooler, c_pooler_db;  /* metadata.pooler and .pooler_db (-1: not asked for) */
+	int c_expected_role;  /* the row's type or metadata.expected_role, as the registry has it (-1: not asked for) */
 	bool pending_round;   /* target_fanout logs in with the pending passwords, not the stored ones */
 };
 
@@ -76,6 +77,9 @@ void target_job_init_db(struct fanout_job *j, struct target_run *t, int row, con
 const char *target_pooler(const struct target_run *t, int row);
 /* A pooler row's admin console database (metadata.pooler_db, default "pgbouncer"). */
 const char *target_pooler_db(const struct target_run *t, int row);
+/* What the registry says the row's server is ("primary", "replica", or another text an
+ * operator put in metadata.expected_role), or NULL when it says nothing. */
+const char *target_expected_role(const struct target_run *t, int row);
 
 /* Runs the jobs through the fan-out loop, passwords decrypted just in time and
  * the context's cancellation honoured; fails only when the loop itself does. */

@@ -202,8 +202,9 @@ check_json() {
 		and (.summary.unknown == ([.results[] | select(.status == "UNKNOWN")] | length))
 		and ([.results[].connection_name] | length == (unique | length))
 		and all(.results[];
-			keys == ["backends", "connection_name", "error", "in_recovery", "latency_ms",
-				"max_connections", "server_version", "status"]
+			keys == ["backends", "cert_not_after", "checker", "connection_name", "error", "expected_role",
+				"in_recovery", "latency_ms", "max_connections", "replay_lag_bytes", "replay_lag_seconds",
+				"server_version", "status", "tls_cipher", "tls_in_use", "tls_protocol"]
 			and (.connection_name | type == "string")
 			and (.status | IN("HEALTHY", "DEGRADED", "UNHEALTHY", "UNKNOWN"))
 			and (.latency_ms | nullor(type == "number" and . >= 0))
@@ -212,11 +213,21 @@ check_json() {
 			and (.in_recovery | nullor(type == "boolean"))
 			and (.backends | nullor(int and . >= 0))
 			and (.max_connections | nullor(int and . > 0))
+			and (.expected_role | nullor(type == "string" and length > 0))
+			and (.replay_lag_seconds | nullor(type == "number" and . >= 0))
+			and (.replay_lag_bytes | nullor(int and . >= 0))
+			and (.tls_in_use | nullor(type == "boolean"))
+			and (.tls_protocol | nullor(type == "string" and length > 0))
+			and (.tls_cipher | nullor(type == "string" and length > 0))
+			and (.cert_not_after | nullor(type == "string"
+				and test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")))
+			and (.checker | nullor(type == "string"))
+			and ((.tls_in_use != true) == (.tls_protocol == null and .cert_not_after == null))
 			and ((.status == "HEALTHY") == (.error == null))
 			and ((.status == "UNKNOWN") == (.latency_ms == null)))
 		and all(.results[] | select(.status == "UNHEALTHY" or .status == "UNKNOWN");
 			.server_version == null and .in_recovery == null and .backends == null
-			and .max_connections == null)
+			and .max_connections == null and .replay_lag_seconds == null and .replay_lag_bytes == null)
 	' <<<"$output" >/dev/null || fail "the JSON report does not have the documented shape: $output"
 }
 
@@ -249,6 +260,8 @@ WANT = ['dbreg_up', 'dbreg_status', 'dbreg_check_duration_seconds',
         'dbreg_last_check_timestamp_seconds'] + RUN
 # Families of the extended and deep levels: present when something measured them.
 LEVELS = ['dbreg_in_recovery', 'dbreg_backends', 'dbreg_max_connections']
+# The deep level's figures that are not counts: present when something measured them.
+FIGURES = ['dbreg_cert_expiry_timestamp_seconds', 'dbreg_replication_lag_seconds']
 errors = []
 
 def err(n, msg):
@@ -318,7 +331,7 @@ for n, line in enumerate(text.splitlines(), 1):
     series.add(key)
     samples.append((n, name, labels, value))
 
-measured = [f for f in LEVELS if f in helps]
+measured = [f for f in LEVELS + FIGURES if f in helps]
 if sorted(helps) != sorted(WANT + measured) or sorted(types) != sorted(WANT + measured):
     errors.append('families with HELP / TYPE: %s / %s' % (sorted(helps), sorted(types)))
 conns = {}
@@ -326,6 +339,10 @@ for n, name, labels, value in samples:
     if name in LEVELS:
         if value < 0 or value != int(value) or (name == 'dbreg_in_recovery' and value > 1):
             err(n, 'not a count: ' + name)
+        continue
+    if name in FIGURES:
+        if value < 0:
+            err(n, 'negative: ' + name)
         continue
     if name not in WANT:
         err(n, 'unexpected metric ' + name)
@@ -1091,7 +1108,9 @@ snapshot() {
 	assert_line --index 4 --regexp '^c-ok +HEALTHY'
 	assert_line --index 5 --regexp '^4 checked in [0-9]+\.[0-9] s: 2 healthy, 2 unhealthy$'
 	health --level deep
-	assert_line --index 0 --regexp '^NAME +STATUS +LATENCY +VERSION +RECOVERY +BACKENDS +ERROR$'
+	assert_line --index 0 --regexp '^NAME +STATUS +LATENCY +VERSION +RECOVERY +BACKENDS +ROLE +LAG +CERT +ERROR$'
+	health --level deep -o wide
+	assert_line --index 0 --regexp '^NAME +STATUS +LATENCY +VERSION +RECOVERY +BACKENDS +ROLE +LAG +LAG BYTES +TLS +CIPHER +CERT +ERROR$'
 	health --sort name
 	assert_line --index 1 --regexp '^a-ok '
 	assert_line --index 2 --regexp '^b-closed '

@@ -86,6 +86,47 @@ jq_of() {
 	assert_output --regexp '^DBREG OK - 1 checked'
 }
 
+# probe_row NAME TYPE PORT: a copy of the seeded replica's row (its Fernet token is bound to
+# nothing) as NAME, of TYPE, on 127.0.0.1:PORT; removed again in teardown.
+probe_row() {
+	psql_admin -v "n=$1" -v "t=$2" -v "p=$3" <<-'EOF'
+		INSERT INTO admin.database_connections (region_id, connection_name, connection_type, host, port,
+			database_name, ssl_mode, username, encrypted_password, metadata)
+		SELECT region_id, :'n', :'t'::admin.connection_type, '127.0.0.1', :p, database_name, ssl_mode, username,
+			encrypted_password, '{}'
+		FROM admin.database_connections WHERE connection_name = 'neofast-shared-us-replica';
+	EOF
+}
+
+teardown() {
+	psql_admin <<<"DELETE FROM admin.database_connections WHERE connection_name LIKE 'probe-%';" || true
+}
+
+@test "platform: health --level deep checks the role by the enum's type: a replica on the primary or a primary on a standby is DEGRADED" {
+	"$DBREG_SOURCE_ROOT/scripts/pg-sandbox" standby "$PGSANDBOX_DIR" >/dev/null 2>&1 3>&- || fail "no standby"
+	local sport
+	sport=$(cat "$PGSANDBOX_DIR/standby.port")
+	probe_row probe-replica replica "$sport"
+	probe_row probe-primary primary "$sport"
+	run --separate-stderr "$DBREG" health --no-update --level deep -o json
+	assert_failure 1
+	assert_no_secret "$ADMIN_PW"
+	# The seeded replica points at the sandbox itself, a primary.
+	assert_equal "$(jq_of neofast-shared-us-replica '[.status, .expected_role, .error] | @json')" \
+		'["DEGRADED","replica","registered as replica but the server is not in recovery (promoted?)"]'
+	assert_equal "$(jq_of neofast-shared-us-primary '[.status, .expected_role, .replay_lag_bytes] | @json')" \
+		'["HEALTHY","primary",null]'
+	assert_equal "$(jq_of probe-replica '[.status, .expected_role, .in_recovery, (.replay_lag_bytes | type)] | @json')" \
+		'["HEALTHY","replica",true,"number"]'
+	assert_equal "$(jq_of probe-primary '[.status, .error] | @json')" \
+		'["DEGRADED","registered as primary but the server is in recovery (a standby)"]'
+	# analytics and backup say nothing of a role: not checked.
+	assert_equal "$(jq_of neofast-analytics-eu '[.status, .expected_role] | @json')" '["HEALTHY",null]'
+	# Below deep nothing is judged.
+	run --separate-stderr "$DBREG" health --no-update --level extended -o json
+	assert_success
+}
+
 @test "platform: without the passphrase a Fernet row is UNKNOWN saying so; a wrong one names the connection" {
 	local pass=$DB_FERNET_PASSPHRASE
 	unset DB_FERNET_PASSPHRASE
