@@ -126,6 +126,7 @@ enum out_format {
 	OUT_KV = 1 << 7,       /* libpq key=value */
 	OUT_URI = 1 << 8,
 	OUT_WIDE = 1 << 9,     /* only in an allowed mask: "wide" is a table never cut short */
+	OUT_HTML = 1 << 10,    /* one self-contained page: inline CSS and SVG, no script, nothing fetched */
 };
 /* Parses -o's value among the allowed formats (a mask); returns 0 or -1 after a usage error.
  * Where OUT_WIDE is allowed, "wide" is OUT_TABLE with out_style.wide. */
@@ -203,13 +204,20 @@ void out_progress(size_t done, size_t total, double elapsed_ms, void *userdata);
  * what each becomes: a table (the one writer that keeps rows, for their widths), JSON
  * (each row an object as it comes; "a.b" keys nest), CSV, Prometheus (the columns with
  * a metric; families kept whole), Nagios (one status line with perfdata, then long output),
- * and a line a row of the OUT_C_TEXT columns for text, sql, kv and uri. */
-enum out_kind { OUT_K_TEXT, OUT_K_INT, OUT_K_REAL, OUT_K_BOOL, OUT_K_JSON };
+ * HTML (rows kept: the page's summary tiles count them first), and a line a row of the
+ * OUT_C_TEXT columns for text, sql, kv and uri.  The table and HTML show the columns with a
+ * header that are part of the format. */
+enum out_kind {
+	OUT_K_TEXT, OUT_K_INT, OUT_K_REAL, OUT_K_BOOL, OUT_K_JSON,
+	OUT_K_SERIES,  /* numbers, oldest first, comma-separated ("12.1,13.0,-1"; < 0: a failure):
+	                * HTML draws a sparkline (inline SVG), the shown text its description */
+};
 enum {
 	OUT_C_LABEL = 1 << 0,     /* Prometheus: a label of every sample of the row, named .label or key */
-	OUT_C_NAME = 1 << 1,      /* Nagios: the row's name (perfdata label, long output) */
-	OUT_C_STATE = 1 << 2,     /* Nagios: a row whose state is not the ok state gets a long-output line */
-	OUT_C_REASON = 1 << 3,    /* Nagios: the why of that line */
+	OUT_C_NAME = 1 << 1,      /* Nagios: the row's name (perfdata label, long output); HTML: its heading */
+	OUT_C_STATE = 1 << 2,     /* Nagios: a row whose state is not the ok state gets a long-output line;
+	                           * HTML: the row's colour, and with .states the page's summary tiles */
+	OUT_C_REASON = 1 << 3,    /* Nagios: the why of that line; HTML: the row's last cell, never cut */
 	OUT_C_PERF = 1 << 4,      /* Nagios: the row's perfdata value (NULL: U), in .unit */
 	OUT_C_ONEHOT = 1 << 5,    /* Prometheus: a sample for each of .states, label .label, 1 for the row's */
 	OUT_C_OPTIONAL = 1 << 6,  /* Prometheus: no family at all when no row has a value */
@@ -238,12 +246,15 @@ struct out_doc;
 struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags);
 /* A section: a table of its own, the array json_key of the top JSON object. */
 void out_doc_section(struct out_doc *d, const char *json_key, const struct out_column *cols, size_t ncols);
-/* JSON: a member of the top object (value taken), before or between the sections. */
+/* JSON: a member of the top object (value taken), before or between the sections; HTML: a
+ * line of the page's heading ("checked at: ..."), for a string or a number. */
 void out_doc_meta(struct out_doc *d, const char *key, json_t *value);
+/* HTML: the page's title and first heading (default: "dbreg"). */
+void out_doc_title(struct out_doc *d, const char *title);
 /* values: a text per column, of its kind (NULL: null, and "-" in a table); shown: what the
  * table shows instead (NULL, or NULL cells: the value); colors: the table's, or NULL. */
 void out_doc_row(struct out_doc *d, const char *const *values, const char *const *shown, const char *const *colors);
-/* The last line of the table or the text (the table's is left out with --no-headers unless always). */
+/* The last line of the table, the text or the page (the table's is left out with --no-headers unless always). */
 void out_doc_footer(struct out_doc *d, const char *text, bool always);
 /* Prometheus: a gauge of the whole run, without labels, after the sections. */
 void out_doc_gauge(struct out_doc *d, const char *name, const char *help, double value);
@@ -251,7 +262,7 @@ void out_doc_gauge(struct out_doc *d, const char *name, const char *help, double
  * the state that needs no long-output line. */
 void out_doc_nagios(struct out_doc *d, const char *status_line, const char *counts, int warn, int crit,
                     const char *ok_state);
-/* Writes what is left (the tables, the JSON's end, Prometheus, Nagios) and frees d. */
+/* Writes what is left (the tables, the JSON's end, Prometheus, Nagios, HTML) and frees d. */
 void out_doc_end(struct out_doc *d);
 
 /* A file written whole or not at all: a temp file beside path (removed on

@@ -38,7 +38,7 @@ static const char health_options[] =
 	"  --status LIST        show only results with these statuses (e.g. UNHEALTHY,DEGRADED)\n"
 	"  --failing            show only results that are not HEALTHY\n"
 	"  --sort KEY           status (failing first: the table's default), name or latency\n"
-	"  -o, --format FMT     table (default), wide (cells never cut), json, prometheus or nagios\n"
+	"  -o, --format FMT     table (default), wide (cells never cut), json, prometheus, nagios or html\n"
 	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
 	OUT_TABLE_HELP
 	"  -h, --help           show this help\n";
@@ -125,10 +125,12 @@ static const char *state_name(int state)
 }
 
 
-/* The report's columns; a level's unmeasured ones have no table header. */
+/* The report's columns; a level's unmeasured ones have no table header.  K_H_*: the page's
+ * own (-o html), filled by html_cells. */
 enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKED, K_VERSION, K_RECOVERY,
        K_BACKENDS, K_MAX_CONN, K_ROLE, K_LAG, K_LAG_BYTES, K_TLS, K_TLS_PROTOCOL, K_TLS_CIPHER, K_CERT,
-       K_CERT_EXPIRY, K_CHECKER, K_ERROR, K__COUNT };
+       K_CERT_EXPIRY, K_CHECKER, K_ERROR,
+       K_H_TYPE, K_H_REGION, K_H_ROLE, K_H_LAG, K_H_CERT, K_H_UPTIME, K_H_LATENCIES, K__COUNT };
 
 static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level)
 {
@@ -174,6 +176,15 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 		                    .only = OUT_PROMETHEUS },
 		[K_CHECKER] = { "checker", NULL, OUT_K_TEXT },
 		[K_ERROR] = { "error", "ERROR", OUT_K_TEXT, OUT_C_REASON },
+		[K_H_TYPE] = { "connection_type", "TYPE", OUT_K_TEXT, .only = OUT_HTML },
+		[K_H_REGION] = { "region", "REGION", OUT_K_TEXT, .only = OUT_HTML },
+		[K_H_ROLE] = { "role", "ROLE", OUT_K_TEXT, .only = OUT_HTML },
+		[K_H_LAG] = { "replay_lag_seconds", level >= DBREG_LEVEL_DEEP ? "REPLAY LAG" : NULL, OUT_K_REAL,
+		              .only = OUT_HTML },
+		[K_H_CERT] = { "cert_not_after", level >= DBREG_LEVEL_DEEP ? "CERTIFICATE EXPIRES" : NULL, OUT_K_TEXT,
+		               .only = OUT_HTML },
+		[K_H_UPTIME] = { "uptime_pct", "UPTIME (7 DAYS)", OUT_K_REAL, .only = OUT_HTML },
+		[K_H_LATENCIES] = { "latencies", "LATENCY (7 DAYS)", OUT_K_SERIES, .only = OUT_HTML },
 	};
 
 	for (int s = DBREG_HEALTHY; s <= DBREG_UNKNOWN; s++)
@@ -181,9 +192,97 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 	memcpy(c, all, sizeof(all));
 }
 
-/* One result as the document's row. */
-static void add_result(struct out_doc *d, const struct dbreg_health_result *h, double epoch)
+/* -o html: what the page shows beyond the other formats: the history of the last
+ * HISTORY_WINDOW_S (NULL: it could not be read) and its cells' texts. */
+enum { HISTORY_WINDOW_S = 7 * 86400 };
+struct html_page {
+	const struct dbreg_health_history *history;
+};
+struct html_cells {
+	char role[64], lag[32], shown_lag[64], cert[32], shown_cert[64], uptime[32], shown_uptime[64], summary[160];
+	char *latencies;
+};
+
+/* The page's own columns of one result (K_H_*); c->latencies is malloc'd. */
+static void html_cells(struct html_cells *c, const char **v, const char **shown, const struct dbreg_health_result *h,
+                       const struct html_page *page, double epoch)
 {
+	const struct dbreg_health_history_entry *e = dbreg_health_history_find(page->history, h->connection_name);
+	const char *actual = h->in_recovery < 0 ? NULL : h->in_recovery ? "standby" : "primary";
+	size_t len;
+	FILE *f;
+
+	v[K_H_TYPE] = h->connection_type;
+	v[K_H_REGION] = h->region_id;
+	v[K_H_ROLE] = actual;
+	if (h->expected_role) {
+		snprintf(c->role, sizeof(c->role), "%s%sexpected %s%s", actual ? actual : "", actual ? " (" : "",
+		         h->expected_role, actual ? ")" : "");
+		shown[K_H_ROLE] = c->role;
+	}
+	if (h->replay_lag_seconds >= 0 || h->replay_lag_bytes >= 0) {
+		int n = 0;
+
+		c->shown_lag[0] = '\0';
+		if (h->replay_lag_seconds >= 0) {
+			snprintf(c->lag, sizeof(c->lag), "%.3f", h->replay_lag_seconds);
+			v[K_H_LAG] = c->lag;
+			n = snprintf(c->shown_lag, sizeof(c->shown_lag), "%.1f s", h->replay_lag_seconds);
+		}
+		if (h->replay_lag_bytes >= 0)
+			snprintf(c->shown_lag + n, sizeof(c->shown_lag) - (size_t)n, "%s%lld bytes", n ? ", " : "",
+			         h->replay_lag_bytes);
+		shown[K_H_LAG] = c->shown_lag;
+	}
+	if (h->cert_not_after >= 0) {
+		time_t t = (time_t)h->cert_not_after;
+		struct tm tm;
+		double days = (h->cert_not_after - epoch) / 86400;
+		char date[32];
+
+		snprintf(c->cert, sizeof(c->cert), "%.0f", h->cert_not_after);
+		v[K_H_CERT] = c->cert;
+		if (gmtime_r(&t, &tm) && strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm)) {
+			if (days >= 0)
+				snprintf(c->shown_cert, sizeof(c->shown_cert), "%s (in %.0f days)", date, days);
+			else
+				snprintf(c->shown_cert, sizeof(c->shown_cert), "%s (expired)", date);
+			shown[K_H_CERT] = c->shown_cert;
+		}
+	}
+	c->latencies = NULL;
+	if (!e || e->checks <= 0) {
+		shown[K_H_UPTIME] = shown[K_H_LATENCIES] = "no history";
+		return;
+	}
+	if (e->uptime_pct >= 0) {
+		snprintf(c->uptime, sizeof(c->uptime), "%.2f", e->uptime_pct);
+		snprintf(c->shown_uptime, sizeof(c->shown_uptime), "%.1f %% of %ld checks", e->uptime_pct, e->checks);
+		v[K_H_UPTIME] = c->uptime;
+	} else {
+		snprintf(c->shown_uptime, sizeof(c->shown_uptime), "none of %ld checks known", e->checks);
+	}
+	shown[K_H_UPTIME] = c->shown_uptime;
+	f = open_memstream(&c->latencies, &len);
+	if (!f)
+		abort();
+	for (size_t i = 0; i < e->nlatencies; i++)
+		fprintf(f, "%s%.1f", i ? "," : "", e->latencies[i] >= 0 ? e->latencies[i] : -1.0);
+	fclose(f);
+	if (e->latency_p50_ms >= 0)
+		snprintf(c->summary, sizeof(c->summary), "%ld checks, %ld failed; median %.0f ms, p95 %.0f ms", e->checks,
+		         e->failures, e->latency_p50_ms, e->latency_p95_ms);
+	else
+		snprintf(c->summary, sizeof(c->summary), "%ld checks, %ld failed", e->checks, e->failures);
+	v[K_H_LATENCIES] = e->nlatencies ? c->latencies : NULL;
+	shown[K_H_LATENCIES] = c->summary;
+}
+
+/* One result as the document's row (page: -o html's, else NULL). */
+static void add_result(struct out_doc *d, const struct dbreg_health_result *h, double epoch,
+                       const struct html_page *page)
+{
+	struct html_cells hc = { .latencies = NULL };
 	char latency[32], shown_latency[32], duration[32], checked[32], backends[32], shown_backends[48], max[32];
 	char lag[32], shown_lag[32], lag_bytes[32], cert[32], shown_cert[16], expiry[32];
 	const char *v[K__COUNT] = { NULL }, *shown[K__COUNT] = { NULL }, *colors[K__COUNT] = { NULL };
@@ -250,7 +349,10 @@ static void add_result(struct out_doc *d, const struct dbreg_health_result *h, d
 	}
 	v[K_CHECKER] = h->checker;
 	v[K_ERROR] = h->error;
+	if (page)
+		html_cells(&hc, v, shown, h, page, epoch);
 	out_doc_row(d, v, shown, colors);
+	free(hc.latencies);
 }
 
 /* The run's own gauges, so that a file left by a run that failed, or by none lately, shows it. */
@@ -344,11 +446,53 @@ static int overall(const struct dbreg_health_report *r)
 	return H_OK;
 }
 
-/* The report as a document: the table and Nagios in the view's order (failing first),
- * JSON in name order unless --sort, Prometheus every result. */
-static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state,
-                         const struct view *v)
+/* -o html: the page's heading, when and by whom the run checked, and what history it shows. */
+static void html_heading(struct out_doc *d, const struct dbreg_health_report *r, const struct view *v,
+                         const struct html_page *page, const char *history_why)
 {
+	static const char *const levels[] = { "basic", "extended", "deep" };
+	const char *checker = NULL;
+	char host[256] = "", *text = NULL;
+
+	for (size_t i = 0; i < dbreg_health_report_count(r) && !checker; i++)
+		checker = dbreg_health_report_at(r, i)->checker;
+	/* The library's default checker is the host name. */
+	if (!checker && gethostname(host, sizeof(host) - 1) == 0)
+		checker = host;
+	out_doc_title(d, "dbreg health");
+	out_doc_meta(d, "checked_at", json_string(dbreg_health_report_checked_at(r)));
+	out_doc_meta(d, "checker", out_json_text(checker ? checker : "unknown"));
+	out_doc_meta(d, "level", json_string(levels[v->level]));
+	if (page->history)
+		out_doc_meta(d, "history", json_string("the last 7 days"));
+	else if (asprintf(&text, "not available (%s)", history_why) >= 0)
+		out_doc_meta(d, "history", out_json_text(text));
+	free(text);
+}
+
+/* -o html: the history of the run's selection, for the page's uptime and sparklines.  NULL
+ * (and why, in *why) when it cannot be read: the page does without, the run goes on. */
+static struct dbreg_health_history *read_history(struct dbreg_ctx *ctx, struct dbreg_health_opts *o,
+                                                 struct dbreg_error *why)
+{
+	struct dbreg_health_history *h = NULL;
+
+	dbreg_error_clear(why);
+	if (dbreg_health_history_read(ctx, dbreg_health_opts_filter(o), HISTORY_WINDOW_S, &h, why) < 0) {
+		if (!why->message[0])
+			snprintf(why->message, sizeof(why->message), "it could not be read");
+		return NULL;
+	}
+	return h;
+}
+
+/* The report as a document: the table, Nagios and HTML in the view's order (failing
+ * first), JSON in name order unless --sort, Prometheus every result.  history: -o html's
+ * (NULL: none, history_why says why). */
+static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health_report *r, int state,
+                         const struct view *v, const struct dbreg_health_history *history, const char *history_why)
+{
+	const struct html_page page = { .history = history };
 	struct view every = *v;
 	struct out_column cols[K__COUNT];
 	struct out_doc *d = out_doc_new(f, fmt, 0);
@@ -356,7 +500,7 @@ static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health
 
 	if (fmt == OUT_PROMETHEUS)
 		every.statuses = 0;  /* a monitor gets every result, whatever is shown */
-	order = view_order(r, &every, fmt == OUT_TABLE || fmt == OUT_NAGIOS || v->sort_given, &n);
+	order = view_order(r, &every, fmt == OUT_TABLE || fmt == OUT_NAGIOS || fmt == OUT_HTML || v->sort_given, &n);
 	columns(cols, v->level);
 	if (fmt == OUT_JSON) {
 		/* The summary counts the results it comes with (all of them, unless --status or --failing). */
@@ -369,10 +513,13 @@ static void print_report(FILE *f, enum out_format fmt, const struct dbreg_health
 	}
 	if (fmt == OUT_NAGIOS)
 		nagios_status(d, r, state, v, order, n);
+	if (fmt == OUT_HTML)
+		html_heading(d, r, v, &page, history_why);
 	out_doc_section(d, "results", cols, K__COUNT);
 	for (size_t i = 0; i < n && !(fmt == OUT_TABLE && v->cancelled); i++)
-		add_result(d, dbreg_health_report_at(r, order[i]), dbreg_health_report_checked_epoch(r));
-	if (fmt == OUT_TABLE && dbreg_health_report_count(r) > 0)
+		add_result(d, dbreg_health_report_at(r, order[i]), dbreg_health_report_checked_epoch(r),
+		           fmt == OUT_HTML ? &page : NULL);
+	if ((fmt == OUT_TABLE || fmt == OUT_HTML) && dbreg_health_report_count(r) > 0)
 		table_footer(d, r, v);
 	run_gauges(d, true, dbreg_health_report_checked_epoch(r));
 	out_doc_end(d);
@@ -489,8 +636,8 @@ static int check_checker_id(const char *id)
 
 static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 {
-	const bool history = wants_history(argc, argv);
-	const int bad = history ? EXIT_USAGE : H_UNKNOWN;  /* a usage error's status */
+	const bool history_mode = wants_history(argc, argv);
+	const int bad = history_mode ? EXIT_USAGE : H_UNKNOWN;  /* a usage error's status */
 	long arg_every = 0, arg_keep = 0, arg_since = 0, arg_batch = 0;
 	const char *arg_checker = NULL, *not_with_history = NULL;
 	bool arg_claim = false;
@@ -502,6 +649,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	const char *const *names;
 	struct dbreg_health_opts *o = NULL;
 	struct dbreg_health_report *r = NULL;
+	struct dbreg_health_history *history = NULL;
+	struct dbreg_error history_why;
 	enum out_format fmt = OUT_TABLE;
 	const char *output = NULL;
 	struct out_sink sink;
@@ -619,11 +768,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	}
 	if (parse_names("health", argc, argv, &names))
 		return bad;
-	if (history && not_with_history)
+	if (history_mode && not_with_history)
 		return usage_error("health", "%s does not go with --history", not_with_history), bad;
-	if (history && fmt != OUT_TABLE && fmt != OUT_WIDE && fmt != OUT_JSON)
+	if (history_mode && fmt != OUT_TABLE && fmt != OUT_WIDE && fmt != OUT_JSON)
 		return usage_error("health", "--history prints a table or JSON (-o table or -o json)"), bad;
-	if (arg_since && !history)
+	if (arg_since && !history_mode)
 		return usage_error("health", "--since goes with --history"), bad;
 	if (arg_claim != (arg_every > 0))
 		return usage_error("health", arg_claim ? "--claim needs --every DURATION: how often each row is checked"
@@ -639,6 +788,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		return usage_error("health", "--crit-ms (%d) is below --warn-ms (%d%s)", arg_crit_ms, view.warn_ms,
 		                   arg_warn_ms ? "" : ", the default"), bad;
 	dbreg_error_clear(&err);
+	dbreg_error_clear(&history_why);
 	if (dbreg_health_opts_new(&o, &err) < 0 ||
 	    dbreg_filter_set_type(dbreg_health_opts_filter(o), arg_type, &err) < 0 ||
 	    dbreg_filter_set_region(dbreg_health_opts_filter(o), arg_region, &err) < 0 ||
@@ -648,7 +798,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		log_error("%s", err.message);
 		return H_UNKNOWN;
 	}
-	if (history) {
+	if (history_mode) {
 		c = health_history(ctx, dbreg_health_opts_filter(o), arg_since, fmt);
 		dbreg_health_opts_free(o);
 		return c;
@@ -683,6 +833,8 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		dbreg_health_opts_free(o);
 		return H_UNKNOWN;
 	}
+	if (fmt == OUT_HTML)
+		history = read_history(ctx, o, &history_why);
 	dbreg_health_opts_free(o);
 	view.cancelled = dbreg_ctx_was_cancelled(ctx);
 	jobs_used = dbreg_health_report_jobs(r, &jobs_wanted, &fd_limit);
@@ -715,10 +867,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		if (state != H_CRITICAL)
 			state = H_UNKNOWN;
 	} else {
-		print_report(sink.f, fmt, r, state, &view);
+		print_report(sink.f, fmt, r, state, &view, history, history_why.message);
 		if (out_sink_close(&sink) < 0 && state != H_CRITICAL)
 			state = H_UNKNOWN;
 	}
+	dbreg_health_history_free(history);
 	dbreg_health_report_free(r);
 	return state;
 }
@@ -732,13 +885,13 @@ const struct verb verb_health = {
 	         "       [--cert-warn-days N] [--lag-warn DURATION]\n"
 	         "       [--status LIST | --failing] [--sort status|name|latency]\n"
 	         "       [--claim --every DURATION [--batch N]] [--checker-id ID] [--keep DURATION]\n"
-	         "       [-o table|wide|json|prometheus|nagios] [--output FILE] [--no-headers] [--no-pager]\n"
+	         "       [-o table|wide|json|prometheus|nagios|html] [--output FILE] [--no-headers] [--no-pager]\n"
 	         "   or: health --history [NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--since DURATION]\n"
 	         "       [-o table|json]",
 	.options = health_long_options,
 	.paged = true,
 	.takes_names = true,
 	.min_args = 0, .max_args = VERB_ANY,
-	.formats = OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS,
+	.formats = OUT_TABLE | OUT_WIDE | OUT_JSON | OUT_PROMETHEUS | OUT_NAGIOS | OUT_HTML,
 	.registry = VERB_REGISTRY_SELF,  /* a failure is reported in the chosen format too */
 };

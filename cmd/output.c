@@ -1,7 +1,8 @@
-/* output.c — the table, JSON and CSV writers that every verb shares. */
+/* output.c — the table, JSON, CSV, Prometheus, Nagios and HTML writers that every verb shares. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ static const struct {
 } formats[] = {
 	{ "table", OUT_TABLE }, { "json", OUT_JSON }, { "csv", OUT_CSV }, { "text", OUT_TEXT },
 	{ "prometheus", OUT_PROMETHEUS }, { "nagios", OUT_NAGIOS }, { "sql", OUT_SQL },
-	{ "kv", OUT_KV }, { "uri", OUT_URI },
+	{ "kv", OUT_KV }, { "uri", OUT_URI }, { "html", OUT_HTML },
 };
 
 struct out_style out_style;
@@ -943,7 +944,9 @@ struct doc_section {
 	const struct out_column *cols;
 	size_t ncols;
 	struct out_table *table;   /* the table writer's rows (it needs their widths) */
-	char **kept;               /* the Prometheus writer's values, row-major (families come whole) */
+	char **kept;               /* the Prometheus and HTML writers' values, row-major (families
+	                            * come whole; the page's tiles count the rows first) */
+	char **kept_shown;         /* HTML: what is shown instead of the value (NULL: the value) */
 	size_t nrows;
 	bool json_open;
 };
@@ -998,6 +1001,9 @@ struct out_doc {
 	struct doc_buf perf, long_out;  /* the status line's perfdata; the long output */
 	int warn, crit;
 	const char *ok_state;
+	/* HTML */
+	char *title;
+	struct doc_buf html_meta;   /* the heading's lines */
 };
 
 /* Whether column c has a part in format fmt. */
@@ -1017,6 +1023,298 @@ static void csv_line(FILE *f, const struct out_column *cols, size_t ncols, const
 	for (size_t i = 0; i < ncols; i++)
 		if (cols[i].key && in_format(&cols[i], OUT_CSV))
 			out_csv_cell(f, values ? values[i] : cols[i].key, i == last);
+}
+
+/* ---- HTML: one page that stands alone (inline CSS and SVG; no script, no link, nothing
+ * fetched), so that it can be served as a file or mailed, and shows the same anywhere ---- */
+
+/* Text as HTML: & < > " ' as references; control characters and bytes that are not UTF-8
+ * as \xNN (as out_escape), but newlines and tabs kept (a cell that says so keeps them). */
+static void html_text(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		size_t n = shown_char(p);
+
+		if (n == 1) {
+			switch (*p) {
+			case '&': fputs("&amp;", f); break;
+			case '<': fputs("&lt;", f); break;
+			case '>': fputs("&gt;", f); break;
+			case '"': fputs("&quot;", f); break;
+			case '\'': fputs("&#39;", f); break;
+			default: fputc(*p, f);
+			}
+		} else if (n) {
+			fwrite(p, 1, n, f);
+		} else if (*p == '\n' || *p == '\t') {
+			fputc(*p, f);
+		} else {
+			fprintf(f, "\\x%02x", *p);
+		}
+		p += n ? n : 1;
+	}
+}
+
+/* A value as a CSS class name: its letters and digits, lower case ("st-unhealthy"). */
+static void html_class(FILE *f, const char *prefix, const char *value)
+{
+	fputs(prefix, f);
+	for (const char *p = value ? value : ""; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+			fputc(*p, f);
+		else if (*p >= 'A' && *p <= 'Z')
+			fputc(*p - 'A' + 'a', f);
+}
+
+/* A meta key as words ("checked_at": "checked at"). */
+static void html_label(FILE *f, const char *key)
+{
+	for (const char *p = key; *p; p++)
+		if (*p == '_')
+			fputc(' ', f);
+		else if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+			fputc(*p, f);  /* a verb's own key: nothing else to escape */
+}
+
+static void html_meta(struct out_doc *d, const char *key, const json_t *value)
+{
+	FILE *f;
+
+	if (!json_is_string(value) && !json_is_number(value))
+		return;
+	f = buf_stream(&d->html_meta);
+	fputs("<div><dt>", f);
+	html_label(f, key);
+	fputs("</dt><dd>", f);
+	if (json_is_string(value))
+		html_text(f, json_string_value(value));
+	else
+		fprintf(f, "%.15g", json_number_value(value));
+	fputs("</dd></div>\n", f);
+}
+
+/* An OUT_K_SERIES value as a sparkline: the numbers as a line scaled to the largest, a run
+ * of answers a polyline, a failure (< 0) a red tick on the baseline; label is its
+ * description (the title a reader's tooltip or screen reader gives). */
+static void html_sparkline(FILE *f, const char *series, const char *label)
+{
+	enum { W = 120, H = 28, PAD = 2, MAX_POINTS = 1000 };
+	double *v = malloc(MAX_POINTS * sizeof(*v)), max = 0;
+	size_t n = 0;
+
+	if (!v)
+		abort();
+	for (const char *p = series; p && *p && n < MAX_POINTS;) {
+		char *end;
+		double x = strtod(p, &end);
+
+		if (end == p)
+			break;
+		v[n++] = isfinite(x) ? x : -1;
+		if (isfinite(x) && x > max)
+			max = x;
+		if (*end != ',')
+			break;
+		p = end + 1;
+	}
+	if (n == 0) {
+		html_text(f, label);
+		free(v);
+		return;
+	}
+	fprintf(f, "<svg class=\"spark\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"",
+	        W, H, W, H);
+	html_text(f, label);
+	fputs("\"><title>", f);
+	html_text(f, label);
+	fputs("</title>", f);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+
+		if (v[i] < 0) {
+			double x = n == 1 ? W / 2.0 : PAD + (double)i * (W - 2 * PAD) / (double)(n - 1);
+
+			fprintf(f, "<rect class=\"fail\" x=\"%.1f\" y=\"%d\" width=\"2\" height=\"8\"/>", x - 1, H - 8);
+			i++;
+			continue;
+		}
+		while (j < n && v[j] >= 0)
+			j++;
+		fputs(j - i == 1 ? "<circle class=\"ok\" r=\"1.5\"" : "<polyline class=\"ok\" points=\"", f);
+		for (size_t k = i; k < j; k++) {
+			double x = n == 1 ? W / 2.0 : PAD + (double)k * (W - 2 * PAD) / (double)(n - 1);
+			double y = H - PAD - (max > 0 ? v[k] / max : 0) * (H - 2 * PAD);
+
+			if (j - i == 1)
+				fprintf(f, " cx=\"%.1f\" cy=\"%.1f\"/>", x, y);
+			else
+				fprintf(f, "%s%.1f,%.1f", k > i ? " " : "", x, y);
+		}
+		if (j - i > 1)
+			fputs("\"/>", f);
+		i = j;
+	}
+	fputs("</svg>", f);
+	free(v);
+}
+
+static const char html_style[] =
+	":root{--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e;--unk:#57606a;--line:#d0d7de;--bg:#f6f8fa}\n"
+	"*{box-sizing:border-box}\n"
+	"body{margin:0;padding:1rem;font:14px/1.4 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;"
+	"color:#1f2328;background:#fff}\n"
+	"h1{font-size:1.4rem;margin:0 0 .5rem}\n"
+	"dl.meta{display:flex;flex-wrap:wrap;gap:.25rem 1.5rem;margin:0 0 1rem;color:#57606a}\n"
+	"dl.meta div{display:flex;gap:.4rem}dl.meta dt{font-weight:600}dl.meta dd{margin:0}\n"
+	".tiles{display:flex;flex-wrap:wrap;gap:.75rem;margin:0 0 1rem;padding:0;list-style:none}\n"
+	".tile{flex:1 1 8rem;border:1px solid var(--line);border-left:.4rem solid var(--unk);border-radius:6px;"
+	"padding:.5rem .75rem;background:var(--bg)}\n"
+	".tile .n{display:block;font-size:1.8rem;font-weight:700}.tile .l{font-size:.8rem;letter-spacing:.05em}\n"
+	".tile.st-healthy{border-left-color:var(--ok)}.tile.st-degraded{border-left-color:var(--warn)}"
+	".tile.st-unhealthy{border-left-color:var(--bad)}\n"
+	".wrap{overflow-x:auto}\n"
+	"table{border-collapse:collapse;width:100%}\n"
+	"th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-bottom:1px solid var(--line)}\n"
+	"thead th{font-size:.75rem;letter-spacing:.05em;background:var(--bg);white-space:nowrap}\n"
+	"tbody th{font-weight:600;white-space:nowrap}\n"
+	"td.num{text-align:right;white-space:nowrap}\n"
+	"td.why{white-space:pre-wrap;overflow-wrap:anywhere;min-width:16rem}\n"
+	"tbody tr{border-left:.3rem solid transparent}\n"
+	"tr.st-unhealthy{background:#ffebe9}tr.st-degraded{background:#fff8c5}tr.st-unknown{background:#f6f8fa}\n"
+	".badge{display:inline-block;padding:0 .4rem;border-radius:1rem;color:#fff;background:var(--unk);"
+	"font-size:.75rem;font-weight:700}\n"
+	".st-healthy .badge{background:var(--ok)}.st-degraded .badge{background:var(--warn)}"
+	".st-unhealthy .badge{background:var(--bad)}\n"
+	"svg.spark{display:block}svg.spark .ok{fill:none;stroke:#0969da;stroke-width:1.5}"
+	"svg.spark circle.ok{fill:#0969da;stroke:none}svg.spark .fail{fill:var(--bad)}\n"
+	"p.empty{color:#57606a}footer{margin-top:1rem;color:#57606a}\n"
+	"@media (max-width:600px){\n"
+	"body{padding:.5rem}\n"
+	"table,thead,tbody,tr,th,td{display:block}\n"
+	"thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}\n"
+	"tbody tr{border:1px solid var(--line);border-radius:6px;margin:0 0 .75rem;padding:.25rem 0}\n"
+	"tbody th,td{display:flex;gap:.75rem;border:0;padding:.2rem .6rem;text-align:left;white-space:normal;overflow-wrap:anywhere}\n"
+	"tbody th::before,td::before{content:attr(data-label);flex:0 0 7.5rem;font-size:.75rem;font-weight:600;"
+	"color:#57606a}\n"
+	"td:empty{display:none}td.num{text-align:left}td.why{min-width:0}\n"
+	"}\n"
+	"@media print{\n"
+	"*{-webkit-print-color-adjust:exact;print-color-adjust:exact}\n"
+	"body{padding:0;font-size:9pt}\n"
+	".wrap{overflow:visible}\n"
+	"thead{display:table-header-group}tr{break-inside:avoid}\n"
+	"}\n";
+
+static void html_section(FILE *f, const struct doc_section *s)
+{
+	const struct out_column *state = NULL;
+	size_t reason = s->ncols;
+
+	for (size_t i = 0; i < s->ncols; i++) {
+		if (!s->cols[i].header || !in_format(&s->cols[i], OUT_HTML))
+			continue;
+		if ((s->cols[i].flags & OUT_C_STATE) && s->cols[i].states && !state)
+			state = &s->cols[i];
+		if ((s->cols[i].flags & OUT_C_REASON) && reason == s->ncols)
+			reason = i;
+	}
+	/* The summary first: a tile for each state, with how many rows are in it. */
+	if (state) {
+		size_t col = (size_t)(state - s->cols);
+
+		fputs("<ul class=\"tiles\">\n", f);
+		for (size_t k = 0; state->states[k]; k++) {
+			size_t n = 0;
+
+			for (size_t r = 0; r < s->nrows; r++)
+				n += s->kept[r * s->ncols + col] && strcmp(s->kept[r * s->ncols + col], state->states[k]) == 0;
+			fputs("<li class=\"tile ", f);
+			html_class(f, "st-", state->states[k]);
+			fprintf(f, "\"><span class=\"n\">%zu</span><span class=\"l\">", n);
+			html_text(f, state->states[k]);
+			fputs("</span></li>\n", f);
+		}
+		fputs("</ul>\n", f);
+	}
+	if (s->nrows == 0) {
+		fputs("<p class=\"empty\">No results.</p>\n", f);
+		return;
+	}
+	fputs("<div class=\"wrap\"><table>\n<thead><tr>", f);
+	/* The reason last: the whole text, as wide as it needs. */
+	for (size_t pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < s->ncols; i++)
+			if (s->cols[i].header && in_format(&s->cols[i], OUT_HTML) && (i == reason) == (pass == 1)) {
+				fputs("<th scope=\"col\">", f);
+				html_text(f, s->cols[i].header);
+				fputs("</th>", f);
+			}
+	fputs("</tr></thead>\n<tbody>\n", f);
+	for (size_t r = 0; r < s->nrows; r++) {
+		char *const *v = &s->kept[r * s->ncols], *const *shown = &s->kept_shown[r * s->ncols];
+
+		fputs("<tr", f);
+		if (state) {
+			fputs(" class=\"", f);
+			html_class(f, "st-", v[state - s->cols]);
+			fputs("\"", f);
+		}
+		fputs(">", f);
+		for (size_t pass = 0; pass < 2; pass++)
+			for (size_t i = 0; i < s->ncols; i++) {
+				const struct out_column *c = &s->cols[i];
+				const char *x = shown[i] ? shown[i] : v[i];
+				const char *tag = (c->flags & OUT_C_NAME) ? "th" : "td";
+
+				if (!c->header || !in_format(c, OUT_HTML) || (i == reason) != (pass == 1))
+					continue;
+				fprintf(f, "<%s%s", tag, (c->flags & OUT_C_NAME) ? " scope=\"row\"" : "");
+				if (i == reason)
+					fputs(" class=\"why\"", f);
+				else if (c->kind == OUT_K_INT || c->kind == OUT_K_REAL)
+					fputs(" class=\"num\"", f);
+				fputs(" data-label=\"", f);
+				html_text(f, c->header);
+				fputs("\">", f);
+				if (c->kind == OUT_K_SERIES && v[i])
+					html_sparkline(f, v[i], shown[i] ? shown[i] : "");
+				else if (c == state && x) {
+					fputs("<span class=\"badge\">", f);
+					html_text(f, x);
+					fputs("</span>", f);
+				} else if (x) {
+					html_text(f, x);
+				}
+				fprintf(f, "</%s>", tag);
+			}
+		fputs("</tr>\n", f);
+	}
+	fputs("</tbody>\n</table></div>\n", f);
+}
+
+static void html_write(struct out_doc *d)
+{
+	const char *title = d->title ? d->title : "dbreg";
+	FILE *f = d->f;
+
+	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	      /* Nothing runs and nothing is fetched, whatever a value held. */
+	      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+	      "<title>", f);
+	html_text(f, title);
+	fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<header>\n<h1>", html_style);
+	html_text(f, title);
+	fprintf(f, "</h1>\n<dl class=\"meta\">\n%s</dl>\n</header>\n<main>\n", buf_text(&d->html_meta));
+	for (size_t k = 0; k < d->nsec; k++)
+		html_section(f, &d->sec[k]);
+	fputs("</main>\n", f);
+	if (d->footer) {
+		fputs("<footer><p>", f);
+		html_text(f, d->footer);
+		fputs("</p></footer>\n", f);
+	}
+	fputs("</body>\n</html>\n", f);
 }
 
 struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags)
@@ -1080,7 +1378,7 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 		size_t n = 0;
 
 		for (size_t i = 0; i < ncols && n < ELEMENTSOF(headers); i++)
-			if (cols[i].header)
+			if (cols[i].header && in_format(&cols[i], OUT_TABLE))
 				headers[n++] = cols[i].header;
 		if (n)
 			s->table = out_table_new(n, headers);
@@ -1110,8 +1408,16 @@ void out_doc_meta(struct out_doc *d, const char *key, json_t *value)
 		}
 		free(text);
 		d->json_any_member = true;
+	} else if (d->fmt == OUT_HTML) {
+		html_meta(d, key, value);
 	}
 	json_decref(value);
+}
+
+void out_doc_title(struct out_doc *d, const char *title)
+{
+	free(d->title);
+	d->title = strdup(title);
 }
 
 /* A JSON value for text of a kind (NULL → null). */
@@ -1252,6 +1558,16 @@ static void nagios_row(struct out_doc *d, const struct doc_section *s, const cha
 	}
 }
 
+/* A copy of a row's texts (NULL row: NULL cells) at the end of *kept, which has s->nrows rows. */
+static void keep_row(char ***kept, const struct doc_section *s, const char *const *texts)
+{
+	*kept = realloc(*kept, (s->nrows + 1) * s->ncols * sizeof(char *));
+	if (!*kept)
+		abort();
+	for (size_t i = 0; i < s->ncols; i++)
+		(*kept)[s->nrows * s->ncols + i] = texts && texts[i] ? strdup(texts[i]) : NULL;
+}
+
 void out_doc_row(struct out_doc *d, const char *const *values, const char *const *shown, const char *const *colors)
 {
 	struct doc_section *s = cur(d);
@@ -1261,7 +1577,7 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 		if (d->flags & OUT_DOC_SINGLE) {
 			/* One record: a line a column, its header, then its value. */
 			for (size_t i = 0; i < s->ncols; i++)
-				if (s->cols[i].header) {
+				if (s->cols[i].header && in_format(&s->cols[i], OUT_TABLE)) {
 					const char *x = shown && shown[i] ? shown[i] : values[i];
 
 					fprintf(d->f, "%s%-25s%s ", color(C_BOLD), s->cols[i].header, color(C_RESET));
@@ -1273,7 +1589,7 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 			size_t n = 0;
 
 			for (size_t i = 0; i < s->ncols && n < ELEMENTSOF(cells); i++)
-				if (s->cols[i].header) {
+				if (s->cols[i].header && in_format(&s->cols[i], OUT_TABLE)) {
 					cells[n] = shown && shown[i] ? shown[i] : values[i];
 					cc[n++] = colors ? colors[i] : NULL;
 				}
@@ -1290,11 +1606,11 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 		d->single_done = true;
 		break;
 	case OUT_PROMETHEUS:
-		s->kept = realloc(s->kept, (s->nrows + 1) * s->ncols * sizeof(char *));
-		if (!s->kept)
-			abort();
-		for (size_t i = 0; i < s->ncols; i++)
-			s->kept[s->nrows * s->ncols + i] = values[i] ? strdup(values[i]) : NULL;
+		keep_row(&s->kept, s, values);
+		break;
+	case OUT_HTML:
+		keep_row(&s->kept, s, values);
+		keep_row(&s->kept_shown, s, shown);
 		break;
 	case OUT_NAGIOS:
 		nagios_row(d, s, values);
@@ -1437,6 +1753,9 @@ void out_doc_end(struct out_doc *d)
 		fprintf(d->f, "%s | %s\n%s", d->status_line ? d->status_line : "DBREG UNKNOWN", buf_text(&d->perf),
 		        buf_text(&d->long_out));
 		break;
+	case OUT_HTML:
+		html_write(d);
+		break;
 	default:
 		break;
 	}
@@ -1446,10 +1765,15 @@ void out_doc_end(struct out_doc *d)
 		out_table_free(s->table);
 		for (size_t i = 0; s->kept && i < s->nrows * s->ncols; i++)
 			free(s->kept[i]);
+		for (size_t i = 0; s->kept_shown && i < s->nrows * s->ncols; i++)
+			free(s->kept_shown[i]);
 		free(s->kept);
+		free(s->kept_shown);
 	}
 	buf_free(&d->perf);
 	buf_free(&d->long_out);
+	buf_free(&d->html_meta);
+	free(d->title);
 	free(d->footer);
 	free(d->status_line);
 	free(d);

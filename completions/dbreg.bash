@@ -95,7 +95,7 @@ _dbreg_formats()
         conninfo) echo 'kv uri json' ;;
         show) echo 'table json' ;;
         pool-stats) echo 'table wide json prometheus' ;;
-        health) echo 'table wide json prometheus nagios' ;;
+        health) echo 'table wide json prometheus nagios html' ;;
         resolve-schema) echo 'text json sql' ;;
         validate-config | rotate-key) echo 'text json' ;;
     esac

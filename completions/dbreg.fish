@@ -215,7 +215,7 @@ complete -c dbreg -n '__dbreg_using health' -l lag-warn -x \
 complete -c dbreg -n '__dbreg_using health' -l no-update \
     -d 'Do not write the results to the registry'
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \
-    -a 'table wide json prometheus nagios' -d 'Output format'
+    -a 'table wide json prometheus nagios html' -d 'Output format'
 complete -c dbreg -n '__dbreg_using health' -l output -r -F -d 'Write the report to a file'
 complete -c dbreg -n '__dbreg_using health' -l status -x -a 'HEALTHY DEGRADED UNHEALTHY UNKNOWN' \
     -d 'Show only these statuses'

@@ -120,7 +120,7 @@ stub_dbreg_failing() {
 	run bash_complete "dbreg show db1 --format "
 	assert_output "$(printf '%s\n' json table)"
 	run bash_complete "dbreg health -o "
-	assert_output "$(printf '%s\n' json nagios prometheus table wide)"
+	assert_output "$(printf '%s\n' html json nagios prometheus table wide)"
 	run bash_complete "dbreg resolve-schema -o "
 	assert_output "$(printf '%s\n' json sql text)"
 	run bash_complete "dbreg validate-config -o "

@@ -5,6 +5,7 @@
 
 load helper
 load platform
+load browser
 
 setup_file() { platform_registry; }
 teardown_file() {
@@ -125,6 +126,30 @@ teardown() {
 	# Below deep nothing is judged.
 	run --separate-stderr "$DBREG" health --no-update --level extended -o json
 	assert_success
+}
+
+@test "platform: health -o html: a page of the four, region codes and enum types as text, rendered by Chromium" {
+	local page=$BATS_TEST_TMPDIR/health.html
+	run --separate-stderr "$DBREG" health --no-update -o html --output "$page"
+	assert_success
+	assert_output ''
+	assert_equal "$(stat -c %a "$page")" 644
+	run cat "$page"
+	assert_output --partial '<li class="tile st-healthy"><span class="n">4</span>'
+	assert_output --partial 'data-label="NAME">neofast-analytics-eu</th>'
+	assert_output --partial 'data-label="REGION">eu-west-1</td>'
+	assert_output --partial 'data-label="TYPE">analytics</td>'
+	refute_output --partial '<script'
+	[[ $output != *gAAAAA* ]] || fail "a stored token is in the page"
+	assert_no_secret "$ADMIN_PW"
+	assert_no_secret "$DB_FERNET_PASSPHRASE"
+	if command -v chromium >/dev/null || [ -n "${CI-}" ]; then
+		require_browser
+		browser_dom "$page" "$BATS_TEST_TMPDIR/dom.html" || fail "chromium failed"
+		run cat "$BATS_TEST_TMPDIR/dom.html"
+		assert_output --partial 'data-label="NAME">neofast-analytics-eu</th>'
+		refute_output --partial '<script'
+	fi
 }
 
 @test "platform: without the passphrase a Fernet row is UNKNOWN saying so; a wrong one names the connection" {
