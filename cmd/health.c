@@ -132,6 +132,9 @@ enum { K_NAME, K_TYPE, K_REGION, K_UP, K_STATUS, K_LATENCY, K_DURATION, K_CHECKE
        K_CERT_EXPIRY, K_CHECKER, K_ERROR,
        K_H_TYPE, K_H_REGION, K_H_ROLE, K_H_LAG, K_H_CERT, K_H_UPTIME, K_H_LATENCIES, K__COUNT };
 
+/* The page has its own role, lag and certificate cells (K_H_*), with more in them. */
+#define NOT_HTML (~(unsigned)OUT_HTML)
+
 static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level)
 {
 	/* dbreg_status's one-hot states: the library's names of the statuses. */
@@ -162,15 +165,16 @@ static void columns(struct out_column c[K__COUNT], enum dbreg_health_level level
 		                 "The server's max_connections." },
 		/* The deep level's: the table keeps to role, lag and the certificate's date; -o wide
 		 * adds TLS, its cipher and the bytes not yet replayed. */
-		[K_ROLE] = { "expected_role", deep ? "ROLE" : NULL, OUT_K_TEXT },
+		[K_ROLE] = { "expected_role", deep ? "ROLE" : NULL, OUT_K_TEXT, .only = NOT_HTML },
 		[K_LAG] = { "replay_lag_seconds", deep ? "LAG" : NULL, OUT_K_REAL, OUT_C_OPTIONAL,
 		            "dbreg_replication_lag_seconds",
-		            "How far behind the standby replays what it received (absent when caught up)." },
+		            "How far behind the standby replays what it received (absent when caught up).",
+		            .only = NOT_HTML },
 		[K_LAG_BYTES] = { "replay_lag_bytes", deep && out_style.wide ? "LAG BYTES" : NULL, OUT_K_INT },
 		[K_TLS] = { "tls_in_use", NULL, OUT_K_BOOL },
 		[K_TLS_PROTOCOL] = { "tls_protocol", deep && out_style.wide ? "TLS" : NULL, OUT_K_TEXT },
 		[K_TLS_CIPHER] = { "tls_cipher", deep && out_style.wide ? "CIPHER" : NULL, OUT_K_TEXT },
-		[K_CERT] = { "cert_not_after", deep ? "CERT" : NULL, OUT_K_TEXT },
+		[K_CERT] = { "cert_not_after", deep ? "CERT" : NULL, OUT_K_TEXT, .only = NOT_HTML },
 		[K_CERT_EXPIRY] = { "cert_expiry", NULL, OUT_K_REAL, OUT_C_OPTIONAL, "dbreg_cert_expiry_timestamp_seconds",
 		                    "When the server certificate expires (its notAfter), in seconds since the epoch.",
 		                    .only = OUT_PROMETHEUS },
