@@ -22,7 +22,7 @@ static const char *figure(double v, const char *unit, char *buf, char *shown, si
 {
 	if (v < 0)
 		return NULL;
-	snprintf(buf, size, "%.1f", v);
+	snprintf(buf, size, "%.2f", v);
 	snprintf(shown, size, "%.1f%s", v, unit);
 	*ret_shown = shown;
 	return buf;
