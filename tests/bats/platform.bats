@@ -283,6 +283,12 @@ platform_tenant() {
 	assert_failure 3
 	[[ $stderr == *"run 'dbreg init'"* ]] || fail "$stderr"
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections WHERE last_health_check > now() - interval '1 hour'")" 0
+	run --separate-stderr "$DBREG" health --history
+	assert_failure 78
+	[[ $stderr == *"no health history yet; run 'dbreg init'"* ]] || fail "$stderr"
+	run --separate-stderr "$DBREG" health --claim --every 5m
+	assert_failure 3
+	[[ $stderr == *"run 'dbreg init'"* ]] || fail "$stderr"
 	# encrypt-password writes nothing, and what it prints is the format this registry is read in.
 	run --separate-stderr "$DBREG" encrypt-password --password-stdin <<<"s3cret-pw"
 	assert_success
@@ -308,6 +314,32 @@ platform_tenant() {
 	assert_success
 	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.database_connections
 		WHERE deleted_at IS NULL AND last_health_check > now() - interval '1 hour'")" 4
+}
+
+@test "platform: adopted, health keeps its history and claims in dbreg's own tables; two --claim runs split the four" {
+	local one two
+	psql_admin <<<"DELETE FROM admin.dbreg_health_history; DELETE FROM admin.dbreg_health_claims;"
+	"$DBREG" health --claim --every 10m --batch 1 --jobs 1 --checker-id p1 -o json >"$BATS_TEST_TMPDIR/p1.json" 3>&- &
+	one=$!
+	"$DBREG" health --claim --every 10m --batch 1 --jobs 1 --checker-id p2 -o json >"$BATS_TEST_TMPDIR/p2.json" 3>&- &
+	two=$!
+	wait "$one" "$two"
+	assert_equal "$(psql_admin <<<"SELECT count(*), count(DISTINCT connection_id) FROM admin.dbreg_health_history")" "4|4"
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.dbreg_health_claims")" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/p?.json | jq -r '.results[].connection_name' | sort | tr '\n' ' ')" \
+		"neofast-analytics-eu neofast-dev-us-primary neofast-shared-us-primary neofast-shared-us-replica "
+	# Nothing more is due.
+	run --separate-stderr "$DBREG" health --claim --every 10m
+	assert_success
+	assert_equal "$output$stderr" ""
+	run --separate-stderr "$DBREG" health --history --region eu-west-1 -o json
+	assert_success
+	assert_equal "$(jq -c '[.[] | [.connection_name, .checks, .failures, .uptime_pct]]' <<<"$output")" \
+		'[["neofast-analytics-eu",1,0,100]]'
+	run --separate-stderr "$DBREG" health --history --type replica
+	assert_success
+	assert_line --index 1 --regexp '^neofast-shared-us-replica +1 +0 +100\.0 % '
+	[[ $output != *gAAAAA* ]] || fail "a stored token in the output"
 }
 
 @test "platform: the platform's passphrase in DB_ENCRYPTION_KEY is refused, pointing at DB_FERNET_PASSPHRASE" {
