@@ -32,7 +32,7 @@ _dbreg_arg_options()
             ;;
         health)
             echo '--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
-                --lag-warn -o --format --output --status --sort'
+                --lag-warn -o --format --output --status --sort --every --batch --checker-id --keep --since'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
     esac
@@ -75,7 +75,8 @@ _dbreg_options()
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
             echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
-                --lag-warn --no-update -o --format --output --status --failing --sort --no-headers --no-pager $help"
+                --lag-warn --no-update -o --format --output --status --failing --sort --no-headers --no-pager
+                --claim --every --batch --checker-id --keep --history --since $help"
             ;;
         resolve-schema)
             echo "--context --check --default-connection -o --format --validate $help"

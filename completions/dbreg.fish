@@ -214,6 +214,13 @@ complete -c dbreg -n '__dbreg_using health' -l lag-warn -x \
     -d 'Deep: a replica replaying further behind is DEGRADED (e.g. 90s, 5m)'
 complete -c dbreg -n '__dbreg_using health' -l no-update \
     -d 'Do not write the results to the registry'
+complete -c dbreg -n '__dbreg_using health' -l claim -d 'Check only the rows due, claimed in batches'
+complete -c dbreg -n '__dbreg_using health' -l every -x -d 'With --claim: how often each row is checked (e.g. 5m)'
+complete -c dbreg -n '__dbreg_using health' -l batch -x -d 'With --claim: rows claimed at a time'
+complete -c dbreg -n '__dbreg_using health' -l checker-id -x -d 'Who writes the results (default the host name)'
+complete -c dbreg -n '__dbreg_using health' -l keep -x -d 'History kept (e.g. 14d)'
+complete -c dbreg -n '__dbreg_using health' -l history -d 'How each connection did over a window'
+complete -c dbreg -n '__dbreg_using health' -l since -x -d 'With --history: the window (e.g. 7d)'
 complete -c dbreg -n '__dbreg_using health' -s o -l format -x \
     -a 'table wide json prometheus nagios html' -d 'Output format'
 complete -c dbreg -n '__dbreg_using health' -l output -r -F -d 'Write the report to a file'
