@@ -339,17 +339,10 @@ static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size
 		json_object_set_new(o, "tls_cipher", text_or_null(h->tls_cipher));
 		json_object_set_new(o, "cert_not_after", measured(h->cert_not_after));
 	}
-	if (a && json_array_size(a) > 0) {
-		text = json_dumps(a, JSON_COMPACT);
-		if (text && dbreg_registry_health_writeback(ctx, text, run_started, r->checker, &err) < 0)
-			rc = -1;
-	}
-	if (a && json_array_size(a) > 0 && !text) {
+	if (!a || (json_array_size(a) > 0 && !(text = json_dumps(a, JSON_COMPACT)))) {
 		snprintf(err.message, sizeof(err.message), "out of memory");
 		rc = -1;
-	}
-	if (!a) {
-		snprintf(err.message, sizeof(err.message), "out of memory");
+	} else if (text && dbreg_registry_health_writeback(ctx, text, run_started, r->checker, &err) < 0) {
 		rc = -1;
 	}
 	if (rc < 0 && !r->writeback_error)
