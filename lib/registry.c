@@ -1665,14 +1665,7 @@ static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *s
 
 PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
 {
-	struct selection sel;
-	PGresult *res;
-
-	if (selection_init(ctx, filter, &sel, err) < 0)
-		return NULL;
-	res = targets_select(ctx, &sel, NULL, err);
-	selection_clear(&sel);
-	return res;
+	return dbreg_registry_targets_among(ctx, filter, NULL, err);
 }
 
 int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbreg_error *err)
@@ -1736,7 +1729,7 @@ PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_
 	return res;
 }
 
-/* The rows of the selection among ids (a JSON array), as dbreg_registry_targets gives them. */
+/* The rows of the selection among ids (a JSON array; NULL: all of them). */
 PGresult *dbreg_registry_targets_among(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
                                        struct dbreg_error *err)
 {

@@ -12,6 +12,7 @@
 # $stderr is set by bats (run --separate-stderr); exports in a test stay in that test.
 # shellcheck disable=SC2154,SC2030,SC2031
 load helper
+load servers
 load tmux
 
 setup_file() { fresh_initialized_registry; }
@@ -501,46 +502,6 @@ pane_after() {
 }
 
 # ---- background servers ----------------------------------------------------------------
-
-# A listener that accepts every TCP connection and never says a word.
-BLACKHOLE_PY='
-import os, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(128)
-open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
-os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-held = []
-while True:
-    c, _ = s.accept()
-    held.append(c)
-'
-
-# start_blackhole: run the listener in the background; BLACKHOLE_PORT is its port.
-start_blackhole() {
-	command -v python3 >/dev/null || skip "python3 is not installed"
-	local portfile i
-	portfile=$BATS_TEST_TMPDIR/blackhole.port
-	python3 -c "$BLACKHOLE_PY" "$portfile" </dev/null >/dev/null 2>&1 3>&- &
-	echo $! >>"$BG_PIDS"
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$portfile" ] && break
-		sleep 0.05
-	done
-	[ -s "$portfile" ] || fail "the python3 listener did not start"
-	BLACKHOLE_PORT=$(cat "$portfile")
-}
-
-stop_background() {
-	local pid
-	[ -f "${BG_PIDS-}" ] || return 0
-	while read -r pid; do
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done <"$BG_PIDS"
-	rm -f "$BG_PIDS"
-}
 
 @test "repl: Ctrl-C stops a slow health run with a one-line summary, and the session goes on" {
 	start_blackhole
