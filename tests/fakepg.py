@@ -839,6 +839,8 @@ def guess_value(alias, name, expr, version):
         return "100"
     if label == "server_version":
         return version
+    if label.startswith("replay_lag_"):
+        return None  # a standby caught up and idle: PostgreSQL's nulls
     if alias is not None and ("exists" in label or "is_" in label or "ok" in label):
         return "t"
     if any(t.kw("exists", "pg_is_in_recovery") for t in expr):
