@@ -544,20 +544,38 @@ static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *
 	 * checked; a checker that died leaves them for as long, or for --every when longer. */
 	long lease = 2 * timeout_s * ((batch + jobs - 1) / jobs) + 30;
 
+	int empty = 0;             /* claims in a row that took nothing while rows were due */
+	const char *due;
+
 	if (lease < o->every_s)
 		lease = o->every_s;
 	r->claimed = true;
 	while (!dbreg_ctx_was_cancelled(ctx) && !r->writeback_error) {
 		PGresult *claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch,
-		                                              run_started, err), *rows;
+		                                              run_started, false, err), *rows;
 		char *ids;
 
 		if (!claim)
 			return -1;
 		if (PQntuples(claim) == 0) {
+			/* Nothing claimed is not yet nothing due: a claim that met rows another
+			 * checker was claiming at that moment takes none of them, though rows
+			 * behind them may be due.  Done only when a fresh count finds none. */
 			PQclear(claim);
-			return 0;
+			claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch, run_started,
+			                                    true, err);
+			if (!claim)
+				return -1;
+			due = dbreg_result_value(claim, 0, "due");
+			if (!due || strcmp(due, "0") == 0 || ++empty > 20) {
+				PQclear(claim);
+				return 0;
+			}
+			PQclear(claim);
+			nanosleep(&(struct timespec){ .tv_nsec = 10000000L * empty }, NULL);
+			continue;
 		}
+		empty = 0;
 		ids = claimed_ids(claim);
 		PQclear(claim);
 		if (!ids)
