@@ -542,17 +542,15 @@ static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *
 	/* A claim outlives the longest its batch can take (its rounds of checks, each of which
 	 * may be tried twice, and the write-back), so no other checker takes a row still being
 	 * checked; a checker that died leaves them for as long, or for --every when longer. */
-	long lease = 2 * timeout_s * ((batch + jobs - 1) / jobs) + 30;
-
+	long lease = 2 * timeout_s * ((batch + jobs - 1) / jobs) + 30, due;
 	int empty = 0;             /* claims in a row that took nothing while rows were due */
-	const char *due;
 
 	if (lease < o->every_s)
 		lease = o->every_s;
 	r->claimed = true;
 	while (!dbreg_ctx_was_cancelled(ctx) && !r->writeback_error) {
 		PGresult *claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch,
-		                                              run_started, false, err), *rows;
+		                                              run_started, err), *rows;
 		char *ids;
 
 		if (!claim)
@@ -562,16 +560,10 @@ static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *
 			 * checker was claiming at that moment takes none of them, though rows
 			 * behind them may be due.  Done only when a fresh count finds none. */
 			PQclear(claim);
-			claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch, run_started,
-			                                    true, err);
-			if (!claim)
+			if (dbreg_registry_health_due(ctx, o->filter, o->every_s, run_started, &due, err) < 0)
 				return -1;
-			due = dbreg_result_value(claim, 0, "due");
-			if (!due || strcmp(due, "0") == 0 || ++empty > 20) {
-				PQclear(claim);
+			if (due == 0 || ++empty > 20)
 				return 0;
-			}
-			PQclear(claim);
 			nanosleep(&(struct timespec){ .tv_nsec = 10000000L * empty }, NULL);
 			continue;
 		}

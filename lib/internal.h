@@ -262,7 +262,10 @@ int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbr
  * (column "id"). */
 PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *checker,
                                       long every_s, long lease_s, int batch, const char *run_started,
-                                      bool count_only, struct dbreg_error *err);
+                                      struct dbreg_error *err);
+/* How many rows of the selection are due (as for the claim), neither locked nor claimed. */
+int dbreg_registry_health_due(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long every_s,
+                              const char *run_started, long *ret_n, struct dbreg_error *err);
 /* Gives up checker's claims of the ids (a JSON array), unchecked. */
 int dbreg_registry_health_release(struct dbreg_ctx *ctx, const char *ids_json, const char *checker,
                                   struct dbreg_error *err);

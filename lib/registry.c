@@ -1685,21 +1685,31 @@ int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbr
 	return 0;
 }
 
-/* The due rows of the selection (not checked since now() - every_s, nor since the run
- * began, so that a run checks a row once however long it takes), at most batch of them,
- * claimed for checker for lease_s seconds (count_only: only counted, column "due") in one short
- * statement: rows locked by another claim are skipped, and a row whose claim another
- * checker has just taken (ON CONFLICT, on the claim's latest version) is not returned. */
-/* Due: not checked since now() - every ($5) nor since the run began ($8), and no live claim. */
+/* Due: not checked since now() - every ($5) nor since the run began ($6), and no live claim. */
 #define DUE_WHERE \
 	"   AND NOT EXISTS (SELECT 1 FROM admin.dbreg_health_history h WHERE h.connection_id = d.id::text" \
-	"     AND h.checked_at > least(now() - make_interval(secs => $5::bigint), $8::timestamptz))" \
+	"     AND h.checked_at > least(now() - make_interval(secs => $5::bigint), $6::timestamptz))" \
 	"   AND NOT EXISTS (SELECT 1 FROM admin.dbreg_health_claims c WHERE c.connection_id = d.id::text" \
 	"     AND c.expires_at > now())"
 
+/* The parameters of DUE_WHERE after the selection's; every is the caller's buffer. */
+static void due_params(const struct selection *sel, long every_s, char every[32], const char *run_started,
+                       const char *params[6])
+{
+	snprintf(every, 32, "%ld", every_s);
+	memcpy(params, sel->params, sizeof(sel->params));
+	params[4] = every;
+	params[5] = run_started;
+}
+
+/* The due rows of the selection (not checked since now() - every_s, nor since the run
+ * began, so that a run checks a row once however long it takes), at most batch of them,
+ * claimed for checker for lease_s seconds in one short statement: rows locked by another
+ * claim are skipped, and a row whose claim another checker has just taken (ON CONFLICT,
+ * on the claim's latest version) is not returned. */
 PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *checker,
                                       long every_s, long lease_s, int batch, const char *run_started,
-                                      bool count_only, struct dbreg_error *err)
+                                      struct dbreg_error *err)
 {
 	struct selection sel;
 	char every[32], lease[32], limit[16], sql[2400];
@@ -1708,35 +1718,48 @@ PGresult *dbreg_registry_health_claim(struct dbreg_ctx *ctx, const struct dbreg_
 
 	if (dbreg_ctx_check_writable(ctx, err) < 0 || selection_init(ctx, filter, &sel, err) < 0)
 		return NULL;
-	snprintf(every, sizeof(every), "%ld", every_s);
+	due_params(&sel, every_s, every, run_started, params);
 	snprintf(limit, sizeof(limit), "%d", batch);
-	memcpy(params, sel.params, sizeof(sel.params));
-	params[4] = every;
-	params[5] = limit;
-	params[6] = checker;
-	params[7] = run_started;
 	snprintf(lease, sizeof(lease), "%ld", lease_s);
+	params[6] = limit;
+	params[7] = checker;
 	params[8] = lease;
-	if (count_only)
-		/* The same rows, neither locked nor claimed: how many are due now. */
-		snprintf(sql, sizeof(sql),
-		         "SELECT count(*)::text AS due FROM " REGISTRY " d WHERE" SELECTION_WHERE DUE_WHERE
-		         "   AND $6::int > 0 AND $7::text IS NOT NULL AND $9::bigint > 0",
-		         sel.region);
-	else
-		snprintf(sql, sizeof(sql),
-		         "WITH due AS (SELECT d.id::text AS id FROM " REGISTRY " d WHERE" SELECTION_WHERE DUE_WHERE
-		         "   ORDER BY d.connection_name LIMIT $6::int FOR UPDATE OF d SKIP LOCKED)"
-		         " INSERT INTO admin.dbreg_health_claims AS c (connection_id, checker, claimed_at, expires_at)"
-		         " SELECT id, $7, now(), now() + make_interval(secs => $9::bigint) FROM due"
-		         " ON CONFLICT (connection_id) DO UPDATE SET checker = excluded.checker,"
-		         "   claimed_at = excluded.claimed_at, expires_at = excluded.expires_at"
-		         "   WHERE c.expires_at <= now()"
-		         " RETURNING c.connection_id AS id",
-		         sel.region);
+	snprintf(sql, sizeof(sql),
+	         "WITH due AS (SELECT d.id::text AS id FROM " REGISTRY " d WHERE" SELECTION_WHERE DUE_WHERE
+	         "   ORDER BY d.connection_name LIMIT $7::int FOR UPDATE OF d SKIP LOCKED)"
+	         " INSERT INTO admin.dbreg_health_claims AS c (connection_id, checker, claimed_at, expires_at)"
+	         " SELECT id, $8, now(), now() + make_interval(secs => $9::bigint) FROM due"
+	         " ON CONFLICT (connection_id) DO UPDATE SET checker = excluded.checker,"
+	         "   claimed_at = excluded.claimed_at, expires_at = excluded.expires_at"
+	         "   WHERE c.expires_at <= now()"
+	         " RETURNING c.connection_id AS id",
+	         sel.region);
 	res = dbreg_exec(ctx, sql, 9, params, PGRES_TUPLES_OK, err);
 	selection_clear(&sel);
 	return res;
+}
+
+/* How many rows of the selection are due now, neither locked nor claimed. */
+int dbreg_registry_health_due(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, long every_s,
+                              const char *run_started, long *ret_n, struct dbreg_error *err)
+{
+	struct selection sel;
+	char every[32], sql[2000];
+	const char *params[6];
+	PGresult *res;
+
+	if (selection_init(ctx, filter, &sel, err) < 0)
+		return -1;
+	due_params(&sel, every_s, every, run_started, params);
+	snprintf(sql, sizeof(sql), "SELECT count(*)::text AS due FROM " REGISTRY " d WHERE" SELECTION_WHERE DUE_WHERE,
+	         sel.region);
+	res = dbreg_exec(ctx, sql, 6, params, PGRES_TUPLES_OK, err);
+	selection_clear(&sel);
+	if (!res)
+		return -1;
+	*ret_n = dbreg_result_value(res, 0, "due") ? atol(dbreg_result_value(res, 0, "due")) : 0;
+	PQclear(res);
+	return 0;
 }
 
 /* The rows of the selection among ids (a JSON array; NULL: all of them). */
