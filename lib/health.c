@@ -639,7 +639,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->checked_epoch = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	strftime(r->checked_at, sizeof(r->checked_at), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+	rfc3339((double)now, r->checked_at, sizeof(r->checked_at));
 
 	if (o->every_s > 0) {
 		rc = check_claimed(ctx, o, r, run_started, err);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "targets.h"
 
 struct dbreg_health_history {
 	PGresult *res;                            /* strings point into it */
@@ -26,14 +26,10 @@ static bool number(const char *text, double *ret)
 	return !errno && !*end && isfinite(*ret) && *ret >= -1;
 }
 
+/* A count the server sent (NULL is not one). */
 static bool whole(const char *text, long *ret)
 {
-	double v;
-
-	if (!text || !number(text, &v) || v < 0 || v != (double)(long)v)
-		return false;
-	*ret = (long)v;
-	return true;
+	return text && target_count(text, ret);
 }
 
 /* The comma-separated latencies into out (at most 100 of them); *ret_n how many. */
