@@ -837,10 +837,17 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 		dbreg_health_opts_free(o);
 		return H_UNKNOWN;
 	}
+	view.cancelled = dbreg_ctx_was_cancelled(ctx);
+	if (dbreg_health_report_count(r) == 0 && dbreg_health_report_claimed(r) && !view.cancelled &&
+	    !dbreg_health_report_writeback_error(r)) {
+		/* Nothing due: cron stays quiet, and an --output file is left as it is. */
+		dbreg_health_opts_free(o);
+		dbreg_health_report_free(r);
+		return H_OK;
+	}
 	if (fmt == OUT_HTML)
 		history = read_history(ctx, o, &history_why);
 	dbreg_health_opts_free(o);
-	view.cancelled = dbreg_ctx_was_cancelled(ctx);
 	jobs_used = dbreg_health_report_jobs(r, &jobs_wanted, &fd_limit);
 	if (jobs_used < jobs_wanted)
 		log_warning("the open-file limit (%ld) leaves room for %zu checks at once, not %zu; raise it with 'ulimit -n'",
@@ -850,12 +857,6 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			log_warning("connection '%s': %s", dbreg_health_report_at(r, i)->connection_name,
 			            dbreg_health_report_at(r, i)->note);
 	state = overall(r);
-	if (dbreg_health_report_count(r) == 0 && dbreg_health_report_claimed(r) && !view.cancelled &&
-	    !dbreg_health_report_writeback_error(r)) {
-		/* Nothing due: cron stays quiet, and an --output file is left as it is. */
-		dbreg_health_report_free(r);
-		return H_OK;
-	}
 	if (dbreg_health_report_count(r) == 0) {
 		/* Nothing checked is nothing known: a monitor must not read it as OK. */
 		log_error("no connection matches the selection");
