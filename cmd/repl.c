@@ -1,7 +1,7 @@
 /* repl.c — dbreg repl: an interactive shell over the same verb table, and its script mode. */
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,21 +21,40 @@
 #define MAX_ARGS 256
 
 static struct dbreg_ctx *repl_ctx;
-static sigjmp_buf prompt_jmp;
-static volatile sig_atomic_t at_prompt;
+static volatile sig_atomic_t at_prompt, prompt_interrupted;
 
-/* Ctrl-C: at the prompt, a fresh line; during a command, cancel it, not the session. */
+/* Ctrl-C: at the prompt, a flag that read_command sees (it starts a fresh line: nothing
+ * jumps out of the line editor); during a command, cancel it, not the session. */
 static void on_sigint(int sig)
 {
 	(void)sig;
-	if (at_prompt) {
-		at_prompt = 0;
-		if (write(STDOUT_FILENO, "\n", 1) < 0) {
-			/* nothing to do */
-		}
-		siglongjmp(prompt_jmp, 1);
+	if (at_prompt)
+		prompt_interrupted = 1;
+	else
+		dbreg_ctx_cancel(repl_ctx);
+}
+
+/* Waits until standard input can be read (1) or Ctrl-C was pressed at the prompt (0);
+ * -1 on a poll error.  SIGINT is blocked but inside ppoll, so a Ctrl-C between the
+ * flag's test and the wait is not missed. */
+static int wait_input(void)
+{
+	struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+	sigset_t block, old;
+	int n = 1;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	if (!prompt_interrupted) {
+		n = ppoll(&p, 1, NULL, &old);
+		if (n < 0 && errno == EINTR)
+			n = 1;  /* the caller tests the flag again */
 	}
-	dbreg_ctx_cancel(repl_ctx);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (prompt_interrupted)
+		return 0;
+	return n < 0 ? -1 : 1;
 }
 
 /* Splits a line as a shell would: blanks separate words; '…' is literal; "…" and
@@ -327,7 +346,7 @@ static char **complete(const char *text, int start, int end)
 	sig_atomic_t prompt_was = at_prompt;
 
 	(void)end;
-	/* Completion may query the registry: Ctrl-C now cancels that, no longjmp. */
+	/* Completion may query the registry: Ctrl-C now cancels that. */
 	at_prompt = 0;
 	rl_attempted_completion_over = 1;  /* never fall back to file names */
 	if (argc < 0)
@@ -407,26 +426,92 @@ static void history_save(const char *path)
 	write_history(path);
 }
 
+/* libedit's callback interface: the REPL waits for input itself (wait_input), so a
+ * Ctrl-C at the prompt ends the line without leaving libedit from a signal handler. */
+static char *entered;
+static bool line_done;
+
+static void on_line(char *line)
+{
+	entered = line;
+	line_done = true;
+}
+
 static char *read_command(const char *prompt)
 {
-	return readline(prompt);
+	entered = NULL;
+	line_done = false;
+	prompt_interrupted = 0;
+	rl_callback_handler_install(prompt, on_line);
+	while (!line_done) {
+		int r = wait_input();
+
+		if (r < 0)
+			break;
+		if (r == 0) {
+			/* Ctrl-C: the line is dropped and the prompt starts over on a fresh line. */
+			prompt_interrupted = 0;
+			rl_callback_handler_remove();
+			fputc('\n', stdout);
+			fflush(stdout);
+			rl_callback_handler_install(prompt, on_line);
+			continue;
+		}
+		rl_callback_read_char();
+	}
+	rl_callback_handler_remove();
+	return entered;
 }
 #else
+/* Without libedit: a line read with read(2), so that a Ctrl-C (EINTR) drops it. */
 static char *read_command(const char *prompt)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	size_t len = 0, cap = 128;
+	char *line = malloc(cap);
 
+	if (!line)
+		return NULL;
+	prompt_interrupted = 0;
 	fputs(prompt, stdout);
 	fflush(stdout);
-	n = getline(&line, &cap, stdin);
-	if (n < 0) {
-		free(line);
-		return NULL;
+	for (;;) {
+		char ch;
+		int r = wait_input();
+		ssize_t n = r > 0 ? read(STDIN_FILENO, &ch, 1) : 0;
+
+		if (r == 0 || (n < 0 && errno == EINTR)) {
+			if (prompt_interrupted) {
+				prompt_interrupted = 0;
+				sodium_memzero(line, len);
+				len = 0;
+				fputc('\n', stdout);
+				fputs(prompt, stdout);
+				fflush(stdout);
+			}
+			continue;
+		}
+		if (n <= 0) {
+			if (len > 0)
+				break;
+			free(line);
+			return NULL;
+		}
+		if (ch == '\n')
+			break;
+		if (len + 1 >= cap) {
+			char *bigger = malloc(cap * 2);
+
+			if (!bigger)
+				break;
+			memcpy(bigger, line, len);
+			sodium_memzero(line, len);
+			free(line);
+			line = bigger;
+			cap *= 2;
+		}
+		line[len++] = ch;
 	}
-	if (n > 0 && line[n - 1] == '\n')
-		line[n - 1] = '\0';
+	line[len] = '\0';
 	return line;
 }
 #endif
@@ -451,11 +536,10 @@ static bool holds_secret(const char *line)
 
 static int run_interactive(void)
 {
-	/* Static: they must survive the longjmp back to the prompt. */
-	static struct sigaction sa = { .sa_handler = on_sigint }, old;
-	static char prompt[160];
+	struct sigaction sa = { .sa_handler = on_sigint }, old;
+	char prompt[160];
 #if HAVE_LIBEDIT
-	static char *hist;
+	char *hist;
 #endif
 	struct dbreg_error err;
 
@@ -483,9 +567,6 @@ static int run_interactive(void)
 		int status;
 
 		snprintf(prompt, sizeof(prompt), "dbreg%s%s> ", *db ? " " : "", db);
-		if (sigsetjmp(prompt_jmp, 1) != 0) {
-			/* Ctrl-C at the prompt: start over on a fresh line. */
-		}
 		at_prompt = 1;
 		line = read_command(prompt);
 		at_prompt = 0;

@@ -358,7 +358,7 @@ cursor_line_is() { [[ $(cursor_line) == "$1" ]]; }
 # wait_for_prompts N [SECONDS]: until N prompt lines are on the pane.
 wait_for_prompts() {
 	poll "${2:-5}" prompts_at_least "$1" ||
-		fail "no prompt number $1 on the terminal; it shows:
+		fail "no prompt number $1 on the terminal (exit status: $(cat "$BATS_TEST_TMPDIR/exit.status" 2>&1); pane dead, status, signal: $(tx list-panes -a -F "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}" 2>&1)); it shows:
 $(pane)"
 }
 

@@ -8,18 +8,21 @@ tx() {
 }
 
 # tmux_run COLS ROWS WHAT COMMAND-WORD...: run COMMAND on a fresh COLSxROWS terminal of a
-# new private tmux server; when it ends, print "WHAT exited with status S" and linger
-# 5 s so that the end shows.
+# new private tmux server; when it ends, print "WHAT exited with status S" (also added
+# to $BATS_TEST_TMPDIR/exit.status) and linger 5 s so that the end shows; a pane whose
+# shell dies (killed with the program) stays, to be looked at.
 tmux_run() {
 	command -v tmux >/dev/null || skip "tmux is not installed"
-	local cols=$1 rows=$2 what=$3 cmd
+	local cols=$1 rows=$2 what=$3 cmd status_file
 	shift 3
 	TMUX_STARTS=$((${TMUX_STARTS:-0} + 1))
 	TMUX_SOCKET=dbreg-$BATS_TEST_NUMBER-$$-$TMUX_STARTS
 	echo "$TMUX_SOCKET" >>"$BATS_TEST_TMPDIR/tmux.sockets"
 	cmd=$(printf '%q ' "$@")
+	status_file=$(printf '%q' "$BATS_TEST_TMPDIR/exit.status")
 	tx new-session -d -s repl -x "$cols" -y "$rows" \
-		"$cmd; echo \"$what exited with status \$?\"; sleep 5" ||
+		"$cmd; s=\$?; echo \"$what exited with status \$s\"; echo \$s >>$status_file; sleep 5" \; \
+		set-option -t repl remain-on-exit on ||
 		fail "tmux did not start"
 }
 
