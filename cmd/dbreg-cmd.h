@@ -141,13 +141,17 @@ struct out_style {
 	bool wide;          /* -o wide: cells never cut to the terminal's width */
 	bool no_headers;    /* --no-headers */
 	bool no_pager;      /* --no-pager (the verb's, or dbreg's own) */
+	bool pretty;        /* --pretty: JSON indented even when not on a terminal */
 };
 extern struct out_style out_style;
 /* The options every verb with a table or a long output shares, for its getopt_long table. */
-enum { ARG_OUT_NO_HEADERS = 0x1000, ARG_OUT_NO_PAGER };
+enum { ARG_OUT_NO_HEADERS = 0x1000, ARG_OUT_NO_PAGER, ARG_OUT_PRETTY };
 #define OUT_TABLE_OPTIONS \
 	{ "no-headers", no_argument, NULL, ARG_OUT_NO_HEADERS }, { "no-pager", no_argument, NULL, ARG_OUT_NO_PAGER }
 #define OUT_PAGER_OPTIONS { "no-pager", no_argument, NULL, ARG_OUT_NO_PAGER }
+/* JSON is compact unless it goes to a terminal; --pretty indents it anyway. */
+#define OUT_JSON_OPTIONS { "pretty", no_argument, NULL, ARG_OUT_PRETTY }
+#define OUT_JSON_HELP "  --pretty             indented JSON, also when not on a terminal\n"
 #define OUT_TABLE_HELP \
 	"  --no-headers         a table without its header line\n" \
 	"  --no-pager           never page the output\n"
@@ -175,6 +179,10 @@ json_t *out_conn_json(const struct dbreg_conn *c);
 size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct dbreg_conn *after);
 /* list/show: every format of a connection list. */
 void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one);
+/* list: every format, row by row as the stream gives them; the rows written go to *ret_rows.
+ * 0, or -1 when the read failed (err set; what was written is cut short). */
+int out_conn_stream(FILE *f, enum out_format fmt, struct dbreg_conn_stream *s, size_t *ret_rows,
+                    struct dbreg_error *err);
 const char *color(const char *ansi);  /* "" without colour */
 /* Text fit for a terminal: control characters (C0, DEL, C1) and bytes that are
  * not UTF-8 as \xNN; malloc'd (NULL for NULL). */

@@ -10,6 +10,7 @@
 static const struct option conninfo_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{},
 };
 
@@ -66,6 +67,7 @@ static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
 		case 'h':
 			verb_help(&verb_conninfo,
 			          "  -o, --format FMT   kv (default, libpq key=value), uri or json\n"
+			          OUT_JSON_HELP
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case 'o':
@@ -73,6 +75,8 @@ static int run_conninfo(struct dbreg_ctx *ctx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("conninfo", c, argv);
 		}
 	}
@@ -217,6 +221,8 @@ static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_OUTPUT: arg_output = optarg; r = 0; break;
 		case ARG_FORCE: arg_force = true; r = 0; break;
 		default:
+			if (out_option(c))
+				break;
 			dbreg_filter_free(filter);
 			return option_error("export", c, argv);
 		}

@@ -39,6 +39,7 @@ static const char health_options[] =
 	"  --failing            show only results that are not HEALTHY\n"
 	"  --sort KEY           status (failing first: the table's default), name or latency\n"
 	"  -o, --format FMT     table (default), wide (cells never cut), json, prometheus, nagios or html\n"
+	OUT_JSON_HELP
 	"  --output FILE        write the report to FILE atomically (mode 0644)\n"
 	OUT_TABLE_HELP
 	"  -h, --help           show this help\n";
@@ -561,6 +562,7 @@ enum {
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{ "type", required_argument, NULL, ARG_TYPE },
 	{ "region", required_argument, NULL, ARG_REGION },
 	{ "tag", required_argument, NULL, ARG_TAG },

@@ -8,6 +8,7 @@ enum { ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_ACTIVE, ARG_INACTIVE, ARG_ALL,
 static const struct option list_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{ "type", required_argument, NULL, ARG_TYPE },
 	{ "region", required_argument, NULL, ARG_REGION },
 	{ "tag", required_argument, NULL, ARG_TAG },
@@ -26,7 +27,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	int arg_active = -1, arg_all = 0;
 	struct dbreg_filter *filter = NULL;
 	enum out_format fmt = OUT_TABLE;
-	struct dbreg_conn_list *l = NULL;
+	struct dbreg_conn_stream *st = NULL;
 	struct dbreg_error err;
 	bool names = false;
 	int c, r;
@@ -43,6 +44,7 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  --inactive         only inactive connections\n"
 			          "  --all              deleted connections too\n"
 			          "  -o, --format FMT   table (default), wide (cells never cut), json or csv\n"
+			          OUT_JSON_HELP
 			          "  --names            names only, one per line\n"
 			          "  --no-headers       a table without its header line\n"
 			          "  --no-pager         never page the output\n"
@@ -83,29 +85,36 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	}
 	dbreg_filter_set_active(filter, arg_active);
 	dbreg_filter_set_include_deleted(filter, arg_all);
-	r = dbreg_list(ctx, filter, &l, &err);
+	r = dbreg_list_stream(ctx, filter, &st, &err);
 	dbreg_filter_free(filter);
 	if (r < 0)
 		return fail(&err);
 	if (names) {
-		for (size_t i = 0; i < dbreg_conn_list_count(l); i++)
-		{
-			out_fputs_safe(dbreg_conn_get(dbreg_conn_list_at(l, i), DBREG_F_CONNECTION_NAME), stdout);
+		const struct dbreg_conn *conn;
+
+		while ((r = dbreg_conn_stream_next(st, &conn, &err)) > 0) {
+			out_fputs_safe(dbreg_conn_get(conn, DBREG_F_CONNECTION_NAME), stdout);
 			putchar('\n');
 		}
-	} else if (fmt == OUT_TABLE && dbreg_conn_list_count(l) == 0) {
-		fprintf(stderr, "no connections registered%s\n",
-		        arg_type || arg_region || arg_tags.n || arg_active >= 0 ? " match" : "");
 	} else {
-		out_conn_list(stdout, fmt, l, false);
+		size_t rows = 0;
+
+		r = out_conn_stream(stdout, fmt, st, &rows, &err);
+		/* An empty table is said on stderr. */
+		if (r == 0 && rows == 0 && fmt == OUT_TABLE)
+			fprintf(stderr, "no connections registered%s\n",
+			        arg_type || arg_region || arg_tags.n || arg_active >= 0 ? " match" : "");
 	}
-	dbreg_conn_list_free(l);
+	dbreg_conn_stream_free(st);
+	if (r < 0)
+		return fail(&err);
 	return EXIT_OK;
 }
 
 static const struct option show_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	OUT_PAGER_OPTIONS,
 	{},
 };
@@ -123,6 +132,7 @@ static int run_show(struct dbreg_ctx *ctx, int argc, char **argv)
 		case 'h':
 			verb_help(&verb_show,
 			          "  -o, --format FMT   table (default) or json\n"
+			          OUT_JSON_HELP
 			          "  --no-pager         never page the output\n"
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;

@@ -76,6 +76,7 @@ bool out_option(int c)
 	switch (c) {
 	case ARG_OUT_NO_HEADERS: out_style.no_headers = true; return true;
 	case ARG_OUT_NO_PAGER: out_style.no_pager = true; return true;
+	case ARG_OUT_PRETTY: out_style.pretty = true; return true;
 	default: return false;
 	}
 }
@@ -210,10 +211,16 @@ void out_fputs_safe(const char *s, FILE *f)
 }
 
 /* ---- tables ---- */
+/* A table holds its first TABLE_WINDOW rows, which give the columns' widths; then it
+ * prints them and every later row as it comes, so that a long one takes no more memory. */
+#define TABLE_WINDOW 1000
 struct out_table {
 	size_t ncols, nrows, cap;
-	char **cells;          /* row-major, headers first; escaped */
+	char **cells;          /* row-major, headers first (until printed); escaped */
 	const char **colors;   /* a colour for a cell, or NULL */
+	size_t *width;         /* once known: the window's widths */
+	bool cut;              /* fitted to a terminal: a wider cell is cut */
+	bool header_done;      /* row 0 is no longer the header */
 };
 
 static void out_table_add_colored(struct out_table *t, const char *const *cells, const char *const *colors)
@@ -309,7 +316,8 @@ static void print_cell(FILE *f, const char *cell, size_t w)
 	fputs("…", f);
 }
 
-static void out_table_print(FILE *f, const struct out_table *t)
+/* The columns' widths from the rows held (the first window of a long table). */
+static void table_widths(struct out_table *t)
 {
 	size_t *width = calloc(t->ncols, sizeof(size_t)), *min = calloc(t->ncols, sizeof(size_t));
 	size_t first = out_style.no_headers ? 1 : 0;
@@ -333,26 +341,50 @@ static void out_table_print(FILE *f, const struct out_table *t)
 			min[c] = width[c] < 3 ? width[c] : h > 3 ? h : 3;
 		}
 		fit_widths(width, min, t->ncols, (size_t)cols);
+		t->cut = true;
 	}
+	free(min);
+	t->width = width;
+}
+
+/* Prints the rows held and lets go of them; the header is row 0 of the first print. */
+static void table_print_rows(FILE *f, struct out_table *t)
+{
+	size_t first = !t->header_done && out_style.no_headers ? 1 : 0;
+
 	for (size_t r = first; r < t->nrows; r++) {
-		if (r == 0)
+		bool header = r == 0 && !t->header_done;
+
+		if (header)
 			fputs(color(C_BOLD), f);
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *cell = t->cells[r * t->ncols + c], *col = t->colors[r * t->ncols + c];
-			size_t w = display_width(cell);
+			size_t w = display_width(cell), cw = t->width[c];
 
+			/* A later row wider than the window's: whole, unless the terminal cuts. */
+			if (!t->cut && w > cw)
+				cw = w;
 			fputs(col ? col : "", f);
-			print_cell(f, cell, width[c]);
+			print_cell(f, cell, cw);
 			fputs(col ? color(C_RESET) : "", f);
 			if (c + 1 < t->ncols)
-				fprintf(f, "%*s", (int)((w < width[c] ? width[c] - w : 0) + 2), "");
+				fprintf(f, "%*s", (int)((w < cw ? cw - w : 0) + 2), "");
 		}
-		if (r == 0)
+		if (header)
 			fputs(color(C_RESET), f);
 		fputc('\n', f);
 	}
-	free(width);
-	free(min);
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	t->nrows = 0;
+	t->header_done = true;
+}
+
+static void out_table_print(FILE *f, struct out_table *t)
+{
+	if (!t->width)
+		table_widths(t);
+	table_print_rows(f, t);
 }
 
 /* ---- the pager ---- */
@@ -578,6 +610,7 @@ static void out_table_free(struct out_table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	free(t->colors);
+	free(t->width);
 	free(t);
 }
 
@@ -706,19 +739,17 @@ static enum out_kind field_kind(enum dbreg_field f)
 	}
 }
 
-void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one)
+/* The columns of a connection list (every field the rows have, in the field table's
+ * order; the table shows some) into cols and which; returns how many. */
+static size_t conn_columns(int (*has)(const void *, enum dbreg_field), const void *src, bool one,
+                           struct out_column *cols, enum dbreg_field *which)
 {
-	struct out_column cols[DBREG_F__COUNT];
-	enum dbreg_field which[DBREG_F__COUNT];
-	const char *v[DBREG_F__COUNT], *shown[DBREG_F__COUNT];
 	size_t n = 0;
-	struct out_doc *d = out_doc_new(f, fmt, one ? OUT_DOC_SINGLE : OUT_DOC_ARRAY);
 
-	/* Every field the registry has, in the field table's order; the table shows some. */
 	for (int i = 0; i < DBREG_F__COUNT; i++) {
 		const char *header = NULL;
 
-		if (!dbreg_conn_list_has(l, i))
+		if (!has(src, i))
 			continue;
 		for (size_t k = 0; !one && k < ELEMENTSOF(list_columns); k++)
 			if (list_columns[k] == (enum dbreg_field)i)
@@ -727,20 +758,64 @@ void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l
 		                               .kind = field_kind(i) };
 		which[n++] = i;
 	}
-	out_doc_section(d, NULL, cols, n);
-	for (size_t r = 0; r < dbreg_conn_list_count(l) && !(one && r > 0); r++) {
-		const struct dbreg_conn *c = dbreg_conn_list_at(l, r);
+	return n;
+}
 
-		for (size_t k = 0; k < n; k++) {
-			v[k] = dbreg_conn_get(c, which[k]);
-			shown[k] = human(c, which[k]);
-			/* Operators speak of a region by its code. */
-			if (!one && which[k] == DBREG_F_REGION_ID && dbreg_conn_has(c, DBREG_F_REGION_CODE))
-				shown[k] = dbreg_conn_get(c, DBREG_F_REGION_CODE);
-		}
-		out_doc_row(d, v, shown, NULL);
+static void conn_row(struct out_doc *d, const struct dbreg_conn *c, const enum dbreg_field *which, size_t n, bool one)
+{
+	const char *v[DBREG_F__COUNT], *shown[DBREG_F__COUNT];
+
+	for (size_t k = 0; k < n; k++) {
+		v[k] = dbreg_conn_get(c, which[k]);
+		shown[k] = human(c, which[k]);
+		/* Operators speak of a region by its code. */
+		if (!one && which[k] == DBREG_F_REGION_ID && dbreg_conn_has(c, DBREG_F_REGION_CODE))
+			shown[k] = dbreg_conn_get(c, DBREG_F_REGION_CODE);
+	}
+	out_doc_row(d, v, shown, NULL);
+}
+
+static int list_has(const void *l, enum dbreg_field f)
+{
+	return dbreg_conn_list_has(l, f);
+}
+
+static int stream_has(const void *s, enum dbreg_field f)
+{
+	return dbreg_conn_stream_has(s, f);
+}
+
+void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one)
+{
+	struct out_column cols[DBREG_F__COUNT];
+	enum dbreg_field which[DBREG_F__COUNT];
+	size_t n = conn_columns(list_has, l, one, cols, which);
+	struct out_doc *d = out_doc_new(f, fmt, one ? OUT_DOC_SINGLE : OUT_DOC_ARRAY);
+
+	out_doc_section(d, NULL, cols, n);
+	for (size_t r = 0; r < dbreg_conn_list_count(l) && !(one && r > 0); r++)
+		conn_row(d, dbreg_conn_list_at(l, r), which, n, one);
+	out_doc_end(d);
+}
+
+int out_conn_stream(FILE *f, enum out_format fmt, struct dbreg_conn_stream *s, size_t *ret_rows,
+                    struct dbreg_error *err)
+{
+	struct out_column cols[DBREG_F__COUNT];
+	enum dbreg_field which[DBREG_F__COUNT];
+	size_t n = conn_columns(stream_has, s, false, cols, which), rows = 0;
+	struct out_doc *d = out_doc_new(f, fmt, OUT_DOC_ARRAY);
+	const struct dbreg_conn *c;
+	int r;
+
+	out_doc_section(d, NULL, cols, n);
+	while ((r = dbreg_conn_stream_next(s, &c, err)) > 0) {
+		conn_row(d, c, which, n, false);
+		rows++;
 	}
 	out_doc_end(d);
+	*ret_rows = rows;
+	return r;
 }
 
 /* ---- files written whole or not at all ---- */
@@ -991,6 +1066,9 @@ struct out_doc {
 	bool row_written;           /* in the current section */
 	bool table_printed;         /* a blank line goes before the next table */
 	bool single_done;           /* OUT_DOC_SINGLE: the record was written */
+	bool pretty;                /* JSON indented (a terminal, or --pretty), else compact */
+	char *json_buf;             /* compact JSON: a row's text, the buffer kept between rows */
+	size_t json_size;
 	char *footer;
 	bool footer_always;
 	/* Prometheus: the run's own gauges, after the sections */
@@ -1326,6 +1404,7 @@ struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags)
 	d->f = f;
 	d->fmt = fmt;
 	d->flags = flags;
+	d->pretty = out_style.pretty || (f == stdout && out_is_terminal());
 	if (fmt == OUT_JSON && !(flags & OUT_DOC_ARRAY) && !(flags & OUT_DOC_SINGLE))
 		fputs("{", f);
 	return d;
@@ -1345,7 +1424,7 @@ static void json_close_section(struct out_doc *d)
 	s = cur(d);
 	if (!s->json_open)
 		return;
-	fputs(d->row_written ? (d->flags & OUT_DOC_ARRAY ? "\n]" : "\n  ]") : "]", d->f);
+	fputs(d->row_written && d->pretty ? (d->flags & OUT_DOC_ARRAY ? "\n]" : "\n  ]") : "]", d->f);
 	s->json_open = false;
 }
 
@@ -1353,7 +1432,9 @@ static void table_flush(struct out_doc *d, struct doc_section *s)
 {
 	if (!s->table)
 		return;
-	if (s->nrows > 0) {
+	if (s->table->width) {
+		out_table_print(d->f, s->table);  /* streaming: what is left */
+	} else if (s->nrows > 0) {
 		if (d->table_printed)
 			fputc('\n', d->f);  /* a blank line between the tables */
 		out_table_print(d->f, s->table);
@@ -1385,7 +1466,8 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 	} else if (d->fmt == OUT_CSV) {
 		csv_line(d->f, cols, ncols, NULL);
 	} else if (d->fmt == OUT_JSON && !(d->flags & OUT_DOC_SINGLE) && json_key) {
-		fprintf(d->f, "%s\n  \"%s\": [", d->json_any_member ? "," : "", json_key);
+		fprintf(d->f, "%s%s\"%s\":%s[", d->json_any_member ? "," : "", d->pretty ? "\n  " : "", json_key,
+		        d->pretty ? " " : "");
 		d->json_any_member = true;
 		s->json_open = true;
 	} else if (d->fmt == OUT_JSON && (d->flags & OUT_DOC_ARRAY)) {
@@ -1394,18 +1476,29 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 	}
 }
 
+/* text, each line after the first indented by indent (NULL: as it is), a line at a time. */
+static void write_indented(FILE *f, const char *text, const char *indent)
+{
+	const char *p = text, *nl;
+
+	while (indent && (nl = strchr(p, '\n'))) {
+		fwrite(p, 1, (size_t)(nl - p + 1), f);
+		fputs(indent, f);
+		p = nl + 1;
+	}
+	fputs(p, f);
+}
+
 void out_doc_meta(struct out_doc *d, const char *key, json_t *value)
 {
 	char *text;
 
 	if (d->fmt == OUT_JSON && !(d->flags & (OUT_DOC_ARRAY | OUT_DOC_SINGLE))) {
-		text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
-		fprintf(d->f, "%s\n  \"%s\": ", d->json_any_member ? "," : "", key);
-		for (const char *p = text ? text : "null"; *p; p++) {
-			fputc(*p, d->f);
-			if (*p == '\n')
-				fputs("  ", d->f);
-		}
+		text = json_dumps(value, (d->pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER |
+		                         JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+		fprintf(d->f, "%s%s\"%s\":%s", d->json_any_member ? "," : "", d->pretty ? "\n  " : "", key,
+		        d->pretty ? " " : "");
+		write_indented(d->f, text ? text : "null", d->pretty ? "  " : NULL);
 		free(text);
 		d->json_any_member = true;
 	} else if (d->fmt == OUT_HTML) {
@@ -1489,16 +1582,32 @@ static void json_row(struct out_doc *d, const struct doc_section *s, const char 
 		if (s->cols[i].key && in_format(&s->cols[i], OUT_JSON) &&
 		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
 			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
-	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-	json_decref(o);
 	if (!(d->flags & OUT_DOC_SINGLE))
-		fprintf(d->f, "%s\n%s", d->row_written ? "," : "", indent);
-	for (const char *p = text ? text : "{}"; *p; p++) {
-		fputc(*p, d->f);
-		if (*p == '\n')
-			fputs(indent, d->f);
+		fprintf(d->f, "%s%s%s", d->row_written ? "," : "", d->pretty ? "\n" : "", d->pretty ? indent : "");
+	if (d->pretty) {
+		text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+		write_indented(d->f, text ? text : "{}", indent);
+		free(text);
+	} else {
+		/* Into one buffer, kept for the next row, then a single write. */
+		size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
+		size_t need = json_dumpb(o, d->json_buf, d->json_size, flags);
+
+		if (need > d->json_size) {
+			char *grown = realloc(d->json_buf, need * 2);
+
+			if (!grown)
+				abort();
+			d->json_buf = grown;
+			d->json_size = need * 2;
+			need = json_dumpb(o, d->json_buf, d->json_size, flags);
+		}
+		if (need == 0)
+			fputs("{}", d->f);
+		else
+			fwrite(d->json_buf, 1, need, d->f);
 	}
-	free(text);
+	json_decref(o);
 }
 
 /* Nagios: a row's perfdata label, quoted, a quote doubled; '=' (which no label may
@@ -1594,6 +1703,13 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 					cc[n++] = colors ? colors[i] : NULL;
 				}
 			out_table_add_colored(s->table, cells, cc);
+			/* Past the window (or once streaming), rows go out as they come. */
+			if (s->table->width || s->table->nrows > TABLE_WINDOW) {
+				if (d->table_printed && !s->table->width)
+					fputc('\n', d->f);
+				out_table_print(d->f, s->table);
+				d->table_printed = true;
+			}
 		}
 		break;
 	case OUT_CSV:
@@ -1740,7 +1856,7 @@ void out_doc_end(struct out_doc *d)
 		if (d->flags & (OUT_DOC_ARRAY | OUT_DOC_SINGLE))
 			fputc('\n', d->f);
 		else
-			fputs(d->json_any_member ? "\n}\n" : "}\n", d->f);
+			fputs(d->json_any_member && d->pretty ? "\n}\n" : "}\n", d->f);
 		break;
 	case OUT_PROMETHEUS:
 		prom_write(d);
@@ -1776,6 +1892,7 @@ void out_doc_end(struct out_doc *d)
 	free(d->title);
 	free(d->footer);
 	free(d->status_line);
+	free(d->json_buf);
 	free(d);
 }
 

@@ -14,6 +14,7 @@ static const char pool_options[] =
 	"  --timeout SECONDS   each server's deadline (default 5)\n"
 	"  --jobs N            servers asked at once (default 64)\n"
 	"  -o, --format FMT    table (default), wide (cells never cut), json or prometheus\n"
+	OUT_JSON_HELP
 	"  --output FILE       write the report to FILE atomically (mode 0644)\n"
 	"  --watch SECONDS     redraw every SECONDS on a terminal until Ctrl-C\n"
 	"  --no-headers        tables without their header lines\n"
@@ -277,6 +278,7 @@ static const struct option pool_long_options[] = {
 	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
 	{ "jobs", required_argument, NULL, ARG_JOBS },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{ "watch", required_argument, NULL, ARG_WATCH },
 	{ "output", required_argument, NULL, ARG_OUTPUT },
 	OUT_TABLE_OPTIONS,

@@ -12,6 +12,7 @@ static const char resolve_options[] =
 	"                             (default shared-primary)\n"
 	"  --validate NAME            check a schema name against the naming rules\n"
 	"  -o, --format FMT           text (default), json or sql\n"
+	OUT_JSON_HELP
 	"  -h, --help                 show this help\n";
 
 enum { R_SCHEMA, R_CONTEXT, R_TENANT, R_CONNECTION, R_SQL, R__COUNT };
@@ -35,6 +36,7 @@ enum { ARG_CONTEXT = 0x100, ARG_CHECK, ARG_DEFAULT_CONNECTION, ARG_VALIDATE };
 static const struct option resolve_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{ "context", required_argument, NULL, ARG_CONTEXT },
 	{ "check", no_argument, NULL, ARG_CHECK },
 	{ "default-connection", required_argument, NULL, ARG_DEFAULT_CONNECTION },
@@ -74,6 +76,8 @@ static int run_resolve_schema(struct dbreg_ctx *ctx, int argc, char **argv)
 		case ARG_DEFAULT_CONNECTION: default_conn = optarg; break;
 		case ARG_VALIDATE: validate = optarg; break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("resolve-schema", c, argv);
 		}
 	}

@@ -9,6 +9,7 @@ enum { ARG_DRY_RUN = 0x100, ARG_TO, ARG_SKIP_UNDECRYPTABLE };
 static const struct option rotate_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{ "dry-run", no_argument, NULL, ARG_DRY_RUN },
 	{ "to", required_argument, NULL, ARG_TO },
 	{ "skip-undecryptable", no_argument, NULL, ARG_SKIP_UNDECRYPTABLE },
@@ -103,6 +104,7 @@ static int run_rotate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "      --to FORMAT            dbreg or fernet, which then becomes the registry's\n"
 			          "      --skip-undecryptable   leave (and list) passwords that do not decrypt\n"
 			          "  -o, --format FMT           text (default) or json\n"
+			          OUT_JSON_HELP
 			          "  -h, --help                 show this help\n");
 			return EXIT_OK;
 		case 'o':
@@ -117,6 +119,8 @@ static int run_rotate_key(struct dbreg_ctx *ctx, int argc, char **argv)
 			to = optarg;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("rotate-key", c, argv);
 		}
 	}

@@ -10,6 +10,7 @@ static const struct option validate_options[] = {
 	{ "offline", no_argument, NULL, ARG_OFFLINE },
 	{ "strict", no_argument, NULL, ARG_STRICT },
 	{ "format", required_argument, NULL, 'o' },
+	OUT_JSON_OPTIONS,
 	{},
 };
 
@@ -98,6 +99,7 @@ static int run_validate(struct dbreg_ctx *ctx, int argc, char **argv)
 			          "  --offline          only the checks that need no network (URL and keys)\n"
 			          "  --strict           warnings fail too\n"
 			          "  -o, --format FMT   text (default) or json\n"
+			          OUT_JSON_HELP
 			          "  -h, --help         show this help\n");
 			return EXIT_OK;
 		case ARG_OFFLINE: offline = true; break;
@@ -107,6 +109,8 @@ static int run_validate(struct dbreg_ctx *ctx, int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
+			if (out_option(c))
+				break;
 			return option_error("validate-config", c, argv);
 		}
 	}

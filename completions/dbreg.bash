@@ -55,12 +55,12 @@ _dbreg_options()
                 --test --dry-run $help"
             ;;
         list)
-            echo "--type --region --tag --active --inactive --all -o --format --names --no-headers
+            echo "--type --region --tag --active --inactive --all -o --format --pretty --names --no-headers
                 --no-pager $help"
             ;;
-        show) echo "-o --format --no-pager $help" ;;
+        show) echo "-o --format --pretty --no-pager $help" ;;
         deregister) echo "--purge $help" ;;
-        conninfo) echo "-o --format $help" ;;
+        conninfo) echo "-o --format --pretty $help" ;;
         export)
             echo "--type --region --tag --service-file --pgpass --output --force $help"
             ;;
@@ -71,20 +71,20 @@ _dbreg_options()
             ;;
         generate-key) echo "--output --force $help" ;;
         psql | exec) echo "--tenant $help" ;;
-        rotate-key) echo "--dry-run --to --skip-undecryptable -o --format $help" ;;
+        rotate-key) echo "--dry-run --to --skip-undecryptable -o --format --pretty $help" ;;
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
             echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
-                --lag-warn --no-update -o --format --output --status --failing --sort --no-headers --no-pager
+                --lag-warn --no-update -o --format --pretty --output --status --failing --sort --no-headers --no-pager
                 --claim --every --batch --checker-id --keep --history --since $help"
             ;;
         resolve-schema)
-            echo "--context --check --default-connection -o --format --validate $help"
+            echo "--context --check --default-connection -o --format --pretty --validate $help"
             ;;
         pool-stats)
-            echo "--tag --timeout --jobs -o --format --output --watch --no-headers --no-pager $help"
+            echo "--tag --timeout --jobs -o --format --pretty --output --watch --no-headers --no-pager $help"
             ;;
-        validate-config) echo "--offline --strict -o --format $help" ;;
+        validate-config) echo "--offline --strict -o --format --pretty $help" ;;
     esac
 }
 

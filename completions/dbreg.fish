@@ -155,6 +155,7 @@ complete -c dbreg -n '__dbreg_using list' -s o -l format -x -a 'table wide json 
 complete -c dbreg -n '__dbreg_using list' -l names -d 'Names only, one per line'
 complete -c dbreg -n '__dbreg_using list health pool-stats' -l no-headers -d 'A table without its header line'
 complete -c dbreg -n '__dbreg_using list show health pool-stats' -l no-pager -d 'Never page the output'
+complete -c dbreg -n '__dbreg_using list show health pool-stats conninfo resolve-schema rotate-key validate-config' -l pretty -d 'Indented JSON, also when not on a terminal'
 
 # show, deregister, update: one connection name
 complete -c dbreg -n '__dbreg_first_arg_of update show deregister psql exec rotate-password' -a '(__dbreg_connections)'

@@ -159,6 +159,121 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 	return l;
 }
 
+/* ---- a selection row by row ---- */
+
+/* libpq's single-row mode: a result a row, so the memory a read takes does not grow with
+ * the rows; the admin connection is busy until the last one (or the free) has drained it. */
+struct dbreg_conn_stream {
+	PGconn *conn;
+	PGresult *res;              /* the current row (PGRES_SINGLE_TUPLE), or the end's result */
+	bool at_end, started, failed;
+	int cols[DBREG_F__COUNT];
+	struct dbreg_conn row;
+};
+
+/* The columns of res, by name (every result of the stream has the same ones). */
+static int stream_columns(struct dbreg_conn_stream *s, struct dbreg_error *err)
+{
+	for (int f = 0; f < DBREG_F__COUNT; f++) {
+		s->cols[f] = PQfnumber(s->res, fields[f].name);
+		if (s->cols[f] < 0 && f != DBREG_F_REGION_CODE)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
+	}
+	return 0;
+}
+
+/* The next result of the query into s->res: a row, the end, or -1 (err set, drained). */
+static int stream_advance(struct dbreg_conn_stream *s, struct dbreg_error *err)
+{
+	ExecStatusType st;
+
+	PQclear(s->res);
+	s->res = PQgetResult(s->conn);
+	st = PQresultStatus(s->res);
+	if (st == PGRES_SINGLE_TUPLE && PQntuples(s->res) == 1)
+		return 0;
+	if (st == PGRES_TUPLES_OK) {
+		s->at_end = true;
+		return 0;
+	}
+	s->failed = true;
+	if (err && !err->message[0])
+		dbreg_fail_result(err, s->res, "the admin database refused the statement");
+	PQclear(s->res);
+	s->res = NULL;
+	while ((s->res = PQgetResult(s->conn)))
+		PQclear(s->res);
+	return -1;
+}
+
+int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                           struct dbreg_conn_stream **ret, struct dbreg_error *err)
+{
+	struct dbreg_conn_stream *s;
+
+	if (!conn)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return dbreg_fail_oom(err);
+	s->conn = conn;
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(conn)) {
+		dbreg_fail(err, DBREG_ERR_UNAVAILABLE, "cannot send the query: %s", PQerrorMessage(conn));
+		while ((s->res = PQgetResult(conn)))
+			PQclear(s->res);
+		free(s);
+		return -1;
+	}
+	/* The first answer now: it says which columns there are, even with no row. */
+	if (stream_advance(s, err) < 0 || stream_columns(s, err) < 0) {
+		dbreg_conn_stream_free(s);
+		return -1;
+	}
+	s->row = (struct dbreg_conn){ NULL, 0, s->cols };
+	*ret = s;
+	return 0;
+}
+
+_public_ int dbreg_conn_stream_next(struct dbreg_conn_stream *s, const struct dbreg_conn **ret,
+                                    struct dbreg_error *err)
+{
+	if (!s || s->failed)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the rows cannot be read");
+	if (s->started && !s->at_end && stream_advance(s, err) < 0)
+		return -1;
+	s->started = true;
+	if (s->at_end)
+		return 0;
+	s->row.res = s->res;
+	*ret = &s->row;
+	return 1;
+}
+
+_public_ int dbreg_conn_stream_has(const struct dbreg_conn_stream *s, enum dbreg_field f)
+{
+	return s && (unsigned)f < DBREG_F__COUNT && s->cols[f] >= 0;
+}
+
+_public_ void dbreg_conn_stream_free(struct dbreg_conn_stream *s)
+{
+	if (!s)
+		return;
+	if (!s->at_end && !s->failed && s->conn) {
+		/* Left before the end: the server is told to stop, and what it sent is dropped. */
+		PGcancel *c = PQgetCancel(s->conn);
+		char buf[256];
+
+		if (c) {
+			PQcancel(c, buf, sizeof(buf));
+			PQfreeCancel(c);
+		}
+	}
+	PQclear(s->res);
+	while (s->conn && (s->res = PQgetResult(s->conn)))
+		PQclear(s->res);
+	free(s);
+}
+
 _public_ const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f)
 {
 	if ((unsigned)f >= DBREG_F__COUNT || c->cols[f] < 0 || PQgetisnull(c->res, c->row, c->cols[f]))

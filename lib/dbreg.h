@@ -205,6 +205,19 @@ int dbreg_filter_add_tag(struct dbreg_filter *f, const char *tag, struct dbreg_e
 
 int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
                struct dbreg_conn_list **ret, struct dbreg_error *err);
+/* The same selection as dbreg_list, read row by row (libpq's single-row mode), so that
+ * what it holds does not grow with the rows.  The context's admin connection is busy
+ * until the stream is freed (freeing it early cancels the rest of the query). */
+struct dbreg_conn_stream;
+int dbreg_list_stream(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
+                      struct dbreg_conn_stream **ret, struct dbreg_error *err);
+/* 1 and the next row in *ret (valid until the next call or the free), 0 after the last,
+ * -1 when the read failed (err set; the stream can only be freed then). */
+int dbreg_conn_stream_next(struct dbreg_conn_stream *s, const struct dbreg_conn **ret,
+                           struct dbreg_error *err);
+/* Do the stream's rows carry field f (known before the first row)? */
+int dbreg_conn_stream_has(const struct dbreg_conn_stream *s, enum dbreg_field f);
+void dbreg_conn_stream_free(struct dbreg_conn_stream *s);
 /* One live connection by name; DBREG_ERR_FAILED when there is none. */
 int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_conn_list **ret,
                struct dbreg_error *err);

@@ -312,6 +312,10 @@ void dbreg_binding_of_conn(const struct dbreg_conn *c, struct dbreg_binding *b);
 int dbreg_binding_of_row(const PGresult *res, int row, struct dbreg_binding *b);
 int dbreg_spec_writable(enum dbreg_field f);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
+/* The rows of sql (connection records: dbreg_conn_select_list's columns) one by one, in
+ * single-row mode on conn, which is busy until the stream is freed. */
+int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                           struct dbreg_conn_stream **ret, struct dbreg_error *err);
 /* "expr AS name, ..." for every field of the field table, region_code where the
  * profile has regions: the SELECT list (over admin.database_connections AS d)
  * that dbreg_conn_list_from_result reads.  Into buf, which it returns. */

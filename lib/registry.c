@@ -724,8 +724,9 @@ static int check_filter(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 	return 0;
 }
 
-_public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
-                        struct dbreg_error *err)
+/* list's statement and its parameters; *names and *tags (JSON texts) are the caller's to free. */
+static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, char *sql, size_t size,
+                      const char *params[6], char **names, char **tags, struct dbreg_error *err)
 {
 	static const char where[] =
 		" WHERE ($1::text IS NULL OR connection_type::text = $1)"
@@ -735,36 +736,52 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 		"   AND ($5::jsonb IS NULL OR connection_name IN (SELECT jsonb_array_elements_text($5::jsonb)))"
 		"   AND ($6::jsonb IS NULL OR tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($6::jsonb)))"
 		" ORDER BY connection_name, deleted_at NULLS FIRST, created_at";
-	struct dbreg_filter none = { .active = -1 };
-	char sql[sizeof(where) + 5200];
-	const char *params[6];
-	char *names, *tags;
-	int r;
+	static const struct dbreg_filter none = { .active = -1 };
+	char region[300], cond[sizeof(where) + 300];
 
 	if (!filter)
 		filter = &none;
+	*names = *tags = NULL;
 	if (check_filter(ctx, filter, err) < 0)
 		return -1;
-	names = names_json((const char *const *)filter->names);
-	tags = names_json((const char *const *)filter->tags);
-	if ((filter->names && !names) || (filter->tags && !tags)) {
-		free(names);
-		free(tags);
+	*names = names_json((const char *const *)filter->names);
+	*tags = names_json((const char *const *)filter->tags);
+	if ((filter->names && !*names) || (filter->tags && !*tags))
 		return dbreg_fail_oom(err);
-	}
 	params[0] = filter->type;
 	params[1] = filter->region;
 	params[2] = filter->active < 0 ? NULL : filter->active ? "true" : "false";
 	params[3] = filter->include_deleted ? "true" : "false";
-	params[4] = names;
-	params[5] = tags;
-	{
-		char region[300], cond[sizeof(where) + 300];
+	params[4] = *names;
+	params[5] = *tags;
+	snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
+	snprintf(sql, size, "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), cond);
+	return 0;
+}
 
-		snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
-		snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), cond);
-	}
-	r = fetch(ctx, sql, 6, params, ret, err);
+_public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
+                        struct dbreg_error *err)
+{
+	char sql[6400], *names, *tags;
+	const char *params[6];
+	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
+
+	if (r == 0)
+		r = fetch(ctx, sql, 6, params, ret, err);
+	free(names);
+	free(tags);
+	return r;
+}
+
+_public_ int dbreg_list_stream(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
+                               struct dbreg_conn_stream **ret, struct dbreg_error *err)
+{
+	char sql[6400], *names, *tags;
+	const char *params[6];
+	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
+
+	if (r == 0)
+		r = dbreg_conn_stream_open(dbreg_ctx_conn(ctx), sql, 6, params, ret, err);
 	free(names);
 	free(tags);
 	return r;

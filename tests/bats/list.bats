@@ -366,3 +366,69 @@ for r in sorted(body, key=lambda r: r["connection_name"]):
 	assert_failure 69
 	assert_output ''
 }
+
+# ---- many rows: read and written as they come --------------------------------------------
+
+# many_rows N: N rows big-00001... in a scratch registry, inserted in one statement.
+many_rows() {
+	scratch_registry
+	"$DBREG" init >/dev/null
+	psql_admin -v n="$1" <<<"INSERT INTO admin.database_connections
+		(connection_name, connection_type, host, port, database_name, username, tags, metadata)
+		SELECT 'big-' || lpad(g::text, 5, '0'), 'SHARED', 'db.example', 5432, 'app', 'app',
+		       ARRAY['t'], '{\"k\": 1}'
+		FROM generate_series(1, :n) AS g;" >/dev/null
+}
+
+@test "list: json is compact when stdout is not a terminal, indented with --pretty, the same document" {
+	run --separate-stderr "$DBREG" list -o json
+	assert_success
+	assert_equal "${#lines[@]}" 1
+	[[ $output == '[{"id":'* ]] || fail "not compact: $output"
+	compact=$(jq -S . <<<"$output")
+	run --separate-stderr "$DBREG" list -o json --pretty
+	assert_success
+	assert_line --index 0 '['
+	assert_line --index 1 '  {'
+	assert_equal "$(jq -S . <<<"$output")" "$compact"
+	run --separate-stderr "$DBREG" show lst-alpha -o json --pretty
+	assert_success
+	assert_line --index 0 '{'
+	run --separate-stderr "$DBREG" show lst-alpha -o json
+	assert_success
+	assert_equal "${#lines[@]}" 1
+}
+
+@test "list: a table longer than its window keeps its columns; a later, wider cell is whole on a pipe" {
+	many_rows 1500
+	psql_admin <<<"UPDATE admin.database_connections SET host = 'a-much-longer-host-name.example'
+		WHERE connection_name = 'big-01400';" >/dev/null
+	run --separate-stderr "$DBREG" list
+	assert_success
+	assert_equal "${#lines[@]}" 1501
+	assert_line --index 0 --regexp '^NAME +TYPE +REGION +HOST +PORT'
+	# The window's widths hold for the rows after it.
+	header_port=$(awk 'NR == 1 { print index($0, "PORT") }' <<<"$output")
+	assert_equal "$(awk -v c="$header_port" 'NR > 1 && NR != 1401 && substr($0, c, 4) != "5432"' <<<"$output" | wc -l)" 0
+	assert_line --regexp '^big-01400 +SHARED +- +a-much-longer-host-name\.example +5432 '
+	run --separate-stderr "$DBREG" list --no-headers -o csv
+	assert_success
+	assert_equal "${#lines[@]}" 1501
+	run --separate-stderr "$DBREG" list --names
+	assert_equal "${#lines[@]}" 1500
+	assert_line --index 1499 big-01500
+}
+
+@test "list: -o json of 20,000 rows stays under 16 MB, whatever the row count" {
+	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+	# ASan's shadow memory makes any ceiling meaningless.
+	if ldd "$DBREG" | grep -q libasan; then skip "an ASan build"; fi
+	many_rows 20000
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" list -o json >"$BATS_TEST_TMPDIR/out.json"
+	assert_equal "$(jq length "$BATS_TEST_TMPDIR/out.json")" 20000
+	rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
+	((rss < 16 * 1024)) || fail "peak RSS $rss KB for 20,000 rows"
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" list >"$BATS_TEST_TMPDIR/out.txt"
+	rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
+	((rss < 16 * 1024)) || fail "peak RSS $rss KB for a table of 20,000 rows"
+}

@@ -498,7 +498,7 @@ adopted() {
 	assert_success
 	assert_line --index 0 neofast-analytics-eu
 	assert_line tenant_acme
-	[[ $output == *'"region_code": "eu-west-1"'* ]] || fail "$output"
+	[[ $output == *'"region_code":"eu-west-1"'* ]] || fail "$output"
 	[[ $output != *gAAAAA* ]] || fail "a stored token in the output"
 	local cmd
 	for cmd in "pool-stats" "resolve-schema acme --check" "encrypt-password --password-stdin --password-format dbreg ${V2_TARGET[*]}"; do
