@@ -1024,6 +1024,9 @@ struct doc_section {
 	char **kept_shown;         /* HTML: what is shown instead of the value (NULL: the value) */
 	size_t nrows;
 	bool json_open;
+	json_t *json_row;          /* a flat section's row object, its keys set once and its
+	                            * values replaced row after row (NULL: a new one a row) */
+	bool json_flat;            /* no "a.b" key and none left out when NULL */
 };
 
 /* Text gathered while the rows come (Nagios: perfdata, long output), opened on first use. */
@@ -1452,7 +1455,10 @@ void out_doc_section(struct out_doc *d, const char *json_key, const struct out_c
 		abort();
 	json_close_section(d);
 	s = &d->sec[d->nsec++];
-	*s = (struct doc_section){ .json_key = json_key, .cols = cols, .ncols = ncols };
+	*s = (struct doc_section){ .json_key = json_key, .cols = cols, .ncols = ncols, .json_flat = true };
+	for (size_t i = 0; i < ncols; i++)
+		if (cols[i].key && (strchr(cols[i].key, '.') || (cols[i].flags & OUT_C_OMIT_NULL)))
+			s->json_flat = false;
 	d->row_written = false;
 	if (d->fmt == OUT_TABLE && !(d->flags & OUT_DOC_SINGLE)) {
 		const char *headers[64];
@@ -1572,16 +1578,19 @@ static void text_row(struct out_doc *d, const struct doc_section *s, const char 
 	fputc('\n', d->f);
 }
 
-static void json_row(struct out_doc *d, const struct doc_section *s, const char *const *values)
+static void json_row(struct out_doc *d, struct doc_section *s, const char *const *values)
 {
-	json_t *o = json_object();
 	const char *indent = d->flags & OUT_DOC_SINGLE ? "" : d->flags & OUT_DOC_ARRAY ? "  " : "    ";
+	json_t *o = s->json_row ? json_incref(s->json_row) : json_object();
 	char *text;
 
+	/* The same keys in the same order every row: replacing a value keeps its place. */
 	for (size_t i = 0; i < s->ncols; i++)
 		if (s->cols[i].key && in_format(&s->cols[i], OUT_JSON) &&
 		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
 			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
+	if (!s->json_row && s->json_flat)
+		s->json_row = json_incref(o);
 	if (!(d->flags & OUT_DOC_SINGLE))
 		fprintf(d->f, "%s%s%s", d->row_written ? "," : "", d->pretty ? "\n" : "", d->pretty ? indent : "");
 	if (d->pretty) {
@@ -1879,6 +1888,7 @@ void out_doc_end(struct out_doc *d)
 		struct doc_section *s = &d->sec[k];
 
 		out_table_free(s->table);
+		json_decref(s->json_row);
 		for (size_t i = 0; s->kept && i < s->nrows * s->ncols; i++)
 			free(s->kept[i]);
 		for (size_t i = 0; s->kept_shown && i < s->nrows * s->ncols; i++)
