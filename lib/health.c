@@ -307,22 +307,23 @@ static json_t *flag_or_null(int v)
 
 /* The results from first on, in one statement: the registry's health columns, the history
  * (UNKNOWN results too) and the release of this checker's claims. */
-static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size_t first,
-                      const struct target_run *run, const char *run_started)
+/* Rows a write-back statement carries: a large run writes several, in one transaction. */
+#define WRITEBACK_ROWS 5000
+
+/* The results [from, to) of the report as the write-back's JSON array (NULL: no memory). */
+static char *writeback_json(const struct dbreg_health_report *r, size_t first, size_t from, size_t to,
+                            const struct target_run *run)
 {
 	json_t *a = json_array();
-	struct dbreg_error err;
-	char *text = NULL;
-	int rc = 0;
+	char *text;
 
-	for (size_t i = first; a && i < r->n; i++) {
+	for (size_t i = from; a && i < to; i++) {
 		const struct dbreg_health_result *h = &r->results[i];
 		json_t *o = json_object();
 
 		if (!o || json_array_append_new(a, o) < 0) {
 			json_decref(a);
-			a = NULL;
-			break;
+			return NULL;
 		}
 		json_object_set_new(o, "id", json_string(target_value(run, (int)(i - first), run->c_id)));
 		json_object_set_new(o, "status", json_string(dbreg_health_status_name(h->status)));
@@ -339,16 +340,41 @@ static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size
 		json_object_set_new(o, "tls_cipher", text_or_null(h->tls_cipher));
 		json_object_set_new(o, "cert_not_after", measured(h->cert_not_after));
 	}
-	if (!a || (json_array_size(a) > 0 && !(text = json_dumps(a, JSON_COMPACT)))) {
-		snprintf(err.message, sizeof(err.message), "out of memory");
-		rc = -1;
-	} else if (text && dbreg_registry_health_writeback(ctx, text, run_started, r->checker, &err) < 0) {
-		rc = -1;
-	}
-	if (rc < 0 && !r->writeback_error)
-		r->writeback_error = strdup(err.message);
-	free(text);
+	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
+	return text;
+}
+
+/* The results from first on, WRITEBACK_ROWS to a statement; several statements are one
+ * transaction (its own, when none is open), so a run's write-back lands whole or not at all. */
+static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size_t first,
+                      const struct target_run *run, const char *run_started)
+{
+	bool own = r->n - first > WRITEBACK_ROWS && PQtransactionStatus(dbreg_ctx_conn(ctx)) == PQTRANS_IDLE;
+	struct dbreg_error err;
+	int rc = 0;
+
+	dbreg_error_clear(&err);
+	if (r->n <= first)
+		return 0;
+	if (own && dbreg_registry_begin(ctx, &err) < 0)
+		rc = -1;
+	for (size_t from = first; rc == 0 && from < r->n; from += WRITEBACK_ROWS) {
+		size_t to = r->n - from > WRITEBACK_ROWS ? from + WRITEBACK_ROWS : r->n;
+		char *text = writeback_json(r, first, from, to, run);
+
+		if (!text) {
+			snprintf(err.message, sizeof(err.message), "out of memory");
+			rc = -1;
+		} else if (dbreg_registry_health_writeback(ctx, text, run_started, r->checker, &err) < 0) {
+			rc = -1;
+		}
+		free(text);
+	}
+	if (own)
+		rc = dbreg_registry_end(ctx, rc == 0, rc == 0 ? &err : NULL) < 0 ? -1 : rc;
+	if (rc < 0 && !r->writeback_error)
+		r->writeback_error = strdup(err.message[0] ? err.message : "the write-back failed");
 	return rc;
 }
 

@@ -264,3 +264,18 @@ history_of() {
 	assert_success
 	assert_equal "$output" "[]"
 }
+
+@test "health-fleet: a run of more rows than one write-back statement carries writes them all, in one transaction" {
+	psql_admin <<<"INSERT INTO admin.database_connections
+		(connection_name, connection_type, host, port, database_name, username)
+		SELECT 'many-' || lpad(g::text, 5, '0'), 'SHARED', '127.0.0.1', 1, 'd', 'u'
+		FROM generate_series(1, 12001) AS g;" >/dev/null
+	run --separate-stderr "$DBREG" health --jobs 256 -o json
+	assert_failure 2
+	assert_equal "$(jq '.results | length' <<<"$output")" 12001
+	assert_equal "$(sql "SELECT count(*) FROM admin.database_connections
+		WHERE consecutive_failures = 1 AND last_health_check IS NOT NULL")" 12001
+	assert_equal "$(sql "SELECT count(*) FROM admin.dbreg_health_history")" 12001
+	# One transaction: every row's check has the same time.
+	assert_equal "$(sql "SELECT count(DISTINCT last_health_check) FROM admin.database_connections")" 1
+}
