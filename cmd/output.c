@@ -1431,18 +1431,23 @@ static void json_close_section(struct out_doc *d)
 	s->json_open = false;
 }
 
+/* Prints the rows the section's table holds: a blank line first when another table was
+ * printed before this one began. */
+static void table_emit(struct out_doc *d, struct doc_section *s)
+{
+	if (d->table_printed && !s->table->width)
+		fputc('\n', d->f);
+	out_table_print(d->f, s->table);
+	d->table_printed = true;
+}
+
 static void table_flush(struct out_doc *d, struct doc_section *s)
 {
 	if (!s->table)
 		return;
-	if (s->table->width) {
-		out_table_print(d->f, s->table);  /* streaming: what is left */
-	} else if (s->nrows > 0) {
-		if (d->table_printed)
-			fputc('\n', d->f);  /* a blank line between the tables */
-		out_table_print(d->f, s->table);
-		d->table_printed = true;
-	}
+	/* Streaming (widths known): what is left; else the whole table, if it has a row. */
+	if (s->table->width || s->nrows > 0)
+		table_emit(d, s);
 	out_table_free(s->table);
 	s->table = NULL;
 }
@@ -1713,12 +1718,8 @@ void out_doc_row(struct out_doc *d, const char *const *values, const char *const
 				}
 			out_table_add_colored(s->table, cells, cc);
 			/* Past the window (or once streaming), rows go out as they come. */
-			if (s->table->width || s->table->nrows > TABLE_WINDOW) {
-				if (d->table_printed && !s->table->width)
-					fputc('\n', d->f);
-				out_table_print(d->f, s->table);
-				d->table_printed = true;
-			}
+			if (s->table->width || s->table->nrows > TABLE_WINDOW)
+				table_emit(d, s);
 		}
 		break;
 	case OUT_CSV:

@@ -501,8 +501,12 @@ static char *read_command(const char *prompt)
 		if (len + 1 >= cap) {
 			char *bigger = malloc(cap * 2);
 
-			if (!bigger)
-				break;
+			if (!bigger) {
+				/* Never a line cut short: out of memory ends the session, as EOF does. */
+				sodium_memzero(line, len);
+				free(line);
+				return NULL;
+			}
 			memcpy(bigger, line, len);
 			sodium_memzero(line, len);
 			free(line);

@@ -132,6 +132,17 @@ struct dbreg_conn_list {
 	struct dbreg_conn rows[];
 };
 
+/* Each field's column in res, by name (region_code only where the registry has regions). */
+static int find_columns(const PGresult *res, int cols[DBREG_F__COUNT], struct dbreg_error *err)
+{
+	for (int f = 0; f < DBREG_F__COUNT; f++) {
+		cols[f] = PQfnumber(res, fields[f].name);
+		if (cols[f] < 0 && f != DBREG_F_REGION_CODE)
+			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
+	}
+	return 0;
+}
+
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err)
 {
 	size_t n = (size_t)PQntuples(res);
@@ -143,14 +154,10 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 		PQclear(res);
 		return NULL;
 	}
-	for (int f = 0; f < DBREG_F__COUNT; f++) {
-		l->cols[f] = PQfnumber(res, fields[f].name);
-		if (l->cols[f] < 0 && f != DBREG_F_REGION_CODE) {
-			dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
-			free(l);
-			PQclear(res);
-			return NULL;
-		}
+	if (find_columns(res, l->cols, err) < 0) {
+		free(l);
+		PQclear(res);
+		return NULL;
 	}
 	l->res = res;
 	l->n = n;
@@ -164,23 +171,13 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 /* libpq's single-row mode: a result a row, so the memory a read takes does not grow with
  * the rows; the admin connection is busy until the last one (or the free) has drained it. */
 struct dbreg_conn_stream {
+	struct dbreg_ctx *ctx;
 	PGconn *conn;
 	PGresult *res;              /* the current row (PGRES_SINGLE_TUPLE), or the end's result */
 	bool at_end, started, failed;
 	int cols[DBREG_F__COUNT];
 	struct dbreg_conn row;
 };
-
-/* The columns of res, by name (every result of the stream has the same ones). */
-static int stream_columns(struct dbreg_conn_stream *s, struct dbreg_error *err)
-{
-	for (int f = 0; f < DBREG_F__COUNT; f++) {
-		s->cols[f] = PQfnumber(s->res, fields[f].name);
-		if (s->cols[f] < 0 && f != DBREG_F_REGION_CODE)
-			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
-	}
-	return 0;
-}
 
 /* The next result of the query into s->res: a row, the end, or -1 (err set, drained). */
 static int stream_advance(struct dbreg_conn_stream *s, struct dbreg_error *err)
@@ -197,8 +194,7 @@ static int stream_advance(struct dbreg_conn_stream *s, struct dbreg_error *err)
 		return 0;
 	}
 	s->failed = true;
-	if (err && !err->message[0])
-		dbreg_fail_result(err, s->res, "the admin database refused the statement");
+	dbreg_ctx_fail_result(s->ctx, s->res, err);
 	PQclear(s->res);
 	s->res = NULL;
 	while ((s->res = PQgetResult(s->conn)))
@@ -206,9 +202,10 @@ static int stream_advance(struct dbreg_conn_stream *s, struct dbreg_error *err)
 	return -1;
 }
 
-int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const char *const *params,
+int dbreg_conn_stream_open(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
                            struct dbreg_conn_stream **ret, struct dbreg_error *err)
 {
+	PGconn *conn = dbreg_ctx_conn(ctx);
 	struct dbreg_conn_stream *s;
 
 	if (!conn)
@@ -216,6 +213,7 @@ int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const cha
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return dbreg_fail_oom(err);
+	s->ctx = ctx;
 	s->conn = conn;
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(conn)) {
 		dbreg_fail(err, DBREG_ERR_UNAVAILABLE, "cannot send the query: %s", PQerrorMessage(conn));
@@ -225,7 +223,7 @@ int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const cha
 		return -1;
 	}
 	/* The first answer now: it says which columns there are, even with no row. */
-	if (stream_advance(s, err) < 0 || stream_columns(s, err) < 0) {
+	if (stream_advance(s, err) < 0 || find_columns(s->res, s->cols, err) < 0) {
 		dbreg_conn_stream_free(s);
 		return -1;
 	}

@@ -301,17 +301,22 @@ PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const 
 	}
 	res = PQexecParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != expect) {
-		if (ctx->cancelled) {
-			dbreg_fail(err, DBREG_ERR_FAILED, "the query was interrupted (Ctrl-C)");
-			if (err)
-				strcpy(err->sqlstate, "57014");
-		} else {
-			dbreg_fail_result(err, res, "the admin database refused the statement");
-		}
+		dbreg_ctx_fail_result(ctx, res, err);
 		PQclear(res);
 		return NULL;
 	}
 	return res;
+}
+
+int dbreg_ctx_fail_result(struct dbreg_ctx *ctx, const PGresult *res, struct dbreg_error *err)
+{
+	if (ctx->cancelled) {
+		dbreg_fail(err, DBREG_ERR_FAILED, "the query was interrupted (Ctrl-C)");
+		if (err)
+			strcpy(err->sqlstate, "57014");
+		return -1;
+	}
+	return dbreg_fail_result(err, res, "the admin database refused the statement");
 }
 
 /* ---- validate-config ---- */

@@ -305,8 +305,6 @@ static json_t *flag_or_null(int v)
 	return v < 0 ? json_null() : json_boolean(v);
 }
 
-/* The results from first on, in one statement: the registry's health columns, the history
- * (UNKNOWN results too) and the release of this checker's claims. */
 /* Rows a write-back statement carries: a large run writes several, in one transaction. */
 #define WRITEBACK_ROWS 5000
 
@@ -345,18 +343,21 @@ static char *writeback_json(const struct dbreg_health_report *r, size_t first, s
 	return text;
 }
 
-/* The results from first on, WRITEBACK_ROWS to a statement; several statements are one
- * transaction (its own, when none is open), so a run's write-back lands whole or not at all. */
+/* The results from first on: the registry's health columns, the history (UNKNOWN results
+ * too) and the release of this checker's claims, WRITEBACK_ROWS to a statement; several
+ * statements are one transaction (its own, when none is open), so a run's write-back
+ * lands whole or not at all. */
 static int write_back(struct dbreg_ctx *ctx, struct dbreg_health_report *r, size_t first,
                       const struct target_run *run, const char *run_started)
 {
-	bool own = r->n - first > WRITEBACK_ROWS && PQtransactionStatus(dbreg_ctx_conn(ctx)) == PQTRANS_IDLE;
 	struct dbreg_error err;
+	bool own;
 	int rc = 0;
 
-	dbreg_error_clear(&err);
 	if (r->n <= first)
 		return 0;
+	dbreg_error_clear(&err);
+	own = r->n - first > WRITEBACK_ROWS && PQtransactionStatus(dbreg_ctx_conn(ctx)) == PQTRANS_IDLE;
 	if (own && dbreg_registry_begin(ctx, &err) < 0)
 		rc = -1;
 	for (size_t from = first; rc == 0 && from < r->n; from += WRITEBACK_ROWS) {

@@ -181,6 +181,9 @@ int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err);
  * err and returns NULL. expect is PGRES_TUPLES_OK or PGRES_COMMAND_OK. */
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
+/* A failed statement on the admin connection (res, NULL when none came) into err, as
+ * dbreg_exec says it: an interrupted query (Ctrl-C) as such, else the server's reason; -1. */
+int dbreg_ctx_fail_result(struct dbreg_ctx *ctx, const PGresult *res, struct dbreg_error *err);
 #include <signal.h>
 volatile sig_atomic_t *dbreg_ctx_cancel_flag(struct dbreg_ctx *ctx);
 /* After init: the next connect reads the registry's profile again. */
@@ -313,8 +316,8 @@ int dbreg_binding_of_row(const PGresult *res, int row, struct dbreg_binding *b);
 int dbreg_spec_writable(enum dbreg_field f);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
 /* The rows of sql (connection records: dbreg_conn_select_list's columns) one by one, in
- * single-row mode on conn, which is busy until the stream is freed. */
-int dbreg_conn_stream_open(PGconn *conn, const char *sql, int nparams, const char *const *params,
+ * single-row mode on the admin connection, which is busy until the stream is freed. */
+int dbreg_conn_stream_open(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
                            struct dbreg_conn_stream **ret, struct dbreg_error *err);
 /* "expr AS name, ..." for every field of the field table, region_code where the
  * profile has regions: the SELECT list (over admin.database_connections AS d)

@@ -781,7 +781,7 @@ _public_ int dbreg_list_stream(struct dbreg_ctx *ctx, const struct dbreg_filter 
 	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
 
 	if (r == 0)
-		r = dbreg_conn_stream_open(dbreg_ctx_conn(ctx), sql, 6, params, ret, err);
+		r = dbreg_conn_stream_open(ctx, sql, 6, params, ret, err);
 	free(names);
 	free(tags);
 	return r;
