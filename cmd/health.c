@@ -23,6 +23,7 @@ static const char health_options[] =
 	"  --level LEVEL        basic (default), extended or deep\n"
 	"  --timeout SECONDS    each check's deadline (default 5)\n"
 	"  --jobs N             checks at once (default 64)\n"
+	"  --threads N          event loops, each with its share of the checks (default: one per CPU)\n"
 	"  --warn-ms MS         slower answers are DEGRADED (default 1000)\n"
 	"  --crit-ms MS         slower answers are UNHEALTHY (default: no limit)\n"
 	"  --cert-warn-days N   deep: a server certificate expiring within N days is DEGRADED (default 30)\n"
@@ -557,7 +558,7 @@ static void report_failure(enum out_format fmt, const char *output, const char *
 enum {
 	ARG_TYPE = 0x100, ARG_REGION, ARG_TAG, ARG_LEVEL, ARG_TIMEOUT, ARG_JOBS, ARG_WARN_MS, ARG_NO_UPDATE, ARG_OUTPUT,
 	ARG_STATUS, ARG_FAILING, ARG_SORT, ARG_CRIT_MS, ARG_CLAIM, ARG_EVERY, ARG_BATCH, ARG_CHECKER_ID, ARG_KEEP,
-	ARG_HISTORY, ARG_SINCE, ARG_CERT_WARN_DAYS, ARG_LAG_WARN,
+	ARG_HISTORY, ARG_SINCE, ARG_CERT_WARN_DAYS, ARG_LAG_WARN, ARG_THREADS,
 };
 static const struct option health_long_options[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -569,6 +570,7 @@ static const struct option health_long_options[] = {
 	{ "level", required_argument, NULL, ARG_LEVEL },
 	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
 	{ "jobs", required_argument, NULL, ARG_JOBS },
+	{ "threads", required_argument, NULL, ARG_THREADS },
 	{ "warn-ms", required_argument, NULL, ARG_WARN_MS },
 	{ "crit-ms", required_argument, NULL, ARG_CRIT_MS },
 	{ "cert-warn-days", required_argument, NULL, ARG_CERT_WARN_DAYS },
@@ -648,7 +650,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	const char *arg_checker = NULL, *not_with_history = NULL;
 	bool arg_claim = false;
 	enum dbreg_health_level arg_level = DBREG_LEVEL_BASIC;
-	int arg_timeout_ms = 0, arg_jobs = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0, arg_cert_warn_days = 0;
+	int arg_timeout_ms = 0, arg_jobs = 0, arg_threads = 0, arg_warn_ms = 0, arg_crit_ms = 0, arg_no_update = 0, arg_cert_warn_days = 0;
 	long arg_lag_warn = 0;
 	const char *arg_type = NULL, *arg_region = NULL;
 	struct tag_list arg_tags = { .n = 0 };
@@ -702,6 +704,11 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 			if (parse_positive("health", "--jobs", optarg, 10000, &v) < 0)
 				return bad;
 			arg_jobs = (int)v;
+			break;
+		case ARG_THREADS:
+			if (parse_positive("health", "--threads", optarg, 64, &v) < 0)
+				return bad;
+			arg_threads = (int)v;
 			break;
 		case ARG_WARN_MS:
 			if (parse_positive("health", "--warn-ms", optarg, 3600000, &v) < 0)
@@ -820,6 +827,7 @@ static int run_health(struct dbreg_ctx *ctx, int argc, char **argv)
 	view.level = arg_level;
 	dbreg_health_opts_set_timeout_ms(o, arg_timeout_ms);
 	dbreg_health_opts_set_jobs(o, arg_jobs);
+	dbreg_health_opts_set_threads(o, arg_threads);
 	dbreg_health_opts_set_warn_ms(o, arg_warn_ms);
 	dbreg_health_opts_set_crit_ms(o, arg_crit_ms);
 	dbreg_health_opts_set_no_update(o, arg_no_update);
@@ -888,7 +896,7 @@ const struct verb verb_health = {
 	.run = run_health,
 	.summary = "check the registered databases concurrently",
 	.usage = "[NAME...] [--type TYPE] [--region CODE] [--tag TAG]... [--level basic|extended|deep]\n"
-	         "       [--timeout SECONDS] [--jobs N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
+	         "       [--timeout SECONDS] [--jobs N] [--threads N] [--warn-ms MS] [--crit-ms MS] [--no-update]\n"
 	         "       [--cert-warn-days N] [--lag-warn DURATION]\n"
 	         "       [--status LIST | --failing] [--sort status|name|latency]\n"
 	         "       [--claim --every DURATION [--batch N]] [--checker-id ID] [--keep DURATION]\n"

@@ -31,7 +31,7 @@ _dbreg_arg_options()
             echo '--password-format --for --id --host --port --database --user --ssl-mode'
             ;;
         health)
-            echo '--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
+            echo '--type --region --tag --level --timeout --jobs --threads --warn-ms --crit-ms --cert-warn-days
                 --lag-warn -o --format --output --status --sort --every --batch --checker-id --keep --since'
             ;;
         resolve-schema) echo '--context --default-connection -o --format --validate' ;;
@@ -74,7 +74,7 @@ _dbreg_options()
         rotate-key) echo "--dry-run --to --skip-undecryptable -o --format --pretty $help" ;;
         rotate-password) echo "--length --dry-run --force $help" ;;
         health)
-            echo "--type --region --tag --level --timeout --jobs --warn-ms --crit-ms --cert-warn-days
+            echo "--type --region --tag --level --timeout --jobs --threads --warn-ms --crit-ms --cert-warn-days
                 --lag-warn --no-update -o --format --pretty --output --status --failing --sort --no-headers --no-pager
                 --claim --every --batch --checker-id --keep --history --since $help"
             ;;

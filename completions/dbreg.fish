@@ -205,6 +205,7 @@ complete -c dbreg -n '__dbreg_using health' -l level -x -a 'basic extended deep'
     -d 'Check level'
 complete -c dbreg -n '__dbreg_using health' -l timeout -x -d 'Deadline of each check, seconds'
 complete -c dbreg -n '__dbreg_using health' -l jobs -x -d 'Checks at once'
+complete -c dbreg -n '__dbreg_using health' -l threads -x -d 'Event loops, each with its share of the checks'
 complete -c dbreg -n '__dbreg_using health' -l warn-ms -x \
     -d 'Slower than this is DEGRADED, milliseconds'
 complete -c dbreg -n '__dbreg_using health' -l crit-ms -x \

@@ -399,6 +399,9 @@ void dbreg_health_opts_set_level(struct dbreg_health_opts *o, enum dbreg_health_
 void dbreg_health_opts_set_timeout_ms(struct dbreg_health_opts *o, int timeout_ms);
 /* Checks at once; 0: 64. */
 void dbreg_health_opts_set_jobs(struct dbreg_health_opts *o, int jobs);
+/* Event loops, each in its own thread with its share of the jobs (logins spread over the
+ * cores); 0: one per online CPU.  At most one per job at once, and 64. */
+void dbreg_health_opts_set_threads(struct dbreg_health_opts *o, int threads);
 /* Slower than this is DEGRADED; 0: 1000. */
 void dbreg_health_opts_set_warn_ms(struct dbreg_health_opts *o, int warn_ms);
 /* Slower than this is UNHEALTHY, whatever else the check found; 0: no such limit. */

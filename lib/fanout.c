@@ -67,23 +67,27 @@ void fanout_job_clear(struct fanout_job *j)
 	j->hostlist = NULL;
 }
 
-/* ---- resolver: detached threads sharing a refcounted queue ---- */
+/* ---- resolver: detached threads sharing a refcounted queue, asked as jobs start ---- */
 struct request {
 	char *name;
 	char addrs[MAX_ADDRS * (INET6_ADDRSTRLEN + 1)];  /* comma-separated; "" when it failed */
 	int naddrs;
 	char error[160];
 	bool local;                /* failed for want of a resource of ours */
-	bool done;                 /* set by the loop once the pipe said so */
+	bool done;                 /* the fields above are set */
 };
 
+/* Every field is the lock's but pipe_r, which is the loop's. */
 struct resolver {
 	pthread_mutex_t lock;
-	int refs;
+	int refs;                  /* the loop's, and one for each thread still running */
+	int running, busy;         /* threads started and not ended; those of them in getaddrinfo */
 	bool abandoned;
 	struct request *reqs;
-	size_t n, next;
-	int pipe_r, pipe_w;
+	size_t n, size, next;      /* requests, room for them, the next to resolve */
+	size_t *index;             /* names to requests: open addressing, id + 1 (0: free) */
+	size_t index_size;         /* a power of two, more than twice n */
+	int pipe_r, pipe_w;        /* a byte on the pipe: a request is done */
 };
 
 static void resolver_unref_locked(struct resolver *r)
@@ -97,8 +101,19 @@ static void resolver_unref_locked(struct resolver *r)
 	for (size_t i = 0; i < r->n; i++)
 		free(r->reqs[i].name);
 	free(r->reqs);
+	free(r->index);
 	close(r->pipe_w);
 	free(r);
+}
+
+/* Tells the loop, under the lock; a full pipe has told it already. */
+static void resolver_notify_locked(struct resolver *r)
+{
+	char byte = 1;
+
+	if (!r->abandoned && write(r->pipe_w, &byte, 1) < 0) {
+		/* EAGAIN: bytes are waiting to be read, and the loop reads them all. */
+	}
 }
 
 static void *resolver_thread(void *arg)
@@ -114,6 +129,7 @@ static void *resolver_thread(void *arg)
 		int rc, n = 0;
 
 		snprintf(name, sizeof(name), "%s", r->reqs[i].name);
+		r->busy++;
 		pthread_mutex_unlock(&r->lock);
 
 		rc = getaddrinfo(name, NULL, &hints, &res);
@@ -140,18 +156,15 @@ static void *resolver_thread(void *arg)
 		}
 
 		pthread_mutex_lock(&r->lock);
+		r->busy--;
 		memcpy(r->reqs[i].addrs, addrs, sizeof(addrs));
 		memcpy(r->reqs[i].error, error, sizeof(error));
 		r->reqs[i].naddrs = n;
 		r->reqs[i].local = local;
-		if (!r->abandoned) {
-			int id = (int)i;
-
-			if (write(r->pipe_w, &id, sizeof(id)) < 0) {
-				/* The pipe holds ints for every request; it cannot fill. */
-			}
-		}
+		r->reqs[i].done = true;
+		resolver_notify_locked(r);
 	}
+	r->running--;
 	resolver_unref_locked(r);
 	return NULL;
 }
@@ -165,96 +178,133 @@ static bool needs_resolving(const char *host)
 	return inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
 }
 
-static const char *job_param(const struct fanout_job *j, const char *key)
+static struct resolver *resolver_new(void)
 {
-	for (int i = 0; i < j->nparams; i++)
-		if (strcmp(j->keys[i], key) == 0)
-			return j->vals[i];
-	return NULL;
-}
-
-/* Queues each distinct name once; jobs remember their request. */
-static int resolver_start(struct fanout_job *jobs, size_t n, struct resolver **ret)
-{
-	struct resolver *r;
-	size_t cap = 0, nthreads;
-	sigset_t all, saved;
+	struct resolver *r = calloc(1, sizeof(*r));
 	int fds[2];
 
-	for (size_t i = 0; i < n; i++)
-		jobs[i].resolve_id = -1;
-	r = calloc(1, sizeof(*r));
 	if (!r)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		const char *host = job_param(&jobs[i], "host");
-		size_t k;
-
-		if (!needs_resolving(host))
-			continue;
-		for (k = 0; k < r->n; k++)  /* registries hold few distinct host names */
-			if (strcmp(r->reqs[k].name, host) == 0)
-				break;
-		if (k == r->n) {
-			if (r->n == cap) {
-				struct request *grown;
-
-				cap = cap ? 2 * cap : 16;
-				grown = realloc(r->reqs, cap * sizeof(*grown));
-				if (!grown)
-					goto fail;
-				r->reqs = grown;
-			}
-			memset(&r->reqs[k], 0, sizeof(r->reqs[k]));
-			r->reqs[k].name = strdup(host);
-			if (!r->reqs[k].name)
-				goto fail;
-			r->n++;
-		}
-		jobs[i].resolve_id = (int)k;
-	}
-	if (r->n == 0) {
+		return NULL;
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
 		free(r);
-		*ret = NULL;
-		return 0;
+		return NULL;
 	}
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
-		goto fail;
 	r->pipe_r = fds[0];
 	r->pipe_w = fds[1];
 	pthread_mutex_init(&r->lock, NULL);
 	r->refs = 1;
-	nthreads = r->n < RESOLVER_THREADS ? r->n : RESOLVER_THREADS;
+	return r;
+}
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 14695981039346656037ULL;  /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot of name in the index: its request's, or the free one it would take. */
+static size_t *index_slot(struct resolver *r, const char *name)
+{
+	size_t mask = r->index_size - 1, h = name_hash(name) & mask;
+
+	while (r->index[h] && strcmp(r->reqs[r->index[h] - 1].name, name) != 0)
+		h = (h + 1) & mask;
+	return &r->index[h];
+}
+
+/* Room for one more request, under the lock: the array and an index never over half full. */
+static int resolver_grow_locked(struct resolver *r)
+{
+	if (r->n == r->size) {
+		size_t size = r->size ? 2 * r->size : 16;
+		struct request *grown = realloc(r->reqs, size * sizeof(*grown));
+
+		if (!grown)
+			return -1;
+		r->reqs = grown;
+		r->size = size;
+	}
+	if (2 * (r->n + 1) >= r->index_size) {
+		size_t size = r->index_size ? 2 * r->index_size : 64, *old = r->index;
+
+		r->index = calloc(size, sizeof(*r->index));
+		if (!r->index) {
+			r->index = old;
+			return -1;
+		}
+		r->index_size = size;
+		for (size_t i = 0; i < r->n; i++)
+			*index_slot(r, r->reqs[i].name) = i + 1;
+		free(old);
+	}
+	return 0;
+}
+
+/* A thread for the queue, under the lock; none at all leaves the request failed. */
+static void resolver_spawn_locked(struct resolver *r, size_t id)
+{
+	pthread_attr_t attr;
+	sigset_t all, saved;
+	pthread_t tid;
+	int rc;
+
+	/* A thread for each queued name while none is free, up to RESOLVER_THREADS. */
+	if (r->running >= RESOLVER_THREADS || (size_t)(r->running - r->busy) >= r->n - r->next)
+		return;
 	/* The threads take no signal: SIGINT belongs to the main thread (the REPL
 	 * cancels with it), SIGPIPE must never kill the process. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	for (size_t t = 0; t < nthreads; t++) {
-		pthread_attr_t attr;
-		pthread_t tid;
-
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 256 * 1024);
-		pthread_mutex_lock(&r->lock);
-		r->refs++;
-		pthread_mutex_unlock(&r->lock);
-		if (pthread_create(&tid, &attr, resolver_thread, r) != 0) {
-			pthread_mutex_lock(&r->lock);
-			r->refs--;
-			pthread_mutex_unlock(&r->lock);
-		}
-		pthread_attr_destroy(&attr);
-	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = pthread_create(&tid, &attr, resolver_thread, r);
+	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	*ret = r;
-	return 0;
-fail:
-	for (size_t i = 0; i < r->n; i++)
-		free(r->reqs[i].name);
-	free(r->reqs);
-	free(r);
-	return -1;
+	if (rc == 0) {
+		r->running++;
+		r->refs++;
+	} else if (r->running == 0) {
+		r->reqs[id].local = true;
+		r->reqs[id].done = true;
+		r->next = r->n;
+		snprintf(r->reqs[id].error, sizeof(r->reqs[id].error), "cannot start a thread to resolve it: %s",
+		         strerror(rc));
+		resolver_notify_locked(r);
+	}
+}
+
+/* The request for name, asked once for all jobs with that host (-1: out of memory). */
+static long resolver_request(struct resolver *r, const char *name)
+{
+	size_t *slot, id;
+
+	pthread_mutex_lock(&r->lock);
+	if (resolver_grow_locked(r) < 0) {
+		pthread_mutex_unlock(&r->lock);
+		return -1;
+	}
+	slot = index_slot(r, name);
+	if (*slot) {
+		id = *slot - 1;
+		pthread_mutex_unlock(&r->lock);
+		return (long)id;
+	}
+	id = r->n;
+	memset(&r->reqs[id], 0, sizeof(r->reqs[id]));
+	r->reqs[id].name = strdup(name);
+	if (!r->reqs[id].name) {
+		pthread_mutex_unlock(&r->lock);
+		return -1;
+	}
+	*slot = id + 1;
+	r->n++;
+	resolver_spawn_locked(r, id);
+	pthread_mutex_unlock(&r->lock);
+	return (long)id;
 }
 
 /* The loop lets go; threads still resolving finish alone and free the rest. */
@@ -271,6 +321,14 @@ static void resolver_stop(struct resolver *r)
 	fd = r->pipe_r;
 	resolver_unref_locked(r);
 	close(fd);
+}
+
+static const char *job_param(const struct fanout_job *j, const char *key)
+{
+	for (int i = 0; i < j->nparams; i++)
+		if (strcmp(j->keys[i], key) == 0)
+			return j->vals[i];
+	return NULL;
 }
 
 /* ---- the loop ---- */
@@ -509,14 +567,20 @@ static void step(struct fanout_job *j, struct resolver *res)
 	if (j->state == S_RESOLVING) {
 		if (j->resolve_id < 0) {
 			start_connect(j);
-		} else if (res->reqs[j->resolve_id].done) {
-			const struct request *rq = &res->reqs[j->resolve_id];
+		} else {
+			struct request rq;
 
-			if (rq->naddrs == 0) {
-				finish(j, rq->local ? FANOUT_LOCAL : FANOUT_NO_RESOLVE, "could not resolve host name \"%s\": %s", rq->name, rq->error);
+			pthread_mutex_lock(&res->lock);
+			rq = res->reqs[j->resolve_id];
+			pthread_mutex_unlock(&res->lock);
+			if (!rq.done)
+				return;
+			if (rq.naddrs == 0) {
+				finish(j, rq.local ? FANOUT_LOCAL : FANOUT_NO_RESOLVE, "could not resolve host name \"%s\": %s",
+				       job_param(j, "host"), rq.error);
 				return;
 			}
-			if (use_address(j, rq) < 0) {
+			if (use_address(j, &rq) < 0) {
 				finish(j, FANOUT_LOCAL, "out of memory");
 				return;
 			}
@@ -528,63 +592,189 @@ static void step(struct fanout_job *j, struct resolver *res)
 		advance_connect(j);
 }
 
-int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts, char *errbuf, size_t errsize)
-{
-	size_t max_jobs = opts->jobs > 0 ? (size_t)opts->jobs : 64;
-	struct pollfd *pfd = NULL;
-	struct fanout_job **polled = NULL, **live = NULL;
-	struct resolver *res = NULL;
-	size_t next = 0, done = 0, nlive = 0;
-	double last_progress = fanout_now_ms(), t0 = last_progress;
-	int r = 0;
+/* What the loops of one run share: the source, and how far it has gone.  With more than
+ * one loop, the source is called under the lock. */
+struct shared {
+	pthread_mutex_t lock;
+	pthread_cond_t ended;        /* signalled as a loop ends */
+	const struct fanout_source *src;
+	const struct fanout_opts *opts;
+	bool threaded;
+	bool exhausted;              /* the source has given its last job */
+	bool failed;                 /* a loop failed: error says why, and every loop stops */
+	size_t done;                 /* jobs ended */
+	int loops;                   /* loops still running */
+	double t0;
+	char error[256];
+};
 
-	for (size_t i = 0; i < n; i++) {
-		jobs[i].state = jobs[i].outcome == FANOUT_SKIPPED ? S_DONE : S_PENDING;
-		if (jobs[i].state == S_DONE)
-			done++;
+static void shared_lock(struct shared *sh)
+{
+	if (sh->threaded)
+		pthread_mutex_lock(&sh->lock);
+}
+
+static void shared_unlock(struct shared *sh)
+{
+	if (sh->threaded)
+		pthread_mutex_unlock(&sh->lock);
+}
+
+/* Hands an ended job back to its source, under the lock. */
+static void hand_back_locked(struct shared *sh, struct fanout_job *j)
+{
+	if (sh->src->done)
+		sh->src->done(j, sh->src->userdata);
+	sh->done++;
+}
+
+static void hand_back(struct shared *sh, struct fanout_job *j)
+{
+	shared_lock(sh);
+	hand_back_locked(sh, j);
+	shared_unlock(sh);
+}
+
+static bool stopping(struct shared *sh)
+{
+	bool stop;
+
+	if (sh->opts->cancel && *sh->opts->cancel)
+		return true;
+	shared_lock(sh);
+	stop = sh->failed;
+	shared_unlock(sh);
+	return stop;
+}
+
+static void fail_run(struct shared *sh, const char *why)
+{
+	shared_lock(sh);
+	if (!sh->failed)
+		snprintf(sh->error, sizeof(sh->error), "%s", why);
+	sh->failed = true;
+	shared_unlock(sh);
+}
+
+/* The next job to start, prepared (NULL: none left).  A job the source gives as
+ * FANOUT_SKIPPED, or that prepare refuses, ends here. */
+static struct fanout_job *take(struct shared *sh)
+{
+	struct fanout_job *j = NULL;
+
+	shared_lock(sh);
+	while (!sh->exhausted) {
+		j = sh->src->next(sh->src->userdata);
+		if (!j) {
+			sh->exhausted = true;
+			break;
+		}
+		j->resolve_id = -1;
+		j->started = fanout_now_ms();
+		if (j->outcome != FANOUT_SKIPPED) {
+			j->state = S_RESOLVING;
+			if (!sh->opts->prepare || sh->opts->prepare(j, sh->opts->userdata) == 0)
+				break;
+			j->outcome = FANOUT_SKIPPED;
+		}
+		j->state = S_DONE;
+		sodium_memzero(j->secret, sizeof(j->secret));
+		hand_back_locked(sh, j);
+		j = NULL;
 	}
-	if (max_jobs > n)
-		max_jobs = n ? n : 1;
-	if (opts->ret_wanted)
-		*opts->ret_wanted = max_jobs;
-	max_jobs = fanout_jobs_allowed(max_jobs, opts->ret_fd_limit);
-	if (opts->ret_used)
-		*opts->ret_used = max_jobs;
-	pfd = calloc(max_jobs + 1, sizeof(*pfd));
-	polled = calloc(max_jobs + 1, sizeof(*polled));
-	live = calloc(max_jobs, sizeof(*live));
-	if (!pfd || !polled || !live || resolver_start(jobs, n, &res) < 0) {
-		snprintf(errbuf, errsize, "out of memory");
-		r = -1;
-		goto out;
+	shared_unlock(sh);
+	return j;
+}
+
+/* A stopped run: every job the source has left ends as outcome, unstarted. */
+static void drain(struct shared *sh, enum fanout_outcome outcome, const char *why)
+{
+	struct fanout_job *j;
+
+	shared_lock(sh);
+	while (!sh->exhausted) {
+		j = sh->src->next(sh->src->userdata);
+		if (!j) {
+			sh->exhausted = true;
+			break;
+		}
+		if (j->outcome == FANOUT_SKIPPED) {
+			j->state = S_DONE;
+		} else {
+			j->started = fanout_now_ms();
+			finish(j, outcome, "%s", why);
+		}
+		hand_back_locked(sh, j);
 	}
-	while (done < n) {
+	shared_unlock(sh);
+}
+
+static size_t jobs_done(struct shared *sh)
+{
+	size_t done;
+
+	shared_lock(sh);
+	done = sh->done;
+	shared_unlock(sh);
+	return done;
+}
+
+/* One event loop: up to slots jobs at once, taken from the shared source until it has no
+ * more; the first loop reports progress. */
+static void loop_run(struct shared *sh, size_t slots, bool reports)
+{
+	const struct fanout_opts *opts = sh->opts;
+	struct pollfd *pfd = calloc(slots + 1, sizeof(*pfd));
+	struct fanout_job **polled = calloc(slots + 1, sizeof(*polled)), **live = calloc(slots, sizeof(*live));
+	struct resolver *res = NULL;
+	double last_progress = sh->t0;
+	size_t nlive = 0;
+	bool more = true;
+
+	if (!pfd || !polled || !live) {
+		fail_run(sh, "out of memory");
+		more = false;
+	}
+	while (more || nlive > 0) {
 		double now = fanout_now_ms(), wait = 250, t_ready;
 		int nfds = 0, rc;
 
-		if (opts->cancel && *opts->cancel) {
-			for (size_t i = 0; i < n; i++)
-				if (jobs[i].state != S_DONE) {
-					if (jobs[i].state == S_PENDING)
-						jobs[i].started = now;
-					finish(&jobs[i], FANOUT_CANCELLED, "cancelled");
-				}
-			done = n;
+		if (stopping(sh)) {
+			bool cancelled = opts->cancel && *opts->cancel;
+			enum fanout_outcome outcome = cancelled ? FANOUT_CANCELLED : FANOUT_LOCAL;
+			char why[256];
+
+			shared_lock(sh);
+			snprintf(why, sizeof(why), "%s", cancelled ? "cancelled" : sh->error);
+			shared_unlock(sh);
+			for (size_t k = 0; k < nlive; k++) {
+				finish(live[k], outcome, "%s", why);
+				hand_back(sh, live[k]);
+			}
+			nlive = 0;
+			drain(sh, outcome, why);
 			break;
 		}
-		while (nlive < max_jobs && next < n) {
-			struct fanout_job *j = &jobs[next++];
+		while (more && nlive < slots) {
+			struct fanout_job *j = take(sh);
+			const char *host;
+			long id;
 
-			if (j->state != S_PENDING)
-				continue;
-			j->started = fanout_now_ms();
-			j->state = S_RESOLVING;
-			if (opts->prepare && opts->prepare(j, opts->userdata) < 0) {
-				j->outcome = FANOUT_SKIPPED;
-				j->state = S_DONE;
-				sodium_memzero(j->secret, sizeof(j->secret));
-				done++;
-				continue;
+			if (!j) {
+				more = false;
+				break;
+			}
+			host = job_param(j, "host");
+			if (needs_resolving(host)) {
+				if (!res)
+					res = resolver_new();
+				id = res ? resolver_request(res, host) : -1;
+				if (id < 0) {
+					finish(j, FANOUT_LOCAL, "out of memory");
+					hand_back(sh, j);
+					continue;
+				}
+				j->resolve_id = (int)id;
 			}
 			live[nlive++] = j;
 		}
@@ -600,7 +790,7 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 				step(j, res);
 			if (j->state == S_DONE) {
 				live[k] = live[--nlive];
-				done++;
+				hand_back(sh, j);
 				continue;
 			}
 			k++;
@@ -617,22 +807,24 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 			pfd[nfds].revents = 0;
 			nfds++;
 		}
-		if (done >= n)
-			break;
-		if (nlive < max_jobs && next < n)
+		if (more && nlive < slots)
 			continue;  /* slots freed: fill them before waiting */
-		if (opts->progress && now - last_progress >= 200) {
-			opts->progress(done, n, now - t0, opts->progress_userdata);
+		if (nlive == 0)
+			continue;  /* the source is done, or the next round stops */
+		if (reports && opts->progress && now - last_progress >= 200) {
+			opts->progress(jobs_done(sh), sh->src->total, now - sh->t0, opts->progress_userdata);
 			last_progress = now;
 		}
 		rc = poll(pfd, (nfds_t)nfds, (int)(wait < 1 ? 1 : wait + 1));
 		t_ready = fanout_now_ms();
 		if (rc < 0) {
+			char why[128];
+
 			if (errno == EINTR)
 				continue;
-			snprintf(errbuf, errsize, "poll: %s", strerror(errno));
-			r = -1;
-			break;
+			snprintf(why, sizeof(why), "poll: %s", strerror(errno));
+			fail_run(sh, why);
+			continue;
 		}
 		for (int k = 0; k < nfds; k++) {
 			struct fanout_job *j;
@@ -640,13 +832,10 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 			if (!pfd[k].revents)
 				continue;
 			if (res && k == 0) {
-				int id;
+				char buf[256];
 
-				pthread_mutex_lock(&res->lock);
-				while (read(res->pipe_r, &id, sizeof(id)) == sizeof(id))
-					if (id >= 0 && (size_t)id < res->n)
-						res->reqs[id].done = true;
-				pthread_mutex_unlock(&res->lock);
+				while (read(res->pipe_r, buf, sizeof(buf)) > 0)
+					;
 				continue;
 			}
 			j = polled[k];
@@ -657,12 +846,132 @@ int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts
 				advance_query(j, pfd[k].revents);
 		}
 	}
-	if (opts->progress)
-		opts->progress(done, n, fanout_now_ms() - t0, opts->progress_userdata);
-out:
 	resolver_stop(res);
 	free(pfd);
 	free(polled);
 	free(live);
-	return r;
+}
+
+struct loop_thread {
+	struct shared *sh;
+	size_t slots;
+	pthread_t tid;
+	bool started;
+};
+
+static void *loop_thread_main(void *arg)
+{
+	struct loop_thread *t = arg;
+
+	loop_run(t->sh, t->slots, false);
+	pthread_mutex_lock(&t->sh->lock);
+	t->sh->loops--;
+	pthread_cond_signal(&t->sh->ended);
+	pthread_mutex_unlock(&t->sh->lock);
+	return NULL;
+}
+
+int fanout_run_source(const struct fanout_source *src, const struct fanout_opts *opts, char *errbuf, size_t errsize)
+{
+	size_t max_jobs = opts->jobs > 0 ? (size_t)opts->jobs : 64, nthreads, slots0;
+	struct loop_thread *threads = NULL;
+	struct shared sh = { .src = src, .opts = opts, .t0 = fanout_now_ms() };
+
+	if (max_jobs > src->total)
+		max_jobs = src->total ? src->total : 1;
+	if (opts->ret_wanted)
+		*opts->ret_wanted = max_jobs;
+	max_jobs = fanout_jobs_allowed(max_jobs, opts->ret_fd_limit);
+	if (opts->ret_used)
+		*opts->ret_used = max_jobs;
+	nthreads = opts->threads > 0 ? (size_t)opts->threads : 1;
+	if (nthreads > max_jobs)
+		nthreads = max_jobs;
+	if (nthreads > FANOUT_MAX_THREADS)
+		nthreads = FANOUT_MAX_THREADS;
+	slots0 = max_jobs;
+	if (nthreads > 1)
+		threads = calloc(nthreads - 1, sizeof(*threads));
+	if (threads) {
+		sigset_t all, saved;
+
+		sh.threaded = true;
+		pthread_mutex_init(&sh.lock, NULL);
+		pthread_cond_init(&sh.ended, NULL);
+		/* Each loop its share of the slots; the main loop also keeps any a thread that
+		 * did not start would have had.  The loops take no signal: they are the main
+		 * thread's (the REPL cancels with SIGINT). */
+		slots0 = max_jobs / nthreads + max_jobs % nthreads;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &saved);
+		for (size_t t = 0; t < nthreads - 1; t++) {
+			threads[t] = (struct loop_thread){ .sh = &sh, .slots = max_jobs / nthreads };
+			pthread_mutex_lock(&sh.lock);
+			sh.loops++;
+			pthread_mutex_unlock(&sh.lock);
+			threads[t].started = pthread_create(&threads[t].tid, NULL, loop_thread_main, &threads[t]) == 0;
+			if (!threads[t].started) {
+				pthread_mutex_lock(&sh.lock);
+				sh.loops--;
+				pthread_mutex_unlock(&sh.lock);
+				slots0 += threads[t].slots;
+			}
+		}
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	}
+	loop_run(&sh, slots0, true);
+	if (threads) {
+		/* The others finish their last jobs; progress goes on meanwhile. */
+		pthread_mutex_lock(&sh.lock);
+		while (sh.loops > 0) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200 * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&sh.ended, &sh.lock, &until) == ETIMEDOUT && opts->progress) {
+				pthread_mutex_unlock(&sh.lock);
+				opts->progress(jobs_done(&sh), src->total, fanout_now_ms() - sh.t0, opts->progress_userdata);
+				pthread_mutex_lock(&sh.lock);
+			}
+		}
+		pthread_mutex_unlock(&sh.lock);
+		for (size_t t = 0; t < nthreads - 1; t++)
+			if (threads[t].started)
+				pthread_join(threads[t].tid, NULL);
+		free(threads);
+		pthread_cond_destroy(&sh.ended);
+		pthread_mutex_destroy(&sh.lock);
+	}
+	if (opts->progress)
+		opts->progress(sh.done, src->total, fanout_now_ms() - sh.t0, opts->progress_userdata);
+	if (sh.failed) {
+		snprintf(errbuf, errsize, "%s", sh.error);
+		return -1;
+	}
+	return 0;
+}
+
+static struct fanout_job *array_next(void *userdata)
+{
+	struct fanout_array *a = userdata;
+
+	return a->next < a->n ? &a->jobs[a->next++] : NULL;
+}
+
+struct fanout_source fanout_array_source(struct fanout_array *a, struct fanout_job *jobs, size_t n)
+{
+	*a = (struct fanout_array){ jobs, n, 0 };
+	return (struct fanout_source){ .next = array_next, .userdata = a, .total = n };
+}
+
+int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts, char *errbuf, size_t errsize)
+{
+	struct fanout_array a;
+	struct fanout_source src = fanout_array_source(&a, jobs, n);
+
+	return fanout_run_source(&src, opts, errbuf, errsize);
 }

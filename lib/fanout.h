@@ -8,6 +8,8 @@
 #include <libpq-fe.h>
 
 #define FANOUT_MAX_QUERIES 4
+/* Event loops of one run at most (fanout_opts.threads). */
+#define FANOUT_MAX_THREADS 64
 
 enum fanout_outcome {
 	FANOUT_OK,           /* logged in and ran every query (some may have failed: see results) */
@@ -58,11 +60,12 @@ struct fanout_job {
 
 struct fanout_opts {
 	int jobs;                 /* at most this many at once */
+	int threads;              /* event loops, each in a thread with its share of jobs (0: 1) */
 	int timeout_ms;           /* each job's deadline */
 	volatile sig_atomic_t *cancel;   /* non-zero: stop (checked between polls) */
 	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);
 	void *progress_userdata;
-	/* Called as a job starts (e.g. to decrypt its password into j->secret);
+	/* Called as a job starts, under the run's lock (e.g. to decrypt its password into j->secret);
 	 * < 0 ends the job as FANOUT_SKIPPED with j->error set. */
 	int (*prepare)(struct fanout_job *j, void *userdata);
 	void *userdata;
@@ -72,11 +75,33 @@ struct fanout_opts {
 	long *ret_fd_limit;
 };
 
+/* Where a run's jobs come from: next gives the next job (filled in, the loop's own fields
+ * zero) or NULL when
+ * there is none; done takes each back as it ends (its outcome and results set; the source
+ * may reuse it at once).  Both are called under the run's lock, so a source is never
+ * called by two loops at once; jobs given as FANOUT_SKIPPED end at once. */
+struct fanout_source {
+	struct fanout_job *(*next)(void *userdata);
+	void (*done)(struct fanout_job *j, void *userdata);   /* may be NULL */
+	void *userdata;
+	size_t total;             /* how many next gives, for the slots, the threads and progress */
+};
+
+/* An array of jobs as a source (a keeps its place); they hold their outcomes after. */
+struct fanout_array {
+	struct fanout_job *jobs;
+	size_t n, next;
+};
+struct fanout_source fanout_array_source(struct fanout_array *a, struct fanout_job *jobs, size_t n);
+
 void fanout_job_add(struct fanout_job *j, const char *key, const char *val);
 /* How many connections at once the open-file limit leaves room for (raising
  * the soft limit first when it can), at most want and at least 1. */
 size_t fanout_jobs_allowed(size_t want, long *ret_limit);
-/* Runs every job to an outcome; returns 0, or -1 if the loop itself failed. */
+/* Runs every job of src to an outcome, in opts->threads loops (at most one per slot);
+ * returns 0, or -1 if a loop itself failed (every job then ended, FANOUT_LOCAL). */
+int fanout_run_source(const struct fanout_source *src, const struct fanout_opts *opts, char *errbuf, size_t errsize);
+/* The same for an array of jobs. */
 int fanout_run(struct fanout_job *jobs, size_t n, const struct fanout_opts *opts, char *errbuf, size_t errsize);
 void fanout_job_clear(struct fanout_job *j);
 double fanout_now_ms(void);

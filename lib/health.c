@@ -17,8 +17,8 @@ struct dbreg_health_report {
 	PGresult **batches;              /* the targets, one result per batch; strings point into them */
 	size_t nbatches;
 	struct dbreg_health_result *results;
-	char **owned;                    /* strings the report allocated */
-	size_t n, nowned, owned_size;
+	json_t *strings;                 /* the texts of results, once each (keep) */
+	size_t n;
 	char *checker;
 	char checked_at[32];
 	double checked_epoch;
@@ -35,25 +35,19 @@ _public_ const char *dbreg_health_status_name(enum dbreg_health_status s)
 	return (unsigned)s < ELEMENTSOF(status_names) ? status_names[s] : "UNKNOWN";
 }
 
-/* A copy of s that lives as long as the report (NULL when s is, or out of memory). */
-static char *keep(struct dbreg_health_report *r, const char *s)
+/* s for as long as the report lives (NULL when s is, or out of memory): one copy of each
+ * text, however many results say it (a fleet refusing logins says the same thing a
+ * hundred thousand times).  The set is a JSON object, whose keys stay put. */
+static const char *keep(struct dbreg_health_report *r, const char *s)
 {
-	char *copy = s ? strdup(s) : NULL;
+	void *it;
 
-	if (copy && r->nowned == r->owned_size) {
-		size_t size = r->owned_size ? 2 * r->owned_size : 64;
-		char **grown = realloc(r->owned, size * sizeof(*grown));
-
-		if (!grown) {
-			free(copy);
-			return NULL;
-		}
-		r->owned = grown;
-		r->owned_size = size;
-	}
-	if (copy)
-		r->owned[r->nowned++] = copy;
-	return copy;
+	if (!s || (!r->strings && !(r->strings = json_object())))
+		return NULL;
+	it = json_object_iter_at(r->strings, s);
+	if (!it && json_object_set_new_nocheck(r->strings, s, json_null()) == 0)
+		it = json_object_iter_at(r->strings, s);
+	return it ? json_object_iter_key(it) : NULL;
 }
 
 /* What the registry says row is: "primary" or "replica" (in any case), else the text of
@@ -408,73 +402,153 @@ static void check_job(struct fanout_job *j, struct target_run *run, int row, enu
 	}
 }
 
-/* Rows whose login failed while an unfinished rotate-password left a pending password: the
- * server may have that one already (the run stopped between ALTER ROLE and storing it).
- * Checked again with it; where it logs in, that check stands, and the result says so. */
-/* A login the server refused, on a row with a pending rotate-password: worth a second
- * try with the pending password. */
-static bool wants_pending(const struct target_run *run, const struct fanout_job *j, size_t i)
+/* A result before its check: what the row says. */
+static void result_init(struct dbreg_health_result *h, const struct dbreg_health_report *r,
+                        const struct target_run *run, int row)
 {
-	return j->outcome == FANOUT_CONNECT && !j->logged_in && !PQgetisnull(run->rows, (int)i, run->c_pending);
+	*h = (struct dbreg_health_result){
+		.connection_name = target_value(run, row, run->c_name),
+		.connection_type = target_value(run, row, run->c_type),
+		.region_id = PQgetisnull(run->rows, row, run->c_region) ? NULL : target_value(run, row, run->c_region),
+		.in_recovery = -1,
+		.backends = -1,
+		.max_connections = -1,
+		.tls_in_use = -1,
+		.cert_not_after = -1,
+		.replay_lag_seconds = -1,
+		.replay_lag_bytes = -1,
+		.checker = r->checker,
+		.expected_role = expected_role(run, row),
+	};
 }
 
-static int retry_pending(struct dbreg_health_result *results, struct target_run *run, struct fanout_job *jobs,
-                         size_t n, const struct dbreg_health_opts *o, int timeout_ms, struct dbreg_error *err)
+/* The rows of one check_rows as the fan-out's source: a row's job is made as a slot
+ * frees up and judged as it ends, so a run holds as many jobs as it has slots (the
+ * loop calls both under its lock). */
+struct check_source {
+	struct dbreg_health_report *r;
+	struct target_run *run;
+	const struct dbreg_health_opts *o;
+	struct dbreg_health_result *results;   /* this batch's, a row each */
+	int warn_ms;
+	size_t n, next;                        /* rows, the next to start */
+	struct fanout_job **spare;             /* ended jobs, for the next rows; all of them at the end */
+	size_t nspare, njobs;                  /* jobs in spare, and made */
+	size_t *pending;                       /* rows to try again with their pending password */
+	size_t npending;
+	bool oom;
+};
+
+/* A login the server refused, on a row with a pending rotate-password: worth a second
+ * try with the pending password (the run may have stopped between ALTER ROLE and storing
+ * it, so the server may have that one already). */
+static bool wants_pending(const struct target_run *run, const struct fanout_job *j, size_t row)
+{
+	return run->c_pending >= 0 && j->outcome == FANOUT_CONNECT && !j->logged_in &&
+	       !PQgetisnull(run->rows, (int)row, run->c_pending);
+}
+
+static struct fanout_job *check_next(void *userdata)
+{
+	struct check_source *s = userdata;
+	struct fanout_job *j;
+	int row;
+
+	if (s->next >= s->n || s->oom)
+		return NULL;
+	if (s->nspare == 0) {
+		/* Room in spare for every job made, so that check_done never allocates. */
+		struct fanout_job **grown = realloc(s->spare, (s->njobs + 1) * sizeof(*grown));
+
+		j = grown ? malloc(sizeof(*j)) : NULL;
+		if (grown)
+			s->spare = grown;
+		if (!j) {
+			s->oom = true;
+			return NULL;
+		}
+		s->njobs++;
+	} else {
+		j = s->spare[--s->nspare];
+	}
+	memset(j, 0, sizeof(*j));
+	row = (int)s->next++;
+	check_job(j, s->run, row, s->o->level);
+	result_init(&s->results[row], s->r, s->run, row);
+	if (target_value(s->run, row, s->run->c_active)[0] != 't') {
+		j->outcome = FANOUT_SKIPPED;
+		snprintf(j->error, sizeof(j->error), "inactive: not checked");
+	}
+	return j;
+}
+
+static void check_done(struct fanout_job *j, void *userdata)
+{
+	struct check_source *s = userdata;
+	size_t row = (size_t)(intptr_t)j->userdata;
+
+	judge(s->r, &s->results[row], j, s->o, s->warn_ms);
+	if (s->pending && wants_pending(s->run, j, row))
+		s->pending[s->npending++] = row;
+	fanout_job_clear(j);
+	s->spare[s->nspare++] = j;
+}
+
+/* The rows check_done put aside, checked again with their pending password; where that
+ * logs in, its check stands, and the result says so. */
+static int retry_pending(struct check_source *s, int timeout_ms, struct dbreg_error *err)
 {
 	struct fanout_job *again;
-	size_t *from, m = 0;
+	size_t m = s->npending;
 	int rc;
 
-	if (run->c_pending < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		m += wants_pending(run, &jobs[i], i);
 	if (m == 0)
 		return 0;
 	again = calloc(m, sizeof(*again));
-	from = calloc(m, sizeof(*from));
-	if (!again || !from) {
-		free(again);
-		free(from);
+	if (!again)
 		return dbreg_fail_oom(err);
-	}
-	m = 0;
-	for (size_t i = 0; i < n; i++)
-		if (wants_pending(run, &jobs[i], i)) {
-			check_job(&again[m], run, (int)i, o->level);
-			from[m++] = i;
-		}
-	run->pending_round = true;
-	rc = target_fanout(run, again, m, o->jobs, timeout_ms, NULL, NULL, err);
-	run->pending_round = false;
+	for (size_t k = 0; k < m; k++)
+		check_job(&again[k], s->run, (int)s->pending[k], s->o->level);
+	s->run->pending_round = true;
+	rc = target_fanout(s->run, again, m, s->o->jobs, timeout_ms, NULL, NULL, err);
+	s->run->pending_round = false;
 	for (size_t k = 0; k < m; k++) {
+		struct dbreg_health_result *h = &s->results[s->pending[k]];
+
 		if (rc == 0 && again[k].logged_in) {
-			/* Moved whole: its pointers into itself (keys and values) are not read once it
-			 * has ended, and its results move once (the old job is cleared, not this). */
-			fanout_job_clear(&jobs[from[k]]);
-			jobs[from[k]] = again[k];
-			results[from[k]].note = "logged in with the pending password of an unfinished rotate-password"
-			                           " (run 'dbreg rotate-password' on it to finish)";
-		} else {
-			fanout_job_clear(&again[k]);
+			result_init(h, s->r, s->run, (int)s->pending[k]);
+			judge(s->r, h, &again[k], s->o, s->warn_ms);
+			h->note = "logged in with the pending password of an unfinished rotate-password"
+			          " (run 'dbreg rotate-password' on it to finish)";
 		}
+		fanout_job_clear(&again[k]);
 	}
 	free(again);
-	free(from);
 	return rc;
 }
 
+/* How many event loops: --threads, else one per online CPU (the fan-out caps it by
+ * --jobs). */
+static int loops_for(const struct dbreg_health_opts *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (o->threads > 0)
+		return o->threads;
+	return cpus > 0 ? (int)(cpus < FANOUT_MAX_THREADS ? cpus : FANOUT_MAX_THREADS) : 1;
+}
+
 /* Takes rows into the report (freed with it) and checks them: their results are appended
- * and, unless --no-update or a cancelled run, written back as one statement. */
+ * and, unless --no-update or a cancelled run, written back. */
 static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, struct dbreg_health_report *r,
                       PGresult *rows, const char *run_started, struct dbreg_error *err)
 {
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-	int warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000;
-	size_t n = (size_t)PQntuples(rows), base = r->n;
+	size_t n = (size_t)PQntuples(rows), base = r->n, npending = 0;
 	struct dbreg_health_result *results;
+	struct check_source s;
+	struct fanout_source src;
 	PGresult **batches;
-	struct fanout_job *jobs;
 	struct target_run run;
 	int rc;
 
@@ -489,53 +563,33 @@ static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, 
 	if (!results)
 		return dbreg_fail_oom(err);
 	r->results = results;
-	results += base;
-	jobs = calloc(n ? n : 1, sizeof(*jobs));
-	if (!jobs)
-		return dbreg_fail_oom(err);
-	if (target_run_init(&run, ctx, rows, timeout_ms, err) < 0) {
-		free(jobs);
+	if (target_run_init(&run, ctx, rows, timeout_ms, err) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct fanout_job *j = &jobs[i];
-		int row = (int)i;
-
-		check_job(j, &run, row, o->level);
-		results[i] = (struct dbreg_health_result){
-			.connection_name = target_value(&run, row, run.c_name),
-			.connection_type = target_value(&run, row, run.c_type),
-			.region_id = PQgetisnull(rows, row, run.c_region) ? NULL : target_value(&run, row, run.c_region),
-			.in_recovery = -1,
-			.backends = -1,
-			.max_connections = -1,
-			.tls_in_use = -1,
-			.cert_not_after = -1,
-			.replay_lag_seconds = -1,
-			.replay_lag_bytes = -1,
-			.checker = r->checker,
-			.expected_role = expected_role(&run, row),
-		};
-		if (target_value(&run, row, run.c_active)[0] != 't') {
-			j->outcome = FANOUT_SKIPPED;
-			snprintf(j->error, sizeof(j->error), "inactive: not checked");
-		}
-	}
-	rc = target_fanout(&run, jobs, n, o->jobs, timeout_ms, o->progress, o->userdata, err);
+	run.threads = loops_for(o);
+	s = (struct check_source){
+		.r = r, .run = &run, .o = o, .results = results + base, .n = n,
+		.warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000,
+	};
+	for (size_t i = 0; run.c_pending >= 0 && i < n; i++)
+		npending += !PQgetisnull(rows, (int)i, run.c_pending);
+	if (npending > 0 && !(s.pending = calloc(npending, sizeof(*s.pending))))
+		return dbreg_fail_oom(err);
+	src = (struct fanout_source){ .next = check_next, .done = check_done, .userdata = &s, .total = n };
+	rc = target_fanout_source(&run, &src, o->jobs, timeout_ms, o->progress, o->userdata, err);
 	/* The run's own figures, not the retry's; of its widest batch. */
 	if (run.jobs_wanted > r->jobs_wanted)
 		r->jobs_wanted = run.jobs_wanted;
 	if (run.jobs_used > r->jobs_used)
 		r->jobs_used = run.jobs_used;
 	r->fd_limit = run.fd_limit;
+	if (rc == 0 && s.oom)
+		rc = dbreg_fail_oom(err);
 	if (rc == 0)
-		rc = retry_pending(results, &run, jobs, n, o, timeout_ms, err);
-	for (size_t i = 0; i < n; i++) {
-		if (rc == 0)
-			judge(r, &results[i], &jobs[i], o, warn_ms);
-		fanout_job_clear(&jobs[i]);
-	}
-	free(jobs);
+		rc = retry_pending(&s, timeout_ms, err);
+	for (size_t i = 0; i < s.nspare; i++)
+		free(s.spare[i]);
+	free(s.spare);
+	free(s.pending);
 	if (rc < 0)
 		return -1;
 	r->n += n;
@@ -727,9 +781,7 @@ _public_ void dbreg_health_report_free(struct dbreg_health_report *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->nowned; i++)
-		free(r->owned[i]);
-	free(r->owned);
+	json_decref(r->strings);
 	free(r->results);
 	free(r->writeback_error);
 	free(r->checker);

@@ -44,6 +44,7 @@ struct dbreg_filter {
 struct dbreg_health_opts {
 	enum dbreg_health_level level;
 	int timeout_ms, jobs, warn_ms, crit_ms;
+	int threads;          /* event loops; 0: one per online CPU */
 	bool no_update;
 	struct dbreg_filter *filter;
 	void (*progress)(size_t done, size_t total, double elapsed_ms, void *userdata);

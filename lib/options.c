@@ -166,6 +166,11 @@ _public_ void dbreg_health_opts_set_jobs(struct dbreg_health_opts *o, int jobs)
 	o->jobs = jobs;
 }
 
+_public_ void dbreg_health_opts_set_threads(struct dbreg_health_opts *o, int threads)
+{
+	o->threads = threads;
+}
+
 _public_ void dbreg_health_opts_set_warn_ms(struct dbreg_health_opts *o, int warn_ms)
 {
 	o->warn_ms = warn_ms;

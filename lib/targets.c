@@ -268,11 +268,13 @@ static int target_prepare(struct fanout_job *j, void *userdata)
 	                       &b, t->have_keys, t->key_error, NULL);
 }
 
-int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
-                  void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err)
+int target_fanout_source(struct target_run *t, const struct fanout_source *src, int max_jobs, int timeout_ms,
+                         void (*progress)(size_t, size_t, double, void *), void *progress_userdata,
+                         struct dbreg_error *err)
 {
 	struct fanout_opts fo = {
 		.jobs = max_jobs > 0 ? max_jobs : 64,
+		.threads = t->threads,
 		.timeout_ms = timeout_ms,
 		.cancel = dbreg_ctx_cancel_flag(t->ctx),
 		.progress = progress,
@@ -285,9 +287,18 @@ int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int m
 	};
 	char why[256] = "";
 
-	if (fanout_run(jobs, n, &fo, why, sizeof(why)) < 0)
+	if (fanout_run_source(src, &fo, why, sizeof(why)) < 0)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the fan-out loop failed: %s", why);
 	return 0;
+}
+
+int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
+                  void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err)
+{
+	struct fanout_array a;
+	struct fanout_source src = fanout_array_source(&a, jobs, n);
+
+	return target_fanout_source(t, &src, max_jobs, timeout_ms, progress, progress_userdata, err);
 }
 
 /* Logs in to the job's target within timeout_ms, through the fan-out loop (so a name that

@@ -51,6 +51,7 @@ struct target_run {
 	int have_keys;
 	char key_error[256];
 	char options[48];
+	int threads;                     /* event loops for target_fanout (0: 1) */
 	size_t jobs_wanted, jobs_used;   /* set by target_fanout */
 	long fd_limit;
 	/* the rows' columns, found by name */
@@ -85,6 +86,10 @@ const char *target_expected_role(const struct target_run *t, int row);
  * the context's cancellation honoured; fails only when the loop itself does. */
 int target_fanout(struct target_run *t, struct fanout_job *jobs, size_t n, int max_jobs, int timeout_ms,
                   void (*progress)(size_t, size_t, double, void *), void *progress_userdata, struct dbreg_error *err);
+/* The same for the jobs of a source (the rows of t, one job each as a slot frees up). */
+int target_fanout_source(struct target_run *t, const struct fanout_source *src, int max_jobs, int timeout_ms,
+                         void (*progress)(size_t, size_t, double, void *), void *progress_userdata,
+                         struct dbreg_error *err);
 
 /* A fan-out of one job: logs in to s with password (NULL: none), runs sql with
  * an optional $1, and hands back its result (one row at least, PQclear it).

@@ -453,6 +453,26 @@ snapshot() {
 		'ok-a HEALTHY' 'ok-b HEALTHY' 'ok-c HEALTHY')"
 }
 
+@test "health: --threads 1, 2 and more than --jobs judge every target alike" {
+	reg_ok ok-a
+	reg_ok ok-b
+	reg_ok ok-c
+	reg closed 127.0.0.1 1 -
+	reg bad-pw 127.0.0.1 "$PGSANDBOX_PORT" "$WRONG_PW"
+	reg nowhere nonexistent.invalid 5432 "$ADMIN_PW"
+	local want threads
+	want=$(printf '%s\n' 'bad-pw UNHEALTHY' 'closed UNHEALTHY' 'nowhere UNHEALTHY' \
+		'ok-a HEALTHY' 'ok-b HEALTHY' 'ok-c HEALTHY')
+	for threads in 1 2 64; do
+		health_json --threads "$threads" --jobs 3 --timeout 3
+		assert_failure 2
+		assert_equal "$(statuses)" "$want"
+	done
+	# Each run wrote each target's result once.
+	assert_equal "$(psql_admin <<<"SELECT count(*) FROM admin.dbreg_health_history h
+		JOIN admin.database_connections d ON d.id::text = h.connection_id")" 18
+}
+
 @test "health: a name that does not resolve is UNHEALTHY" {
 	reg nowhere nonexistent.invalid 5432 "$ADMIN_PW"
 	reg_ok ok-a
@@ -939,10 +959,10 @@ snapshot() {
 	[[ $stderr == *"dbreg init"* ]] || fail "stderr: $stderr"
 }
 
-@test "health: bad --level, --timeout, --jobs, --warn-ms or -o is exit 3" {
+@test "health: bad --level, --timeout, --jobs, --threads, --warn-ms or -o is exit 3" {
 	local args
 	for args in '--level shallow' '--level' '--timeout 0' '--timeout -1' '--timeout 2s' \
-		'--timeout abc' '--jobs 0' '--jobs x' '--warn-ms 0' '--warn-ms fast' '-o xml' \
+		'--timeout abc' '--jobs 0' '--jobs x' '--threads 0' '--threads 65' '--threads 2x' '--warn-ms 0' '--warn-ms fast' '-o xml' \
 		'-o csv' '--format yaml' '--bogus'; do
 		# shellcheck disable=SC2086
 		health $args
