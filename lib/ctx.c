@@ -290,6 +290,32 @@ _public_ const struct dbreg_keyring *dbreg_ctx_keyring(struct dbreg_ctx *ctx)
 	return ctx->keys;
 }
 
+int dbreg_exec_each(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                    int (*each)(const PGresult *res, void *userdata), void *userdata, struct dbreg_error *err)
+{
+	PGresult *res;
+	int rc = 0;
+
+	if (!ctx->conn)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
+	if (!PQsendQueryParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(ctx->conn)) {
+		dbreg_ctx_fail_result(ctx, NULL, err);
+		while ((res = PQgetResult(ctx->conn)))
+			PQclear(res);
+		return -1;
+	}
+	while ((res = PQgetResult(ctx->conn))) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (rc == 0 && st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK)
+			rc = dbreg_ctx_fail_result(ctx, res, err);
+		else if (rc == 0 && each(res, userdata) < 0)
+			rc = dbreg_fail_oom(err);
+		PQclear(res);
+	}
+	return rc;
+}
+
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
                      ExecStatusType expect, struct dbreg_error *err)
 {

@@ -14,7 +14,7 @@
 #include "targets.h"
 
 struct dbreg_health_report {
-	PGresult **batches;              /* the targets, one result per batch; strings point into them */
+	struct target_rows **batches;    /* the targets, one table per batch; strings point into them */
 	size_t nbatches;
 	struct dbreg_health_result *results;
 	json_t *strings;                 /* the texts of results, once each (keep) */
@@ -409,7 +409,7 @@ static void result_init(struct dbreg_health_result *h, const struct dbreg_health
 	*h = (struct dbreg_health_result){
 		.connection_name = target_value(run, row, run->c_name),
 		.connection_type = target_value(run, row, run->c_type),
-		.region_id = PQgetisnull(run->rows, row, run->c_region) ? NULL : target_value(run, row, run->c_region),
+		.region_id = target_isnull(run, row, run->c_region) ? NULL : target_value(run, row, run->c_region),
 		.in_recovery = -1,
 		.backends = -1,
 		.max_connections = -1,
@@ -445,7 +445,7 @@ struct check_source {
 static bool wants_pending(const struct target_run *run, const struct fanout_job *j, size_t row)
 {
 	return run->c_pending >= 0 && j->outcome == FANOUT_CONNECT && !j->logged_in &&
-	       !PQgetisnull(run->rows, (int)row, run->c_pending);
+	       !target_isnull(run, (int)row, run->c_pending);
 }
 
 static struct fanout_job *check_next(void *userdata)
@@ -541,20 +541,20 @@ static int loops_for(const struct dbreg_health_opts *o)
 /* Takes rows into the report (freed with it) and checks them: their results are appended
  * and, unless --no-update or a cancelled run, written back. */
 static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, struct dbreg_health_report *r,
-                      PGresult *rows, const char *run_started, struct dbreg_error *err)
+                      struct target_rows *rows, const char *run_started, struct dbreg_error *err)
 {
 	int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-	size_t n = (size_t)PQntuples(rows), base = r->n, npending = 0;
+	size_t n = target_rows_count(rows), base = r->n, npending = 0;
 	struct dbreg_health_result *results;
 	struct check_source s;
 	struct fanout_source src;
-	PGresult **batches;
+	struct target_rows **batches;
 	struct target_run run;
 	int rc;
 
 	batches = realloc(r->batches, (r->nbatches + 1) * sizeof(*batches));
 	if (!batches) {
-		PQclear(rows);
+		target_rows_free(rows);
 		return dbreg_fail_oom(err);
 	}
 	r->batches = batches;
@@ -571,7 +571,7 @@ static int check_rows(struct dbreg_ctx *ctx, const struct dbreg_health_opts *o, 
 		.warn_ms = o->warn_ms > 0 ? o->warn_ms : 1000,
 	};
 	for (size_t i = 0; run.c_pending >= 0 && i < n; i++)
-		npending += !PQgetisnull(rows, (int)i, run.c_pending);
+		npending += !target_isnull(&run, (int)i, run.c_pending);
 	if (npending > 0 && !(s.pending = calloc(npending, sizeof(*s.pending))))
 		return dbreg_fail_oom(err);
 	src = (struct fanout_source){ .next = check_next, .done = check_done, .userdata = &s, .total = n };
@@ -631,7 +631,8 @@ static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *
 	r->claimed = true;
 	while (!dbreg_ctx_was_cancelled(ctx) && !r->writeback_error) {
 		PGresult *claim = dbreg_registry_health_claim(ctx, o->filter, r->checker, o->every_s, lease, batch,
-		                                              run_started, err), *rows;
+		                                              run_started, err);
+		struct target_rows *rows;
 		char *ids;
 
 		if (!claim)
@@ -653,8 +654,8 @@ static int check_claimed(struct dbreg_ctx *ctx, const struct dbreg_health_opts *
 		PQclear(claim);
 		if (!ids)
 			return dbreg_fail_oom(err);
-		rows = dbreg_registry_targets_among(ctx, o->filter, ids, err);
-		if (!rows || check_rows(ctx, o, r, rows, run_started, err) < 0) {
+		if (target_rows_load(ctx, o->filter, ids, &rows, err) < 0 ||
+		    check_rows(ctx, o, r, rows, run_started, err) < 0) {
 			free(ids);
 			return -1;
 		}
@@ -692,7 +693,7 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	char run_started[64] = "", host[256];
 	time_t now = time(NULL);
 	struct timespec ts;
-	PGresult *rows;
+	struct target_rows *rows;
 	int rc;
 
 	if (o->every_s > 0 && o->no_update)
@@ -725,8 +726,8 @@ _public_ int dbreg_health_run(struct dbreg_ctx *ctx, const struct dbreg_health_o
 	if (o->every_s > 0) {
 		rc = check_claimed(ctx, o, r, run_started, err);
 	} else {
-		rows = dbreg_registry_targets(ctx, o->filter, err);
-		rc = rows ? check_rows(ctx, o, r, rows, run_started, err) : -1;
+		rc = target_rows_load(ctx, o->filter, NULL, &rows, err) < 0 ? -1
+		     : check_rows(ctx, o, r, rows, run_started, err);
 	}
 	if (rc < 0) {
 		dbreg_health_report_free(r);
@@ -786,7 +787,7 @@ _public_ void dbreg_health_report_free(struct dbreg_health_report *r)
 	free(r->writeback_error);
 	free(r->checker);
 	for (size_t i = 0; i < r->nbatches; i++)
-		PQclear(r->batches[i]);
+		target_rows_free(r->batches[i]);
 	free(r->batches);
 	free(r);
 }

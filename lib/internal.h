@@ -182,6 +182,11 @@ int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err);
  * err and returns NULL. expect is PGRES_TUPLES_OK or PGRES_COMMAND_OK. */
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
+/* sql in libpq's single-row mode: each result (a row each, then the end's, which has the
+ * columns and no row) to each, freed after; the memory it takes does not grow with the
+ * rows.  each < 0 is out of memory: the rest is drained, and the call fails. */
+int dbreg_exec_each(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                    int (*each)(const PGresult *res, void *userdata), void *userdata, struct dbreg_error *err);
 /* A failed statement on the admin connection (res, NULL when none came) into err, as
  * dbreg_exec says it: an interrupted query (Ctrl-C) as such, else the server's reason; -1. */
 int dbreg_ctx_fail_result(struct dbreg_ctx *ctx, const PGresult *res, struct dbreg_error *err);
@@ -254,12 +259,12 @@ int dbreg_registry_set_stored(struct dbreg_ctx *ctx, const char *id, const char 
 int dbreg_registry_end(struct dbreg_ctx *ctx, bool commit, struct dbreg_error *err);
 
 /* Targets to log in to, for targets.c (which reads the columns by name). */
-/* Live rows matching the filter (names select inactive rows too); an unknown
- * name is DBREG_ERR_FAILED. */
-PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err);
-/* The same rows, among the ids of a JSON array. */
-PGresult *dbreg_registry_targets_among(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
-                                       struct dbreg_error *err);
+/* Live rows matching the filter (names select inactive rows too), among the ids of a
+ * JSON array unless ids_json is NULL, by connection name, to each as dbreg_exec_each
+ * reads them; an unknown name is DBREG_ERR_FAILED. */
+int dbreg_registry_targets_each(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                                int (*each)(const PGresult *res, void *userdata), void *userdata,
+                                struct dbreg_error *err);
 /* The admin server's now(), as text. */
 int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbreg_error *err);
 /* health --claim: claims up to batch due rows of the selection for checker; the claimed ids

@@ -8,7 +8,7 @@
 #include "targets.h"
 
 struct dbreg_pool_report {
-	PGresult *rows;
+	struct target_rows *rows;
 	struct dbreg_pool_conn *conns;
 	struct dbreg_pool_server *servers;
 	size_t n, nservers;
@@ -232,14 +232,13 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 	struct dbreg_pool_report *r;
 	struct fanout_job *jobs;
 	struct target_run run;
-	PGresult *rows;
+	struct target_rows *rows;
 	bool ran;
 	size_t n;
 
-	rows = dbreg_registry_targets(ctx, o->filter, err);
-	if (!rows)
+	if (target_rows_load(ctx, o->filter, NULL, &rows, err) < 0)
 		return -1;
-	n = (size_t)PQntuples(rows);
+	n = target_rows_count(rows);
 	r = calloc(1, sizeof(*r));
 	jobs = calloc(n + 1, sizeof(*jobs));
 	server_for = calloc(n + 1, sizeof(*server_for));
@@ -257,7 +256,7 @@ _public_ int dbreg_pool_stats(struct dbreg_ctx *ctx, const struct dbreg_pool_opt
 			r->rows = rows;
 			dbreg_pool_report_free(r);
 		} else {
-			PQclear(rows);
+			target_rows_free(rows);
 		}
 		return dbreg_fail_oom(err);
 	}
@@ -348,6 +347,6 @@ _public_ void dbreg_pool_report_free(struct dbreg_pool_report *r)
 	free(r->errors);
 	free(r->conns);
 	free(r->servers);
-	PQclear(r->rows);
+	target_rows_free(r->rows);
 	free(r);
 }

@@ -1647,8 +1647,8 @@ static int selection_init(struct dbreg_ctx *ctx, const struct dbreg_filter *filt
 	"       ELSE d.connection_name IN (SELECT jsonb_array_elements_text($3::jsonb)) END" \
 	"   AND ($4::jsonb IS NULL OR d.tags::text[] @> ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))"
 
-static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *sel, const char *ids_json,
-                                struct dbreg_error *err)
+static int targets_select(struct dbreg_ctx *ctx, const struct selection *sel, const char *ids_json,
+                          int (*each)(const PGresult *, void *), void *userdata, struct dbreg_error *err)
 {
 	const char *params[5] = { sel->params[0], sel->params[1], sel->params[2], sel->params[3], ids_json };
 	char sql[3000];
@@ -1677,12 +1677,7 @@ static PGresult *targets_select(struct dbreg_ctx *ctx, const struct selection *s
 	               " WHERE p.connection_id::text = d.id::text)"
 	             : "NULL::text",
 	         sel->region);
-	return dbreg_exec(ctx, sql, 5, params, PGRES_TUPLES_OK, err);
-}
-
-PGresult *dbreg_registry_targets(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_error *err)
-{
-	return dbreg_registry_targets_among(ctx, filter, NULL, err);
+	return dbreg_exec_each(ctx, sql, 5, params, each, userdata, err);
 }
 
 int dbreg_registry_now(struct dbreg_ctx *ctx, char *buf, size_t size, struct dbreg_error *err)
@@ -1780,17 +1775,18 @@ int dbreg_registry_health_due(struct dbreg_ctx *ctx, const struct dbreg_filter *
 }
 
 /* The rows of the selection among ids (a JSON array; NULL: all of them). */
-PGresult *dbreg_registry_targets_among(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
-                                       struct dbreg_error *err)
+int dbreg_registry_targets_each(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                                int (*each)(const PGresult *res, void *userdata), void *userdata,
+                                struct dbreg_error *err)
 {
 	struct selection sel;
-	PGresult *res;
+	int rc;
 
 	if (selection_init(ctx, filter, &sel, err) < 0)
-		return NULL;
-	res = targets_select(ctx, &sel, ids_json, err);
+		return -1;
+	rc = targets_select(ctx, &sel, ids_json, each, userdata, err);
 	selection_clear(&sel);
-	return res;
+	return rc;
 }
 
 int dbreg_registry_health_release(struct dbreg_ctx *ctx, const char *ids_json, const char *checker,

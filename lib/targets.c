@@ -165,9 +165,142 @@ bool target_count(const char *text, long *ret)
 	return true;
 }
 
+/* ---- registry rows, packed ---- */
+
+struct target_rows {
+	char *arena;                          /* the rows, one after another */
+	size_t used, size;
+	size_t *at;                           /* where each row starts in arena (4-aligned) */
+	size_t n, cap;
+	int ncols;                            /* 0 until the first result said */
+	bool too_wide;
+	char *names[TARGET_MAX_COLUMNS];
+};
+
+/* A row: ncols offsets from its start (UINT32_MAX: NULL), then its values, each with its
+ * NUL.  A PGresult spends 16 bytes of pointer and length on each value besides; this is
+ * what makes 100,000 registry rows a few megabytes. */
+static int rows_add(const PGresult *res, void *userdata)
+{
+	struct target_rows *r = userdata;
+
+	if (r->ncols == 0 && PQnfields(res) > 0) {
+		if (PQnfields(res) > TARGET_MAX_COLUMNS) {
+			r->too_wide = true;
+			return 0;
+		}
+		for (int c = 0; c < PQnfields(res); c++)
+			if (!(r->names[r->ncols++] = strdup(PQfname(res, c))))
+				return -1;
+	}
+	if (r->too_wide || PQnfields(res) != r->ncols)
+		return 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		size_t start = (r->used + 3) & ~(size_t)3, o = (size_t)r->ncols * sizeof(uint32_t), need = o;
+		char *row;
+
+		for (int c = 0; c < r->ncols; c++)
+			need += PQgetisnull(res, i, c) ? 0 : (size_t)PQgetlength(res, i, c) + 1;
+		if (need > UINT32_MAX)
+			return -1;
+		if (start + need > r->size) {
+			size_t size = r->size ? r->size : 64 * 1024;
+			char *grown;
+
+			while (size < start + need)
+				size *= 2;
+			if (!(grown = realloc(r->arena, size)))
+				return -1;
+			r->arena = grown;
+			r->size = size;
+		}
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? 2 * r->cap : 1024, *grown = realloc(r->at, cap * sizeof(*grown));
+
+			if (!grown)
+				return -1;
+			r->at = grown;
+			r->cap = cap;
+		}
+		row = r->arena + start;
+		for (int c = 0; c < r->ncols; c++) {
+			uint32_t off = UINT32_MAX;
+
+			if (!PQgetisnull(res, i, c)) {
+				size_t len = (size_t)PQgetlength(res, i, c);
+
+				off = (uint32_t)o;
+				memcpy(row + o, PQgetvalue(res, i, c), len);
+				row[o + len] = '\0';
+				o += len + 1;
+			}
+			memcpy(row + (size_t)c * sizeof(off), &off, sizeof(off));
+		}
+		r->at[r->n++] = start;
+		r->used = start + o;
+	}
+	return 0;
+}
+
+void target_rows_free(struct target_rows *r)
+{
+	if (!r)
+		return;
+	for (int c = 0; c < r->ncols; c++)
+		free(r->names[c]);
+	free(r->arena);
+	free(r->at);
+	free(r);
+}
+
+int target_rows_load(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                     struct target_rows **ret, struct dbreg_error *err)
+{
+	struct target_rows *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return dbreg_fail_oom(err);
+	if (dbreg_registry_targets_each(ctx, filter, ids_json, rows_add, r, err) < 0) {
+		target_rows_free(r);
+		return -1;
+	}
+	if (r->too_wide) {
+		target_rows_free(r);
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have more than %d columns", TARGET_MAX_COLUMNS);
+	}
+	*ret = r;
+	return 0;
+}
+
+size_t target_rows_count(const struct target_rows *r)
+{
+	return r ? r->n : 0;
+}
+
+static int rows_column(const struct target_rows *r, const char *name)
+{
+	for (int c = 0; c < r->ncols; c++)
+		if (strcmp(r->names[c], name) == 0)
+			return c;
+	return -1;
+}
+
+/* The value of row's column col, or NULL for SQL NULL. */
+static const char *rows_value(const struct target_rows *r, int row, int col)
+{
+	const char *base;
+	uint32_t off;
+
+	if (row < 0 || (size_t)row >= r->n || col < 0 || col >= r->ncols)
+		return NULL;
+	base = r->arena + r->at[row];
+	memcpy(&off, base + (size_t)col * sizeof(off), sizeof(off));
+	return off == UINT32_MAX ? NULL : base + off;
+}
+
 /* ---- registry rows as jobs ---- */
 
-int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
+int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, const struct target_rows *rows, int timeout_ms,
                     struct dbreg_error *err)
 {
 	struct {
@@ -187,14 +320,14 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 	t->ctx = ctx;
 	t->rows = rows;
 	for (size_t i = 0; i < ELEMENTSOF(cols); i++) {
-		*cols[i].col = PQfnumber(rows, cols[i].name);
+		*cols[i].col = rows_column(rows, cols[i].name);
 		if (*cols[i].col < 0)
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have no column %s", cols[i].name);
 	}
-	t->c_pending = PQfnumber(rows, "pending_password");
-	t->c_pooler = PQfnumber(rows, "pooler");
-	t->c_pooler_db = PQfnumber(rows, "pooler_db");
-	t->c_expected_role = PQfnumber(rows, "expected_role");
+	t->c_pending = rows_column(rows, "pending_password");
+	t->c_pooler = rows_column(rows, "pooler");
+	t->c_pooler_db = rows_column(rows, "pooler_db");
+	t->c_expected_role = rows_column(rows, "expected_role");
 	if (target_keys(ctx, &have_keys, t->key_error, sizeof(t->key_error), err) < 0)
 		return -1;
 	t->have_keys = have_keys;
@@ -205,26 +338,33 @@ int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows,
 
 const char *target_value(const struct target_run *t, int row, int col)
 {
-	return PQgetvalue(t->rows, row, col);
+	const char *v = rows_value(t->rows, row, col);
+
+	return v ? v : "";
+}
+
+bool target_isnull(const struct target_run *t, int row, int col)
+{
+	return rows_value(t->rows, row, col) == NULL;
 }
 
 const char *target_pooler(const struct target_run *t, int row)
 {
-	if (t->c_pooler < 0 || PQgetisnull(t->rows, row, t->c_pooler) || !*target_value(t, row, t->c_pooler))
+	if (t->c_pooler < 0 || target_isnull(t, row, t->c_pooler) || !*target_value(t, row, t->c_pooler))
 		return NULL;
 	return target_value(t, row, t->c_pooler);
 }
 
 const char *target_pooler_db(const struct target_run *t, int row)
 {
-	if (t->c_pooler_db < 0 || PQgetisnull(t->rows, row, t->c_pooler_db) || !*target_value(t, row, t->c_pooler_db))
+	if (t->c_pooler_db < 0 || target_isnull(t, row, t->c_pooler_db) || !*target_value(t, row, t->c_pooler_db))
 		return "pgbouncer";
 	return target_value(t, row, t->c_pooler_db);
 }
 
 const char *target_expected_role(const struct target_run *t, int row)
 {
-	if (t->c_expected_role < 0 || PQgetisnull(t->rows, row, t->c_expected_role))
+	if (t->c_expected_role < 0 || target_isnull(t, row, t->c_expected_role))
 		return NULL;
 	return target_value(t, row, t->c_expected_role);
 }
@@ -264,7 +404,7 @@ static int target_prepare(struct fanout_job *j, void *userdata)
 	int col = t->pending_round ? t->c_pending : t->c_password;
 
 	return target_password(j, t->ctx, target_value(t, row, t->c_name),
-	                       col < 0 || PQgetisnull(t->rows, row, col) ? NULL : target_value(t, row, col),
+	                       col < 0 || target_isnull(t, row, col) ? NULL : target_value(t, row, col),
 	                       &b, t->have_keys, t->key_error, NULL);
 }
 

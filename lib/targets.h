@@ -45,9 +45,19 @@ const char *target_answer(const PGresult *res, const char *column, bool *ret_nul
 /* A whole number >= 0, all of text. */
 bool target_count(const char *text, long *ret);
 
+/* Registry rows to log in to, packed (a fraction of a PGresult's memory), read by
+ * dbreg_registry_targets_each as the server sends them. */
+#define TARGET_MAX_COLUMNS 32
+struct target_rows;
+/* The selected rows (among the ids of a JSON array, unless NULL) into *ret. */
+int target_rows_load(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, const char *ids_json,
+                     struct target_rows **ret, struct dbreg_error *err);
+size_t target_rows_count(const struct target_rows *r);
+void target_rows_free(struct target_rows *r);
+
 struct target_run {
 	struct dbreg_ctx *ctx;
-	PGresult *rows;
+	const struct target_rows *rows;
 	int have_keys;
 	char key_error[256];
 	char options[48];
@@ -66,10 +76,11 @@ struct target_run {
 /* Loads the keyring if it can (rows with a password need it) and the per-run
  * options; fails (DBREG_ERR_CONFIG) only for a key that is set but unusable,
  * and DBREG_ERR_INTERNAL for rows without the columns dbreg_registry_targets gives. */
-int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, PGresult *rows, int timeout_ms,
+int target_run_init(struct target_run *t, struct dbreg_ctx *ctx, const struct target_rows *rows, int timeout_ms,
                     struct dbreg_error *err);
 /* A value of one row ("" for NULL, as libpq gives it); col from target_run. */
 const char *target_value(const struct target_run *t, int row, int col);
+bool target_isnull(const struct target_run *t, int row, int col);
 /* Connection parameters of one row. */
 void target_job_init(struct fanout_job *j, struct target_run *t, int row, const char *appname);
 /* The same, to another database of its server (a pooler's admin console), or NULL: the row's. */
