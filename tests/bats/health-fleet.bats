@@ -279,3 +279,19 @@ history_of() {
 	# One transaction: every row's check has the same time.
 	assert_equal "$(sql "SELECT count(DISTINCT last_health_check) FROM admin.database_connections")" 1
 }
+
+@test "health-fleet: 20,000 refused targets stay under 40 MB: a run holds the checks in flight, not one per row" {
+	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+	# ASan's shadow memory makes any ceiling meaningless.
+	if ldd "$DBREG" | grep -q libasan; then skip "an ASan build"; fi
+	psql_admin <<<"INSERT INTO admin.database_connections
+		(connection_name, connection_type, host, port, database_name, username)
+		SELECT 'many-' || lpad(g::text, 5, '0'), 'SHARED', '127.0.0.1', 1, 'd', 'u'
+		FROM generate_series(1, 20000) AS g;" >/dev/null
+	run /usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" health --jobs 256 --no-update -o json \
+		--output "$BATS_TEST_TMPDIR/out.json"
+	assert_failure 2
+	assert_equal "$(jq '.results | length' "$BATS_TEST_TMPDIR/out.json")" 20000
+	rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
+	((rss < 40 * 1024)) || fail "peak RSS $rss KB for 20,000 targets"
+}
