@@ -14,7 +14,10 @@
 #include "dbreg-cmd.h"
 
 #if HAVE_LIBEDIT
-#include <editline/readline.h>
+#include "edit.h"
+
+/* libedit, once the interactive REPL has loaded it (NULL: plain lines). */
+static const struct edit_api *ed;
 #endif
 
 #define HISTORY_MAX 1000
@@ -339,7 +342,7 @@ static char *generator(const char *text, int state)
 
 static char **complete(const char *text, int start, int end)
 {
-	char *line = strndup(rl_line_buffer, (size_t)start), *words[MAX_ARGS];
+	char *line = strndup(*ed->line_buffer, (size_t)start), *words[MAX_ARGS];
 	char *buf = malloc(strlen(line) + 1);
 	int argc = buf ? split_line(line, buf, words, MAX_ARGS, NULL) : -1;
 	char **matches = NULL;
@@ -348,7 +351,7 @@ static char **complete(const char *text, int start, int end)
 	(void)end;
 	/* Completion may query the registry: Ctrl-C now cancels that. */
 	at_prompt = 0;
-	rl_attempted_completion_over = 1;  /* never fall back to file names */
+	*ed->attempted_completion_over = 1;  /* never fall back to file names */
 	if (argc < 0)
 		goto out;
 	completing_verb = argc > 0 ? verb_find(words[0]) : NULL;
@@ -384,7 +387,7 @@ static char **complete(const char *text, int start, int end)
 			goto out;
 		}
 	}
-	matches = rl_completion_matches(text, generator);
+	matches = ed->completion_matches(text, generator);
 out:
 	free(line);
 	free(buf);
@@ -422,8 +425,8 @@ static void history_save(const char *path)
 		fchmod(fd, 0600);
 		close(fd);
 	}
-	stifle_history(HISTORY_MAX);
-	write_history(path);
+	ed->stifle_history(HISTORY_MAX);
+	ed->write_history(path);
 }
 
 /* libedit's callback interface: the REPL waits for input itself (wait_input), so a
@@ -437,12 +440,12 @@ static void on_line(char *line)
 	line_done = true;
 }
 
-static char *read_command(const char *prompt)
+static char *read_command_edit(const char *prompt)
 {
 	entered = NULL;
 	line_done = false;
 	prompt_interrupted = 0;
-	rl_callback_handler_install(prompt, on_line);
+	ed->callback_handler_install(prompt, on_line);
 	while (!line_done) {
 		int r = wait_input();
 
@@ -451,20 +454,21 @@ static char *read_command(const char *prompt)
 		if (r == 0) {
 			/* Ctrl-C: the line is dropped and the prompt starts over on a fresh line. */
 			prompt_interrupted = 0;
-			rl_callback_handler_remove();
+			ed->callback_handler_remove();
 			fputc('\n', stdout);
 			fflush(stdout);
-			rl_callback_handler_install(prompt, on_line);
+			ed->callback_handler_install(prompt, on_line);
 			continue;
 		}
-		rl_callback_read_char();
+		ed->callback_read_char();
 	}
-	rl_callback_handler_remove();
+	ed->callback_handler_remove();
 	return entered;
 }
-#else
+#endif
+
 /* Without libedit: a line read with read(2), so that a Ctrl-C (EINTR) drops it. */
-static char *read_command(const char *prompt)
+static char *read_command_plain(const char *prompt)
 {
 	size_t len = 0, cap = 128;
 	char *line = malloc(cap);
@@ -518,7 +522,15 @@ static char *read_command(const char *prompt)
 	line[len] = '\0';
 	return line;
 }
+
+static char *read_command(const char *prompt)
+{
+#if HAVE_LIBEDIT
+	if (ed)
+		return read_command_edit(prompt);
 #endif
+	return read_command_plain(prompt);
+}
 
 #if HAVE_LIBEDIT
 /* A password keyword or a URI's user:password@ in a line. */
@@ -551,14 +563,17 @@ static int run_interactive(void)
 	if (dbreg_ctx_connect(repl_ctx, NULL, &err) < 0)
 		fprintf(stderr, "dbreg: warning: %s\n", err.message);
 #if HAVE_LIBEDIT
-	rl_readline_name = "dbreg";
-	rl_attempted_completion_function = complete;
-	rl_completion_append_character = ' ';
-	hist = history_path();
+	ed = edit_load();
+	hist = ed ? history_path() : NULL;
+	if (ed) {
+		*ed->readline_name = "dbreg";
+		*ed->attempted_completion_function = complete;
+		*ed->completion_append_character = ' ';
+	}
 	if (hist) {
-		using_history();
-		stifle_history(HISTORY_MAX);
-		read_history(hist);
+		ed->using_history();
+		ed->stifle_history(HISTORY_MAX);
+		ed->read_history(hist);
 	}
 #endif
 	printf("dbreg %s — type 'help' for the commands, 'quit' or Ctrl-D to leave.\n", dbreg_version());
@@ -583,8 +598,8 @@ static int run_interactive(void)
 		(void)status;  /* no history to keep a line from */
 #else
 		/* A refused line may be a password typed in the wrong place: not kept. */
-		if (*line && strspn(line, " \t") != strlen(line) && status != EXIT_USAGE && !holds_secret(line))
-			add_history(line);
+		if (ed && *line && strspn(line, " \t") != strlen(line) && status != EXIT_USAGE && !holds_secret(line))
+			ed->add_history(line);
 #endif
 		sodium_memzero(line, strlen(line));
 		free(line);

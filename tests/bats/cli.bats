@@ -11,6 +11,14 @@ load helper
 	assert_output --regexp '^dbreg [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
+@test "dbreg: no command loads a line editor but the REPL, which opens libedit itself" {
+	command -v ldd >/dev/null || skip "no ldd"
+	run ldd "$DBREG"
+	assert_success
+	refute_output --partial libedit
+	refute_output --partial libtinfo
+}
+
 @test "dbreg --help exits 0 and shows usage" {
 	run --separate-stderr "$DBREG" --help
 	assert_success
