@@ -134,16 +134,6 @@ static int write_pgpass(const char *path, const char *text, bool force)
 	return out_file_commit(&o, force);
 }
 
-static int write_service_file(const char *path, const char *text, bool force)
-{
-	struct out_file o;
-
-	if (out_file_open(&o, path, 0644) < 0)
-		return -1;
-	fputs(text, o.f);
-	return out_file_commit(&o, force);
-}
-
 /* Text of whole lines for a terminal: each line escaped, the line breaks kept. */
 static void print_lines_safe(char *text, FILE *f)
 {
@@ -158,9 +148,8 @@ static void print_lines_safe(char *text, FILE *f)
 	}
 }
 
-/* The selection: every name registered (else the first that is not, exit 1), narrowed by the filters. */
-static int select_connections(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter,
-                              struct dbreg_conn_list **ret)
+/* Every name registered (else the first that is not, exit 1), and the filter narrowed to them. */
+static int check_names(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter)
 {
 	struct dbreg_error err;
 
@@ -172,7 +161,22 @@ static int select_connections(struct dbreg_ctx *ctx, const char *const *names, s
 			return fail(&err);
 		dbreg_conn_list_free(one);
 	}
-	if (dbreg_filter_set_names(filter, names, &err) < 0 || dbreg_list(ctx, filter, ret, &err) < 0)
+	if (dbreg_filter_set_names(filter, names, &err) < 0)
+		return fail(&err);
+	return EXIT_OK;
+}
+
+/* The selection: check_names, then the rows. */
+static int select_connections(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter,
+                              struct dbreg_conn_list **ret)
+{
+	struct dbreg_error err;
+	int r = check_names(ctx, names, filter);
+
+	dbreg_error_clear(&err);
+	if (r)
+		return r;
+	if (dbreg_list(ctx, filter, ret, &err) < 0)
 		return fail(&err);
 	if (dbreg_conn_list_count(*ret) == 0) {
 		dbreg_conn_list_free(*ret);
@@ -180,6 +184,56 @@ static int select_connections(struct dbreg_ctx *ctx, const char *const *names, s
 		log_error("no connection matches the selection");
 		return EXIT_NEGATIVE;
 	}
+	return EXIT_OK;
+}
+
+/* A section of the service file to stdout (escaped for a terminal) or to the temp file. */
+static int emit_section(const char *text, size_t len, void *userdata)
+{
+	struct out_file *o = userdata;
+	char *copy;
+
+	if (o)
+		return fwrite(text, 1, len, o->f) == len ? 0 : -1;
+	if (!(copy = strndup(text, len)))
+		return -1;
+	print_lines_safe(copy, stdout);
+	free(copy);
+	return 0;
+}
+
+/* --service-file: the sections written as the rows come, to stdout or, whole or not at
+ * all, to path. */
+static int export_service_file(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter,
+                               const char *path, bool force)
+{
+	struct dbreg_conn_stream *s = NULL;
+	struct out_file o;
+	struct dbreg_error err;
+	size_t n = 0;
+	int r = check_names(ctx, names, filter);
+
+	dbreg_error_clear(&err);
+	if (r)
+		return r;
+	if (path && out_file_open(&o, path, 0644) < 0)
+		return EXIT_NEGATIVE;
+	if (dbreg_list_stream(ctx, filter, &s, &err) < 0 ||
+	    dbreg_service_file_stream(s, emit_section, path ? &o : NULL, &n, &err) < 0) {
+		dbreg_conn_stream_free(s);
+		if (path)
+			out_file_abort(&o);
+		return fail(&err);
+	}
+	dbreg_conn_stream_free(s);
+	if (n == 0) {
+		if (path)
+			out_file_abort(&o);
+		log_error("no connection matches the selection");
+		return EXIT_NEGATIVE;
+	}
+	if (path)
+		return out_file_commit(&o, force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
 	return EXIT_OK;
 }
 
@@ -258,35 +312,28 @@ static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
 		return EXIT_NEGATIVE;
 	}
 	r = connect_registry(ctx);
+	if (!r && arg_service_file) {
+		r = export_service_file(ctx, names, filter, arg_output, arg_force);
+		dbreg_filter_free(filter);
+		return r;
+	}
 	if (!r)
 		r = select_connections(ctx, names, filter, &l);
 	dbreg_filter_free(filter);
 	if (r)
 		return r;
-	if (arg_pgpass) {
-		if (dbreg_pgpass_file(ctx, l, &text, &written, &skipped, &err) < 0) {
-			dbreg_conn_list_free(l);
-			return fail(&err);
-		}
-		r = write_pgpass(arg_pgpass, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
-		dbreg_secret_free(text);
-		if (r == EXIT_OK) {
-			fprintf(stderr, "wrote %zu password%s to ", written, written == 1 ? "" : "s");
-			out_fputs_safe(arg_pgpass, stderr);
-			if (skipped)
-				fprintf(stderr, " (%zu connection%s without a password skipped)", skipped, skipped == 1 ? "" : "s");
-			fputc('\n', stderr);
-		}
-	} else {
-		if (dbreg_service_file(l, &text, &err) < 0) {
-			dbreg_conn_list_free(l);
-			return fail(&err);
-		}
-		if (arg_output)
-			r = write_service_file(arg_output, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
-		else
-			print_lines_safe(text, stdout);
-		free(text);
+	if (dbreg_pgpass_file(ctx, l, &text, &written, &skipped, &err) < 0) {
+		dbreg_conn_list_free(l);
+		return fail(&err);
+	}
+	r = write_pgpass(arg_pgpass, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
+	dbreg_secret_free(text);
+	if (r == EXIT_OK) {
+		fprintf(stderr, "wrote %zu password%s to ", written, written == 1 ? "" : "s");
+		out_fputs_safe(arg_pgpass, stderr);
+		if (skipped)
+			fprintf(stderr, " (%zu connection%s without a password skipped)", skipped, skipped == 1 ? "" : "s");
+		fputc('\n', stderr);
 	}
 	dbreg_conn_list_free(l);
 	return r;

@@ -771,6 +771,12 @@ int dbreg_conninfo_string(const struct dbreg_conn *c, enum dbreg_conninfo_format
  * cannot carry (a control character, trailing white space) is
  * DBREG_ERR_FAILED naming the connection. */
 int dbreg_service_file(const struct dbreg_conn_list *l, char **ret, struct dbreg_error *err);
+/* The same, a section at a time as the rows of s come (dbreg_list_stream), each handed to
+ * emit (< 0: stop, DBREG_ERR_FAILED); what it holds does not grow with the rows.  The
+ * sections emitted, also on failure, in *ret_count when given. */
+int dbreg_service_file_stream(struct dbreg_conn_stream *s,
+                              int (*emit)(const char *text, size_t len, void *userdata), void *userdata,
+                              size_t *ret_count, struct dbreg_error *err);
 /* A password file: host:port:dbname:user:password lines (: and \ escaped with
  * \; libpq's default socket directory as localhost) for the records of l that have a
  * password, each decrypted with the context's keys as a login would be.

@@ -251,44 +251,82 @@ static int refuse(struct dbreg_error *err, const char *name, const char *what, c
 	                  dbreg_printable(name, shown, sizeof(shown)), what, file);
 }
 
+/* One connection's pg_service.conf section onto t, after a blank line unless first. */
+static int service_section(const struct dbreg_conn *c, bool first, struct text *t, struct dbreg_error *err)
+{
+	const char *name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
+	struct fanout_job j;
+
+	if (!name || !*name || !line_safe(name, true) || strchr(name, ']'))
+		return refuse(err, name ? name : "", "name", "a pg_service.conf section");
+	record_job(c, &j);
+	if (!first)
+		text_addc(t, '\n');
+	text_addc(t, '[');
+	text_add(t, name);
+	text_add(t, "]\n");
+	for (size_t i = 0; i < ELEMENTSOF(export_keywords); i++) {
+		const char *v = job_value(&j, export_keywords[i]);
+
+		if (!v)
+			continue;
+		if (!line_safe(v, false))
+			return refuse(err, name, export_keywords[i], "pg_service.conf");
+		text_add(t, export_keywords[i]);
+		text_addc(t, '=');
+		text_add(t, v);
+		text_addc(t, '\n');
+	}
+	return 0;
+}
+
 _public_ int dbreg_service_file(const struct dbreg_conn_list *l, char **ret, struct dbreg_error *err)
 {
 	struct text t = { .s = NULL };
-	struct fanout_job j;
 
 	if (!l || !ret)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "dbreg_service_file: no list");
 	text_add(&t, "");
-	for (size_t r = 0; r < dbreg_conn_list_count(l); r++) {
-		const struct dbreg_conn *c = dbreg_conn_list_at(l, r);
-		const char *name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
-
-		if (!name || !*name || !line_safe(name, true) || strchr(name, ']')) {
+	for (size_t r = 0; r < dbreg_conn_list_count(l); r++)
+		if (service_section(dbreg_conn_list_at(l, r), r == 0, &t, err) < 0) {
 			text_free(&t);
-			return refuse(err, name ? name : "", "name", "a pg_service.conf section");
+			return -1;
 		}
-		record_job(c, &j);
-		if (r > 0)
-			text_addc(&t, '\n');
-		text_addc(&t, '[');
-		text_add(&t, name);
-		text_add(&t, "]\n");
-		for (size_t i = 0; i < ELEMENTSOF(export_keywords); i++) {
-			const char *v = job_value(&j, export_keywords[i]);
-
-			if (!v)
-				continue;
-			if (!line_safe(v, false)) {
-				text_free(&t);
-				return refuse(err, name, export_keywords[i], "pg_service.conf");
-			}
-			text_add(&t, export_keywords[i]);
-			text_addc(&t, '=');
-			text_add(&t, v);
-			text_addc(&t, '\n');
-		}
-	}
 	return text_take(&t, ret, err);
+}
+
+_public_ int dbreg_service_file_stream(struct dbreg_conn_stream *s,
+                                       int (*emit)(const char *text, size_t len, void *userdata), void *userdata,
+                                       size_t *ret_count, struct dbreg_error *err)
+{
+	struct text t = { .s = NULL };
+	const struct dbreg_conn *c;
+	size_t n = 0;
+	int r;
+
+	if (!s || !emit)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "dbreg_service_file_stream: no stream");
+	while ((r = dbreg_conn_stream_next(s, &c, err)) > 0) {
+		t.len = 0;
+		text_add(&t, "");
+		if (service_section(c, n == 0, &t, err) < 0) {
+			r = -1;
+			break;
+		}
+		if (t.failed) {
+			r = dbreg_fail_oom(err);
+			break;
+		}
+		if (emit(t.s, t.len, userdata) < 0) {
+			r = dbreg_fail(err, DBREG_ERR_FAILED, "cannot write the service file");
+			break;
+		}
+		n++;
+	}
+	text_free(&t);
+	if (ret_count)
+		*ret_count = n;
+	return r < 0 ? -1 : 0;
 }
 
 /* A .pgpass field: : and \ escaped with \, as libpq reads them. */

@@ -47,6 +47,8 @@ teardown_file() {
 	drop_registry
 }
 
+teardown() { drop_scratch_registry; }
+
 setup() {
 	require_sandbox
 	export ADMIN_DATABASE_URL=$OWN_URL
@@ -399,4 +401,30 @@ mode_of() {
 	[[ $stderr == *"connection 'neofast-shared-us-primary'"* ]] || fail "$stderr"
 	[ ! -e "$PASSFILE" ] || fail "a file was written"
 	no_secrets
+}
+
+@test "export: --service-file of 20,000 rows is written as they come, under 16 MB, and an empty selection writes nothing" {
+	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+	scratch_registry
+	"$DBREG" init >/dev/null
+	psql_admin <<<"INSERT INTO admin.database_connections
+		(connection_name, connection_type, region_id, host, port, database_name, username)
+		SELECT 'big-' || lpad(g::text, 5, '0'), 'SHARED', 'eu', 'db.example', 5432, 'app', 'app'
+		FROM generate_series(1, 20000) AS g;" >/dev/null
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" export --service-file >"$BATS_TEST_TMPDIR/out.conf"
+	assert_equal "$(grep -c '^\[big-[0-9]*\]$' "$BATS_TEST_TMPDIR/out.conf")" 20000
+	assert_equal "$(grep -c '^$' "$BATS_TEST_TMPDIR/out.conf")" 19999
+	run --separate-stderr "$DBREG" export --service-file --output "$SERVICEFILE"
+	assert_success
+	cmp "$SERVICEFILE" "$BATS_TEST_TMPDIR/out.conf"
+	# ASan's shadow memory makes any ceiling meaningless.
+	if ! ldd "$DBREG" | grep -q libasan; then
+		rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
+		((rss < 16 * 1024)) || fail "peak RSS $rss KB for 20,000 sections"
+	fi
+	rm -f "$SERVICEFILE"
+	run --separate-stderr "$DBREG" export --service-file --region nowhere --output "$SERVICEFILE"
+	assert_failure 1
+	[[ $stderr == *"no connection matches the selection"* ]] || fail "$stderr"
+	[ ! -e "$SERVICEFILE" ] || fail "an empty selection wrote $SERVICEFILE"
 }
