@@ -656,19 +656,24 @@ static void fail_run(struct shared *sh, const char *why)
 	shared_unlock(sh);
 }
 
+/* The source's next job, under the lock (NULL: it has no more). */
+static struct fanout_job *next_locked(struct shared *sh)
+{
+	struct fanout_job *j = sh->exhausted ? NULL : sh->src->next(sh->src->userdata);
+
+	if (!j)
+		sh->exhausted = true;
+	return j;
+}
+
 /* The next job to start, prepared (NULL: none left).  A job the source gives as
  * FANOUT_SKIPPED, or that prepare refuses, ends here. */
 static struct fanout_job *take(struct shared *sh)
 {
-	struct fanout_job *j = NULL;
+	struct fanout_job *j;
 
 	shared_lock(sh);
-	while (!sh->exhausted) {
-		j = sh->src->next(sh->src->userdata);
-		if (!j) {
-			sh->exhausted = true;
-			break;
-		}
+	while ((j = next_locked(sh))) {
 		j->resolve_id = -1;
 		j->started = fanout_now_ms();
 		if (j->outcome != FANOUT_SKIPPED) {
@@ -680,7 +685,6 @@ static struct fanout_job *take(struct shared *sh)
 		j->state = S_DONE;
 		sodium_memzero(j->secret, sizeof(j->secret));
 		hand_back_locked(sh, j);
-		j = NULL;
 	}
 	shared_unlock(sh);
 	return j;
@@ -692,12 +696,7 @@ static void drain(struct shared *sh, enum fanout_outcome outcome, const char *wh
 	struct fanout_job *j;
 
 	shared_lock(sh);
-	while (!sh->exhausted) {
-		j = sh->src->next(sh->src->userdata);
-		if (!j) {
-			sh->exhausted = true;
-			break;
-		}
+	while ((j = next_locked(sh))) {
 		if (j->outcome == FANOUT_SKIPPED) {
 			j->state = S_DONE;
 		} else {
