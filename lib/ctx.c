@@ -299,7 +299,7 @@ int dbreg_exec_each(struct dbreg_ctx *ctx, const char *sql, int nparams, const c
 	if (!ctx->conn)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
 	if (!PQsendQueryParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(ctx->conn)) {
-		dbreg_ctx_fail_result(ctx, NULL, err);
+		dbreg_fail(err, DBREG_ERR_UNAVAILABLE, "cannot send the query: %s", PQerrorMessage(ctx->conn));
 		while ((res = PQgetResult(ctx->conn)))
 			PQclear(res);
 		return -1;

@@ -31,7 +31,8 @@
 
 enum { S_PENDING, S_RESOLVING, S_CONNECTING, S_QUERYING, S_DONE };
 #define MAX_ADDRS 4
-/* One thread per distinct name up to this: a few slow names must not hold up the rest. */
+/* One thread per distinct name up to this, shared by a run's loops: a few slow names must
+ * not hold up the rest. */
 #define RESOLVER_THREADS 64
 
 double fanout_now_ms(void)
@@ -82,6 +83,7 @@ struct resolver {
 	pthread_mutex_t lock;
 	int refs;                  /* the loop's, and one for each thread still running */
 	int running, busy;         /* threads started and not ended; those of them in getaddrinfo */
+	int max_threads;
 	bool abandoned;
 	struct request *reqs;
 	size_t n, size, next;      /* requests, room for them, the next to resolve */
@@ -178,17 +180,21 @@ static bool needs_resolving(const char *host)
 	return inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1;
 }
 
-static struct resolver *resolver_new(void)
+/* NULL with errno set: no memory, or no pipe. */
+static struct resolver *resolver_new(int max_threads)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
-	int fds[2];
+	int fds[2], e;
 
 	if (!r)
 		return NULL;
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+		e = errno;
 		free(r);
+		errno = e;
 		return NULL;
 	}
+	r->max_threads = max_threads > 0 ? max_threads : 1;
 	r->pipe_r = fds[0];
 	r->pipe_w = fds[1];
 	pthread_mutex_init(&r->lock, NULL);
@@ -251,8 +257,8 @@ static void resolver_spawn_locked(struct resolver *r, size_t id)
 	pthread_t tid;
 	int rc;
 
-	/* A thread for each queued name while none is free, up to RESOLVER_THREADS. */
-	if (r->running >= RESOLVER_THREADS || (size_t)(r->running - r->busy) >= r->n - r->next)
+	/* A thread for each queued name while none is free, up to max_threads. */
+	if (r->running >= r->max_threads || (size_t)(r->running - r->busy) >= r->n - r->next)
 		return;
 	/* The threads take no signal: SIGINT belongs to the main thread (the REPL
 	 * cancels with it), SIGPIPE must never kill the process. */
@@ -604,6 +610,7 @@ struct shared {
 	bool failed;                 /* a loop failed: error says why, and every loop stops */
 	size_t done;                 /* jobs ended */
 	int loops;                   /* loops still running */
+	int resolver_threads;        /* each loop's share of RESOLVER_THREADS */
 	double t0;
 	char error[256];
 };
@@ -678,7 +685,7 @@ static struct fanout_job *take(struct shared *sh)
 		j->started = fanout_now_ms();
 		if (j->outcome != FANOUT_SKIPPED) {
 			j->state = S_RESOLVING;
-			if (!sh->opts->prepare || sh->opts->prepare(j, sh->opts->userdata) == 0)
+			if (!sh->opts->prepare || sh->opts->prepare(j, sh->opts->userdata) >= 0)
 				break;
 			j->outcome = FANOUT_SKIPPED;
 		}
@@ -732,6 +739,7 @@ static void loop_run(struct shared *sh, size_t slots, bool reports)
 
 	if (!pfd || !polled || !live) {
 		fail_run(sh, "out of memory");
+		drain(sh, FANOUT_LOCAL, "out of memory");
 		more = false;
 	}
 	while (more || nlive > 0) {
@@ -747,7 +755,8 @@ static void loop_run(struct shared *sh, size_t slots, bool reports)
 			snprintf(why, sizeof(why), "%s", cancelled ? "cancelled" : sh->error);
 			shared_unlock(sh);
 			for (size_t k = 0; k < nlive; k++) {
-				finish(live[k], outcome, "%s", why);
+				if (live[k]->state != S_DONE)  /* one that ended in the last round stays as it ended */
+					finish(live[k], outcome, "%s", why);
 				hand_back(sh, live[k]);
 			}
 			nlive = 0;
@@ -765,10 +774,12 @@ static void loop_run(struct shared *sh, size_t slots, bool reports)
 			}
 			host = job_param(j, "host");
 			if (needs_resolving(host)) {
-				if (!res)
-					res = resolver_new();
-				id = res ? resolver_request(res, host) : -1;
-				if (id < 0) {
+				if (!res && !(res = resolver_new(sh->resolver_threads))) {
+					finish(j, FANOUT_LOCAL, "cannot start resolving host names: %s", strerror(errno));
+					hand_back(sh, j);
+					continue;
+				}
+				if ((id = resolver_request(res, host)) < 0) {
 					finish(j, FANOUT_LOCAL, "out of memory");
 					hand_back(sh, j);
 					continue;
@@ -872,7 +883,7 @@ static void *loop_thread_main(void *arg)
 
 int fanout_run_source(const struct fanout_source *src, const struct fanout_opts *opts, char *errbuf, size_t errsize)
 {
-	size_t max_jobs = opts->jobs > 0 ? (size_t)opts->jobs : 64, nthreads, slots0;
+	size_t max_jobs = opts->jobs > 0 ? (size_t)opts->jobs : 64, nthreads, slots0, extra, allowed;
 	struct loop_thread *threads = NULL;
 	struct shared sh = { .src = src, .opts = opts, .t0 = fanout_now_ms() };
 
@@ -880,14 +891,20 @@ int fanout_run_source(const struct fanout_source *src, const struct fanout_opts 
 		max_jobs = src->total ? src->total : 1;
 	if (opts->ret_wanted)
 		*opts->ret_wanted = max_jobs;
-	max_jobs = fanout_jobs_allowed(max_jobs, opts->ret_fd_limit);
-	if (opts->ret_used)
-		*opts->ret_used = max_jobs;
 	nthreads = opts->threads > 0 ? (size_t)opts->threads : 1;
 	if (nthreads > max_jobs)
 		nthreads = max_jobs;
 	if (nthreads > FANOUT_MAX_THREADS)
 		nthreads = FANOUT_MAX_THREADS;
+	/* Each loop but the first may open a resolver's pipe beyond FD_RESERVE. */
+	extra = 2 * (nthreads - 1);
+	allowed = fanout_jobs_allowed(max_jobs + extra, opts->ret_fd_limit);
+	max_jobs = allowed > extra + 1 ? allowed - extra : 1;
+	if (opts->ret_used)
+		*opts->ret_used = max_jobs;
+	if (nthreads > max_jobs)
+		nthreads = max_jobs;
+	sh.resolver_threads = RESOLVER_THREADS / (int)nthreads;
 	slots0 = max_jobs;
 	if (nthreads > 1)
 		threads = calloc(nthreads - 1, sizeof(*threads));

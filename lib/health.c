@@ -1,6 +1,7 @@
 /* health.c — health checks and statuses on top of the fan-out loop, and their write-back. */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,14 +528,16 @@ static int retry_pending(struct check_source *s, int timeout_ms, struct dbreg_er
 	return rc;
 }
 
-/* How many event loops: --threads, else one per online CPU (the fan-out caps it by
- * --jobs). */
+/* How many event loops: --threads, else one per online CPU this process may run on (its
+ * affinity mask, as nproc(1) counts them; the fan-out caps it by --jobs). */
 static int loops_for(const struct dbreg_health_opts *o)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long cpus;
 
 	if (o->threads > 0)
 		return o->threads;
+	cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
 	return cpus > 0 ? (int)(cpus < FANOUT_MAX_THREADS ? cpus : FANOUT_MAX_THREADS) : 1;
 }
 

@@ -173,7 +173,7 @@ struct target_rows {
 	size_t *at;                           /* where each row starts in arena (4-aligned) */
 	size_t n, cap;
 	int ncols;                            /* 0 until the first result said */
-	bool too_wide;
+	bool bad_shape;                       /* more than TARGET_MAX_COLUMNS, or a result of others */
 	char *names[TARGET_MAX_COLUMNS];
 };
 
@@ -186,15 +186,17 @@ static int rows_add(const PGresult *res, void *userdata)
 
 	if (r->ncols == 0 && PQnfields(res) > 0) {
 		if (PQnfields(res) > TARGET_MAX_COLUMNS) {
-			r->too_wide = true;
+			r->bad_shape = true;
 			return 0;
 		}
 		for (int c = 0; c < PQnfields(res); c++)
 			if (!(r->names[r->ncols++] = strdup(PQfname(res, c))))
 				return -1;
 	}
-	if (r->too_wide || PQnfields(res) != r->ncols)
+	if (r->bad_shape || PQnfields(res) != r->ncols) {
+		r->bad_shape = true;
 		return 0;
+	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		size_t start = (r->used + 3) & ~(size_t)3, o = (size_t)r->ncols * sizeof(uint32_t), need = o;
 		char *row;
@@ -264,9 +266,10 @@ int target_rows_load(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, c
 		target_rows_free(r);
 		return -1;
 	}
-	if (r->too_wide) {
+	if (r->bad_shape) {
 		target_rows_free(r);
-		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows have more than %d columns", TARGET_MAX_COLUMNS);
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the target rows came in an unexpected shape (more than %d"
+		                  " columns, or not the same in every row)", TARGET_MAX_COLUMNS);
 	}
 	*ret = r;
 	return 0;
