@@ -85,6 +85,15 @@ static int run_list(struct dbreg_ctx *ctx, int argc, char **argv)
 	}
 	dbreg_filter_set_active(filter, arg_active);
 	dbreg_filter_set_include_deleted(filter, arg_all);
+	/* The server computes only what is shown: a table's columns, or the names. */
+	if (names || fmt == OUT_TABLE) {
+		enum dbreg_field shown[DBREG_F__COUNT] = { DBREG_F_CONNECTION_NAME };
+
+		if (dbreg_filter_set_fields(filter, shown, names ? 1 : out_conn_table_fields(shown), &err) < 0) {
+			dbreg_filter_free(filter);
+			return fail(&err);
+		}
+	}
 	r = dbreg_list_stream(ctx, filter, &st, &err);
 	dbreg_filter_free(filter);
 	if (r < 0)

@@ -694,6 +694,16 @@ static const char *const list_headers[] = {
 	"NAME", "TYPE", "REGION", "HOST", "PORT", "DATABASE", "USER", "ACTIVE", "HEALTHY",
 };
 
+size_t out_conn_table_fields(enum dbreg_field *fields)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < ELEMENTSOF(list_columns); k++)
+		fields[n++] = list_columns[k];
+	fields[n++] = DBREG_F_DELETED_AT;  /* human(): "deleted" */
+	return n;
+}
+
 static const char *human(const struct dbreg_conn *c, enum dbreg_field f)
 {
 	const char *v = dbreg_conn_get(c, f);
@@ -1027,6 +1037,8 @@ struct doc_section {
 	json_t *json_row;          /* a flat section's row object, its keys set once and its
 	                            * values replaced row after row (NULL: a new one a row) */
 	bool json_flat;            /* no "a.b" key and none left out when NULL */
+	char **json_last;          /* with json_row: each column's text in the last row (NULL: it
+	                            * was null), so a value that repeats is neither made nor parsed again */
 };
 
 /* Text gathered while the rows come (Nagios: perfdata, long output), opened on first use. */
@@ -1589,13 +1601,32 @@ static void json_row(struct out_doc *d, struct doc_section *s, const char *const
 	json_t *o = s->json_row ? json_incref(s->json_row) : json_object();
 	char *text;
 
-	/* The same keys in the same order every row: replacing a value keeps its place. */
-	for (size_t i = 0; i < s->ncols; i++)
-		if (s->cols[i].key && in_format(&s->cols[i], OUT_JSON) &&
-		    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
-			set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
-	if (!s->json_row && s->json_flat)
+	/* The same keys in the same order every row: replacing a value keeps its place, and a
+	 * value the last row had too is kept as it is. */
+	for (size_t i = 0; i < s->ncols; i++) {
+		if (!s->cols[i].key || !in_format(&s->cols[i], OUT_JSON) ||
+		    (values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
+			continue;
+		if (s->json_last && (s->json_last[i] == values[i] ||
+		                     (s->json_last[i] && values[i] && strcmp(s->json_last[i], values[i]) == 0)))
+			continue;
+		set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
+		if (s->json_last) {
+			free(s->json_last[i]);
+			s->json_last[i] = values[i] ? strdup(values[i]) : NULL;
+			if (values[i] && !s->json_last[i])
+				abort();
+		}
+	}
+	if (!s->json_row && s->json_flat) {
 		s->json_row = json_incref(o);
+		s->json_last = calloc(s->ncols ? s->ncols : 1, sizeof(*s->json_last));
+		if (!s->json_last)
+			abort();
+		for (size_t i = 0; i < s->ncols; i++)
+			if (values[i] && !(s->json_last[i] = strdup(values[i])))
+				abort();
+	}
 	if (!(d->flags & OUT_DOC_SINGLE))
 		fprintf(d->f, "%s%s%s", d->row_written ? "," : "", d->pretty ? "\n" : "", d->pretty ? indent : "");
 	if (d->pretty) {
@@ -1890,6 +1921,9 @@ void out_doc_end(struct out_doc *d)
 
 		out_table_free(s->table);
 		json_decref(s->json_row);
+		for (size_t i = 0; s->json_last && i < s->ncols; i++)
+			free(s->json_last[i]);
+		free(s->json_last);
 		for (size_t i = 0; s->kept && i < s->nrows * s->ncols; i++)
 			free(s->kept[i]);
 		for (size_t i = 0; s->kept_shown && i < s->nrows * s->ncols; i++)

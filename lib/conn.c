@@ -55,20 +55,31 @@ static const struct field_def {
 	[DBREG_F_PASSWORD_FORMAT] = { "password_format", DBREG_T_TEXT, V_NONE, 0, 0, 0, "CASE WHEN coalesce(encrypted_password, '') = '' THEN NULL WHEN encrypted_password ~ '^dbreg:v[12]:' THEN 'dbreg' WHEN encrypted_password LIKE 'gAAAAA%' THEN 'fernet' ELSE 'unknown' END" },
 };
 
-const char *dbreg_conn_select_list(const struct dbreg_profile *p, char *buf, size_t size)
+/* Whether a read of these fields (a mask; 0: all) has field f. */
+static bool wanted(uint64_t mask, int f)
+{
+	/* region_code comes with region_id; connection_name always (it orders the rows). */
+	if (f == DBREG_F_REGION_CODE)
+		f = DBREG_F_REGION_ID;
+	return mask == 0 || f == DBREG_F_CONNECTION_NAME || (mask & DBREG_FIELD_BIT(f));
+}
+
+const char *dbreg_conn_select_list(const struct dbreg_profile *p, uint64_t mask, char *buf, size_t size)
 {
 	size_t o = 0;
 
 	buf[0] = '\0';
 	for (int f = 0; f < DBREG_F__COUNT && o < size; f++) {
+		if (!wanted(mask, f))
+			continue;
 		if (f == DBREG_F_REGION_CODE) {
 			/* Where region_id is a reference, operators speak of its code. */
 			if (p && p->region_table)
-				o += (size_t)snprintf(buf + o, size - o, ", (SELECT r.code::text FROM %s r WHERE r.id = d.region_id)"
-				                      " AS region_code", p->region_table);
+				o += (size_t)snprintf(buf + o, size - o, "%s(SELECT r.code::text FROM %s r WHERE r.id = d.region_id)"
+				                      " AS region_code", o ? ", " : "", p->region_table);
 			continue;
 		}
-		o += (size_t)snprintf(buf + o, size - o, "%s%s AS %s", f ? ", " : "", fields[f].select, fields[f].name);
+		o += (size_t)snprintf(buf + o, size - o, "%s%s AS %s", o ? ", " : "", fields[f].select, fields[f].name);
 	}
 	return buf;
 }
@@ -132,18 +143,19 @@ struct dbreg_conn_list {
 	struct dbreg_conn rows[];
 };
 
-/* Each field's column in res, by name (region_code only where the registry has regions). */
-static int find_columns(const PGresult *res, int cols[DBREG_F__COUNT], struct dbreg_error *err)
+/* Each field of the mask's (0: all) column in res, by name (region_code only where the
+ * registry has regions); -1 for the others. */
+static int find_columns(const PGresult *res, uint64_t mask, int cols[DBREG_F__COUNT], struct dbreg_error *err)
 {
 	for (int f = 0; f < DBREG_F__COUNT; f++) {
-		cols[f] = PQfnumber(res, fields[f].name);
-		if (cols[f] < 0 && f != DBREG_F_REGION_CODE)
+		cols[f] = wanted(mask, f) ? PQfnumber(res, fields[f].name) : -1;
+		if (cols[f] < 0 && f != DBREG_F_REGION_CODE && wanted(mask, f))
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
 	}
 	return 0;
 }
 
-struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err)
+struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, uint64_t mask, struct dbreg_error *err)
 {
 	size_t n = (size_t)PQntuples(res);
 	struct dbreg_conn_list *l;
@@ -154,7 +166,7 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
 		PQclear(res);
 		return NULL;
 	}
-	if (find_columns(res, l->cols, err) < 0) {
+	if (find_columns(res, mask, l->cols, err) < 0) {
 		free(l);
 		PQclear(res);
 		return NULL;
@@ -172,7 +184,6 @@ struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_
  * the rows; the admin connection is busy until the last one (or the free) has drained it. */
 struct dbreg_conn_stream {
 	struct dbreg_ctx *ctx;
-	PGconn *conn;
 	PGresult *res;              /* the current row (PGRES_SINGLE_TUPLE), or the end's result */
 	bool at_end, started, failed;
 	int cols[DBREG_F__COUNT];
@@ -182,48 +193,29 @@ struct dbreg_conn_stream {
 /* The next result of the query into s->res: a row, the end, or -1 (err set, drained). */
 static int stream_advance(struct dbreg_conn_stream *s, struct dbreg_error *err)
 {
-	ExecStatusType st;
+	int r;
 
 	PQclear(s->res);
-	s->res = PQgetResult(s->conn);
-	st = PQresultStatus(s->res);
-	if (st == PGRES_SINGLE_TUPLE && PQntuples(s->res) == 1)
-		return 0;
-	if (st == PGRES_TUPLES_OK) {
-		s->at_end = true;
-		return 0;
-	}
-	s->failed = true;
-	dbreg_ctx_fail_result(s->ctx, s->res, err);
-	PQclear(s->res);
-	s->res = NULL;
-	while ((s->res = PQgetResult(s->conn)))
-		PQclear(s->res);
-	return -1;
+	r = dbreg_rows_next(s->ctx, &s->res, err);
+	s->at_end = r == 0;
+	s->failed = r < 0;
+	return r < 0 ? -1 : 0;
 }
 
 int dbreg_conn_stream_open(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
-                           struct dbreg_conn_stream **ret, struct dbreg_error *err)
+                           uint64_t mask, struct dbreg_conn_stream **ret, struct dbreg_error *err)
 {
-	PGconn *conn = dbreg_ctx_conn(ctx);
-	struct dbreg_conn_stream *s;
+	struct dbreg_conn_stream *s = calloc(1, sizeof(*s));
 
-	if (!conn)
-		return dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
-	s = calloc(1, sizeof(*s));
 	if (!s)
 		return dbreg_fail_oom(err);
 	s->ctx = ctx;
-	s->conn = conn;
-	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(conn)) {
-		dbreg_fail(err, DBREG_ERR_UNAVAILABLE, "cannot send the query: %s", PQerrorMessage(conn));
-		while ((s->res = PQgetResult(conn)))
-			PQclear(s->res);
+	if (dbreg_rows_send(ctx, sql, nparams, params, err) < 0) {
 		free(s);
 		return -1;
 	}
 	/* The first answer now: it says which columns there are, even with no row. */
-	if (stream_advance(s, err) < 0 || find_columns(s->res, s->cols, err) < 0) {
+	if (stream_advance(s, err) < 0 || find_columns(s->res, mask, s->cols, err) < 0) {
 		dbreg_conn_stream_free(s);
 		return -1;
 	}
@@ -256,9 +248,9 @@ _public_ void dbreg_conn_stream_free(struct dbreg_conn_stream *s)
 {
 	if (!s)
 		return;
-	if (!s->at_end && !s->failed && s->conn) {
+	if (!s->at_end && !s->failed && dbreg_ctx_conn(s->ctx)) {
 		/* Left before the end: the server is told to stop, and what it sent is dropped. */
-		PGcancel *c = PQgetCancel(s->conn);
+		PGcancel *c = PQgetCancel(dbreg_ctx_conn(s->ctx));
 		char buf[256];
 
 		if (c) {
@@ -267,8 +259,8 @@ _public_ void dbreg_conn_stream_free(struct dbreg_conn_stream *s)
 		}
 	}
 	PQclear(s->res);
-	while (s->conn && (s->res = PQgetResult(s->conn)))
-		PQclear(s->res);
+	if (!s->at_end && !s->failed)
+		dbreg_rows_drain(s->ctx);
 	free(s);
 }
 

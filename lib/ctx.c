@@ -290,30 +290,66 @@ _public_ const struct dbreg_keyring *dbreg_ctx_keyring(struct dbreg_ctx *ctx)
 	return ctx->keys;
 }
 
-int dbreg_exec_each(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
-                    int (*each)(const PGresult *res, void *userdata), void *userdata, struct dbreg_error *err)
+void dbreg_rows_drain(struct dbreg_ctx *ctx)
 {
 	PGresult *res;
-	int rc = 0;
 
+	while (ctx->conn && (res = PQgetResult(ctx->conn)))
+		PQclear(res);
+}
+
+int dbreg_rows_send(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                    struct dbreg_error *err)
+{
 	if (!ctx->conn)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "not connected to the admin database");
 	if (!PQsendQueryParams(ctx->conn, sql, nparams, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(ctx->conn)) {
 		dbreg_fail(err, DBREG_ERR_UNAVAILABLE, "cannot send the query: %s", PQerrorMessage(ctx->conn));
-		while ((res = PQgetResult(ctx->conn)))
-			PQclear(res);
+		dbreg_rows_drain(ctx);
 		return -1;
 	}
-	while ((res = PQgetResult(ctx->conn))) {
-		ExecStatusType st = PQresultStatus(res);
+	return 0;
+}
 
-		if (rc == 0 && st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK)
-			rc = dbreg_ctx_fail_result(ctx, res, err);
-		else if (rc == 0 && each(res, userdata) < 0)
-			rc = dbreg_fail_oom(err);
-		PQclear(res);
+int dbreg_rows_next(struct dbreg_ctx *ctx, PGresult **ret, struct dbreg_error *err)
+{
+	PGresult *res = PQgetResult(ctx->conn);
+	ExecStatusType st = PQresultStatus(res);
+
+	*ret = NULL;
+	if (st == PGRES_SINGLE_TUPLE && PQntuples(res) == 1) {
+		*ret = res;
+		return 1;
 	}
-	return rc;
+	if (st == PGRES_TUPLES_OK) {
+		*ret = res;
+		dbreg_rows_drain(ctx);  /* the NULL that readies the connection */
+		return 0;
+	}
+	dbreg_ctx_fail_result(ctx, res, err);
+	PQclear(res);
+	dbreg_rows_drain(ctx);
+	return -1;
+}
+
+int dbreg_exec_each(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                    int (*each)(const PGresult *res, void *userdata), void *userdata, struct dbreg_error *err)
+{
+	PGresult *res;
+	int r;
+
+	if (dbreg_rows_send(ctx, sql, nparams, params, err) < 0)
+		return -1;
+	do {
+		r = dbreg_rows_next(ctx, &res, err);
+		if (r >= 0 && each(res, userdata) < 0) {
+			PQclear(res);
+			dbreg_rows_drain(ctx);
+			return dbreg_fail_oom(err);
+		}
+		PQclear(res);
+	} while (r > 0);
+	return r;
 }
 
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,

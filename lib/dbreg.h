@@ -202,6 +202,12 @@ void dbreg_filter_set_include_deleted(struct dbreg_filter *f, int include);
 int dbreg_filter_set_names(struct dbreg_filter *f, const char *const *names, struct dbreg_error *err);
 /* Only rows carrying this tag; several: rows carrying all of them. */
 int dbreg_filter_add_tag(struct dbreg_filter *f, const char *tag, struct dbreg_error *err);
+/* What dbreg_list and dbreg_list_stream read of each row: these n fields (connection_name
+ * always; region_code with region_id), so the server computes no other; the rest read as
+ * absent (dbreg_conn_has: 0).  n == 0: every field (the default).  An unknown field is
+ * DBREG_ERR_USAGE.  Other readers of a filter ignore it. */
+int dbreg_filter_set_fields(struct dbreg_filter *f, const enum dbreg_field *fields, size_t n,
+                            struct dbreg_error *err);
 
 int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
                struct dbreg_conn_list **ret, struct dbreg_error *err);

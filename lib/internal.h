@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 
 #include "dbreg.h"
@@ -40,6 +41,7 @@ struct dbreg_filter {
 	bool include_deleted;
 	char **names;         /* NULL-terminated, or NULL: any */
 	char **tags;          /* NULL-terminated, all required, or NULL */
+	uint64_t fields;      /* what dbreg_list reads (DBREG_FIELD_BIT), 0: every field */
 };
 struct dbreg_health_opts {
 	enum dbreg_health_level level;
@@ -182,6 +184,15 @@ int dbreg_ctx_check_writable(struct dbreg_ctx *ctx, struct dbreg_error *err);
  * err and returns NULL. expect is PGRES_TUPLES_OK or PGRES_COMMAND_OK. */
 PGresult *dbreg_exec(struct dbreg_ctx *ctx, const char *sql, int nparams,
                      const char *const *params, ExecStatusType expect, struct dbreg_error *err);
+/* A query whose rows are read one at a time (libpq's single-row mode) on the admin
+ * connection, which is busy until the end: dbreg_rows_send sends it; dbreg_rows_next
+ * gives 1 and a row (PGRES_SINGLE_TUPLE), 0 and the end's result (the columns, no row;
+ * the connection is ready again), or -1 (err set, the rest drained); *ret is the
+ * caller's to PQclear.  dbreg_rows_drain drops what is left. */
+int dbreg_rows_send(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                    struct dbreg_error *err);
+int dbreg_rows_next(struct dbreg_ctx *ctx, PGresult **ret, struct dbreg_error *err);
+void dbreg_rows_drain(struct dbreg_ctx *ctx);
 /* sql in libpq's single-row mode: each result (a row each, then the end's, which has the
  * columns and no row) to each, freed after; the memory it takes does not grow with the
  * rows.  each < 0 is out of memory: the rest is drained, and the call fails. */
@@ -320,16 +331,19 @@ int dbreg_encrypt_stored(struct dbreg_ctx *ctx, const char *format, const struct
 void dbreg_binding_of_conn(const struct dbreg_conn *c, struct dbreg_binding *b);
 int dbreg_binding_of_row(const PGresult *res, int row, struct dbreg_binding *b);
 int dbreg_spec_writable(enum dbreg_field f);
-struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, struct dbreg_error *err);
-/* The rows of sql (connection records: dbreg_conn_select_list's columns) one by one, in
- * single-row mode on the admin connection, which is busy until the stream is freed. */
+/* A mask of fields (DBREG_FIELD_BIT), 0 for all: what a read selects.  connection_name
+ * is always read; region_code comes with region_id. */
+#define DBREG_FIELD_BIT(f) (UINT64_C(1) << (unsigned)(f))
+struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, uint64_t mask, struct dbreg_error *err);
+/* The rows of sql (connection records: dbreg_conn_select_list's columns for mask) one by
+ * one, in single-row mode on the admin connection, which is busy until the stream is freed. */
 int dbreg_conn_stream_open(struct dbreg_ctx *ctx, const char *sql, int nparams, const char *const *params,
-                           struct dbreg_conn_stream **ret, struct dbreg_error *err);
-/* "expr AS name, ..." for every field of the field table, region_code where the
+                           uint64_t mask, struct dbreg_conn_stream **ret, struct dbreg_error *err);
+/* "expr AS name, ..." for the mask's fields of the field table, region_code where the
  * profile has regions: the SELECT list (over admin.database_connections AS d)
  * that dbreg_conn_list_from_result reads.  Into buf, which it returns. */
 struct dbreg_profile;
-const char *dbreg_conn_select_list(const struct dbreg_profile *p, char *buf, size_t size);
+const char *dbreg_conn_select_list(const struct dbreg_profile *p, uint64_t mask, char *buf, size_t size);
 /* The region code of row d as an SQL expression: through the regions table, or region_id itself. */
 const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, size_t size);
 

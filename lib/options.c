@@ -90,6 +90,20 @@ _public_ void dbreg_filter_set_include_deleted(struct dbreg_filter *f, int inclu
 	f->include_deleted = include != 0;
 }
 
+_public_ int dbreg_filter_set_fields(struct dbreg_filter *f, const enum dbreg_field *fields, size_t n,
+                                     struct dbreg_error *err)
+{
+	uint64_t mask = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned)fields[i] >= DBREG_F__COUNT)
+			return dbreg_fail(err, DBREG_ERR_USAGE, "no such field: %d", (int)fields[i]);
+		mask |= DBREG_FIELD_BIT(fields[i]);
+	}
+	f->fields = mask;
+	return 0;
+}
+
 _public_ int dbreg_filter_set_names(struct dbreg_filter *f, const char *const *names, struct dbreg_error *err)
 {
 	char **copy;

@@ -602,14 +602,21 @@ int dbreg_fail_write(struct dbreg_ctx *ctx, const PGresult *res, const struct db
 
 /* ---- reading ---- */
 
-/* The connection records' SELECT list for this registry (one per process: the lib is single-threaded). */
-static const char *select_list(struct dbreg_ctx *ctx)
+/* The connection records' SELECT list for this registry, of the mask's fields (0: all; one
+ * per process: the lib is single-threaded). */
+static const char *select_fields(struct dbreg_ctx *ctx, uint64_t mask)
 {
 	static char buf[4600];
 
-	return dbreg_conn_select_list(dbreg_ctx_profile(ctx), buf, sizeof(buf));
+	return dbreg_conn_select_list(dbreg_ctx_profile(ctx), mask, buf, sizeof(buf));
 }
-static int fetch(struct dbreg_ctx *ctx, const char *sql, int n, const char *const *params,
+
+static const char *select_list(struct dbreg_ctx *ctx)
+{
+	return select_fields(ctx, 0);
+}
+
+static int fetch(struct dbreg_ctx *ctx, const char *sql, int n, const char *const *params, uint64_t mask,
                  struct dbreg_conn_list **ret, struct dbreg_error *err)
 {
 	struct dbreg_conn_list *l;
@@ -617,7 +624,7 @@ static int fetch(struct dbreg_ctx *ctx, const char *sql, int n, const char *cons
 
 	if (!res)
 		return -1;
-	l = dbreg_conn_list_from_result(res, err);
+	l = dbreg_conn_list_from_result(res, mask, err);
 	if (!l)
 		return -1;
 	*ret = l;
@@ -755,7 +762,7 @@ static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, 
 	params[4] = *names;
 	params[5] = *tags;
 	snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
-	snprintf(sql, size, "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), cond);
+	snprintf(sql, size, "SELECT %s FROM " REGISTRY " d%s", select_fields(ctx, filter->fields), cond);
 	return 0;
 }
 
@@ -767,7 +774,7 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
 
 	if (r == 0)
-		r = fetch(ctx, sql, 6, params, ret, err);
+		r = fetch(ctx, sql, 6, params, filter ? filter->fields : 0, ret, err);
 	free(names);
 	free(tags);
 	return r;
@@ -781,7 +788,7 @@ _public_ int dbreg_list_stream(struct dbreg_ctx *ctx, const struct dbreg_filter 
 	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
 
 	if (r == 0)
-		r = dbreg_conn_stream_open(ctx, sql, 6, params, ret, err);
+		r = dbreg_conn_stream_open(ctx, sql, 6, params, filter ? filter->fields : 0, ret, err);
 	free(names);
 	free(tags);
 	return r;
@@ -796,7 +803,7 @@ _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_co
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d WHERE connection_name = $1 AND deleted_at IS NULL",
 	         select_list(ctx));
-	if (fetch(ctx, sql, 1, params, &l, err) < 0)
+	if (fetch(ctx, sql, 1, params, 0, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
 		dbreg_conn_list_free(l);
@@ -924,7 +931,7 @@ static int write_rows(struct dbreg_ctx *ctx, struct stmt *st, const struct dbreg
 		dbreg_ctx_set_revived(ctx, col >= 0 && PQgetvalue(res, 0, col)[0] == 't' &&
 		                          !(flags & DBREG_WRITE_REPLACE));
 	}
-	l = dbreg_conn_list_from_result(res, err);
+	l = dbreg_conn_list_from_result(res, 0, err);
 	if (!l)
 		return -1;
 	*ret = l;
@@ -1523,7 +1530,7 @@ int dbreg_registry_tenant_connection(struct dbreg_ctx *ctx, const char *conn_id,
 	char sql[5200];
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM " REGISTRY " d%s", select_list(ctx), conn_id ? by_id : by_name);
-	if (fetch(ctx, sql, 1, params, &l, err) < 0)
+	if (fetch(ctx, sql, 1, params, 0, &l, err) < 0)
 		return -1;
 	if (dbreg_conn_list_count(l) == 0) {
 		dbreg_conn_list_free(l);

@@ -96,3 +96,32 @@ connect() {
 	drop_registry
 	export ADMIN_DATABASE_URL=$saved_url DBREG_TEST_REGISTRY=$saved_db
 }
+
+@test "library: dbreg_filter_set_fields reads only the fields asked for, by stream and whole" {
+	local mode
+	for mode in stream list; do
+		run --separate-stderr "$DBREG_BUILD_ROOT/tests/list-fields" "$mode" host port
+		assert_success
+		assert_output "connection_name=sbx host=$PGSANDBOX_HOST port=$PGSANDBOX_PORT"
+	done
+	# No field: every field, as dbreg_list always read them.
+	run --separate-stderr "$DBREG_BUILD_ROOT/tests/list-fields" stream
+	assert_success
+	[[ $output == "id="*" connection_name=sbx "*" metadata="*" tags="*" password_format="* ]] || fail "$output"
+	run --separate-stderr "$DBREG_BUILD_ROOT/tests/list-fields" stream host no_such_field
+	assert_failure 1
+	assert_output ""
+	[[ $stderr == *"no such field"* ]] || fail "$stderr"
+}
+
+@test "library: dbreg_filter_set_fields on the platform's registry: region_id brings its code" {
+	local saved_url=$ADMIN_DATABASE_URL saved_db=$DBREG_TEST_REGISTRY
+	platform_registry
+	run --separate-stderr "$DBREG_BUILD_ROOT/tests/list-fields" stream region_id is_active
+	assert_success
+	[[ ${lines[*]} == *"connection_name=neofast-shared-us-replica region_id="*" is_active=true region_code=us-east-1"* ]] ||
+		fail "$output"
+	[[ $output != *"host="* && $output != *"password"* ]] || fail "$output"
+	drop_registry
+	export ADMIN_DATABASE_URL=$saved_url DBREG_TEST_REGISTRY=$saved_db
+}
