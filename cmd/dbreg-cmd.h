@@ -179,11 +179,11 @@ json_t *out_conn_json(const struct dbreg_conn *c);
 size_t out_conn_changes(FILE *f, const struct dbreg_conn *before, const struct dbreg_conn *after);
 /* list/show: every format of a connection list. */
 void out_conn_list(FILE *f, enum out_format fmt, const struct dbreg_conn_list *l, bool one);
-/* list: every format, row by row as the stream gives them; the rows written go to *ret_rows.
- * 0, or -1 when the read failed (err set; what was written is cut short). */
 /* The fields a table of connections shows (and reads: whether a row is deleted), into
  * fields (DBREG_F__COUNT of room); returns how many. */
 size_t out_conn_table_fields(enum dbreg_field *fields);
+/* list: every format, row by row as the stream gives them; the rows written go to *ret_rows.
+ * 0, or -1 when the read failed (err set; what was written is cut short). */
 int out_conn_stream(FILE *f, enum out_format fmt, struct dbreg_conn_stream *s, size_t *ret_rows,
                     struct dbreg_error *err);
 const char *color(const char *ansi);  /* "" without colour */

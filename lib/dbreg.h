@@ -203,9 +203,9 @@ int dbreg_filter_set_names(struct dbreg_filter *f, const char *const *names, str
 /* Only rows carrying this tag; several: rows carrying all of them. */
 int dbreg_filter_add_tag(struct dbreg_filter *f, const char *tag, struct dbreg_error *err);
 /* What dbreg_list and dbreg_list_stream read of each row: these n fields (connection_name
- * always; region_code with region_id), so the server computes no other; the rest read as
- * absent (dbreg_conn_has: 0).  n == 0: every field (the default).  An unknown field is
- * DBREG_ERR_USAGE.  Other readers of a filter ignore it. */
+ * always; region_code and region_id together), so the server computes no other; the rest
+ * read as absent (dbreg_conn_has: 0).  n == 0: every field (the default).  An unknown
+ * field is DBREG_ERR_USAGE.  Other readers of a filter ignore it. */
 int dbreg_filter_set_fields(struct dbreg_filter *f, const enum dbreg_field *fields, size_t n,
                             struct dbreg_error *err);
 

@@ -334,6 +334,7 @@ int dbreg_spec_writable(enum dbreg_field f);
 /* A mask of fields (DBREG_FIELD_BIT), 0 for all: what a read selects.  connection_name
  * is always read; region_code comes with region_id. */
 #define DBREG_FIELD_BIT(f) (UINT64_C(1) << (unsigned)(f))
+_Static_assert(DBREG_F__COUNT <= 64, "a field mask is 64 bits");
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, uint64_t mask, struct dbreg_error *err);
 /* The rows of sql (connection records: dbreg_conn_select_list's columns for mask) one by
  * one, in single-row mode on the admin connection, which is busy until the stream is freed. */

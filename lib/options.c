@@ -98,7 +98,8 @@ _public_ int dbreg_filter_set_fields(struct dbreg_filter *f, const enum dbreg_fi
 	for (size_t i = 0; i < n; i++) {
 		if ((unsigned)fields[i] >= DBREG_F__COUNT)
 			return dbreg_fail(err, DBREG_ERR_USAGE, "no such field: %d", (int)fields[i]);
-		mask |= DBREG_FIELD_BIT(fields[i]);
+		/* region_code is read with region_id (it is its code). */
+		mask |= DBREG_FIELD_BIT(fields[i] == DBREG_F_REGION_CODE ? DBREG_F_REGION_ID : fields[i]);
 	}
 	f->fields = mask;
 	return 0;

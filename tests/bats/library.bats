@@ -122,6 +122,11 @@ connect() {
 	[[ ${lines[*]} == *"connection_name=neofast-shared-us-replica region_id="*" is_active=true region_code=us-east-1"* ]] ||
 		fail "$output"
 	[[ $output != *"host="* && $output != *"password"* ]] || fail "$output"
+	# Its code alone: the same two.
+	run --separate-stderr "$DBREG_BUILD_ROOT/tests/list-fields" list region_code
+	assert_success
+	[[ ${lines[*]} == *"connection_name=neofast-shared-us-replica region_id="*" region_code=us-east-1"* ]] ||
+		fail "$output"
 	drop_registry
 	export ADMIN_DATABASE_URL=$saved_url DBREG_TEST_REGISTRY=$saved_db
 }
