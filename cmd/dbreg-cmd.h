@@ -252,6 +252,8 @@ struct out_column {
 enum {
 	OUT_DOC_ARRAY = 1 << 0,   /* JSON: one section, a bare array */
 	OUT_DOC_SINGLE = 1 << 1,  /* one row: JSON a bare object, the table a line per column */
+	OUT_DOC_STREAM = 1 << 2,  /* many rows that come as read: compact JSON rows are dumped by
+	                           * helper threads (json-pipe.c), written in order */
 };
 struct out_doc;
 struct out_doc *out_doc_new(FILE *f, enum out_format fmt, unsigned flags);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dbreg-cmd.h"
+#include "json-pipe.h"
 
 static const struct {
 	const char *name;
@@ -814,7 +815,7 @@ int out_conn_stream(FILE *f, enum out_format fmt, struct dbreg_conn_stream *s, s
 	struct out_column cols[DBREG_F__COUNT];
 	enum dbreg_field which[DBREG_F__COUNT];
 	size_t n = conn_columns(stream_has, s, false, cols, which), rows = 0;
-	struct out_doc *d = out_doc_new(f, fmt, OUT_DOC_ARRAY);
+	struct out_doc *d = out_doc_new(f, fmt, OUT_DOC_ARRAY | OUT_DOC_STREAM);
 	const struct dbreg_conn *c;
 	int r;
 
@@ -1024,6 +1025,12 @@ static void out_prom_family(FILE *f, const char *name, const char *type, const c
 
 /* ---- documents: typed columns and rows, the writer chosen by the format ---- */
 
+/* A flat section's row object, kept between rows (row_cache_fill). */
+struct row_cache {
+	json_t *obj;
+	char **last;               /* each column's text in the last row (NULL: it was null) */
+};
+
 struct doc_section {
 	const char *json_key;
 	const struct out_column *cols;
@@ -1034,11 +1041,9 @@ struct doc_section {
 	char **kept_shown;         /* HTML: what is shown instead of the value (NULL: the value) */
 	size_t nrows;
 	bool json_open;
-	json_t *json_row;          /* a flat section's row object, its keys set once and its
-	                            * values replaced row after row (NULL: a new one a row) */
 	bool json_flat;            /* no "a.b" key and none left out when NULL */
-	char **json_last;          /* with json_row: each column's text in the last row (NULL: it
-	                            * was null), so a value that repeats is neither made nor parsed again */
+	struct row_cache rows;     /* a flat section's row object (row_cache_fill) */
+	struct json_pipe *json_pipe;  /* OUT_DOC_STREAM: compact rows made and dumped by helpers */
 };
 
 /* Text gathered while the rows come (Nagios: perfdata, long output), opened on first use. */
@@ -1439,6 +1444,8 @@ static void json_close_section(struct out_doc *d)
 	s = cur(d);
 	if (!s->json_open)
 		return;
+	json_pipe_end(s->json_pipe);
+	s->json_pipe = NULL;
 	fputs(d->row_written && d->pretty ? (d->flags & OUT_DOC_ARRAY ? "\n]" : "\n  ]") : "]", d->f);
 	s->json_open = false;
 }
@@ -1595,37 +1602,94 @@ static void text_row(struct out_doc *d, const struct doc_section *s, const char 
 	fputc('\n', d->f);
 }
 
+/* A flat section's row object: its keys set once, in the columns' order, and its values
+ * replaced row after row; a value the last row had too is kept as it is (neither made nor
+ * parsed again). */
+static json_t *row_cache_fill(struct row_cache *c, const struct doc_section *s, const char *const *values)
+{
+	bool first = !c->obj;
+
+	if (first) {
+		c->obj = json_object();
+		c->last = calloc(s->ncols ? s->ncols : 1, sizeof(*c->last));
+		if (!c->obj || !c->last)
+			abort();
+	}
+	for (size_t i = 0; i < s->ncols; i++) {
+		if (!s->cols[i].key || !in_format(&s->cols[i], OUT_JSON))
+			continue;
+		if (!first && (c->last[i] == values[i] || (c->last[i] && values[i] && strcmp(c->last[i], values[i]) == 0)))
+			continue;
+		json_object_set_new(c->obj, s->cols[i].key, typed(s->cols[i].kind, values[i]));
+		free(c->last[i]);
+		c->last[i] = values[i] ? strdup(values[i]) : NULL;
+		if (values[i] && !c->last[i])
+			abort();
+	}
+	return c->obj;
+}
+
+static void row_cache_clear(struct row_cache *c, size_t ncols)
+{
+	json_decref(c->obj);
+	for (size_t i = 0; c->last && i < ncols; i++)
+		free(c->last[i]);
+	free(c->last);
+	*c = (struct row_cache){ 0 };
+}
+
+/* A helper of the JSON pipe makes a streamed flat section's rows with a cache of its own. */
+struct pipe_cache {
+	struct row_cache rows;
+	const struct doc_section *s;
+};
+
+static void *pipe_cache_new(void *userdata)
+{
+	struct pipe_cache *c = calloc(1, sizeof(*c));
+
+	if (c)
+		c->s = userdata;
+	return c;
+}
+
+static void pipe_cache_free(void *cache)
+{
+	struct pipe_cache *c = cache;
+
+	row_cache_clear(&c->rows, c->s->ncols);
+	free(c);
+}
+
+static json_t *pipe_row(void *cache, const char *const *values, void *userdata)
+{
+	return row_cache_fill(&((struct pipe_cache *)cache)->rows, userdata, values);
+}
+
+static const struct json_pipe_ops pipe_ops = { pipe_cache_new, pipe_cache_free, pipe_row };
+
 static void json_row(struct out_doc *d, struct doc_section *s, const char *const *values)
 {
 	const char *indent = d->flags & OUT_DOC_SINGLE ? "" : d->flags & OUT_DOC_ARRAY ? "  " : "    ";
-	json_t *o = s->json_row ? json_incref(s->json_row) : json_object();
+	size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
+	json_t *o;
 	char *text;
 
-	/* The same keys in the same order every row: replacing a value keeps its place, and a
-	 * value the last row had too is kept as it is. */
-	for (size_t i = 0; i < s->ncols; i++) {
-		if (!s->cols[i].key || !in_format(&s->cols[i], OUT_JSON) ||
-		    (values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
-			continue;
-		if (s->json_last && (s->json_last[i] == values[i] ||
-		                     (s->json_last[i] && values[i] && strcmp(s->json_last[i], values[i]) == 0)))
-			continue;
-		set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
-		if (s->json_last) {
-			free(s->json_last[i]);
-			s->json_last[i] = values[i] ? strdup(values[i]) : NULL;
-			if (values[i] && !s->json_last[i])
-				abort();
-		}
+	/* Many compact rows of one shape: helper threads make and dump them (json-pipe.c). */
+	if (!s->json_pipe && !d->row_written && !d->pretty && (d->flags & OUT_DOC_STREAM) && s->json_flat)
+		s->json_pipe = json_pipe_new(d->f, flags, s->ncols, &pipe_ops, s);
+	if (s->json_pipe) {
+		json_pipe_push(s->json_pipe, values);
+		return;
 	}
-	if (!s->json_row && s->json_flat) {
-		s->json_row = json_incref(o);
-		s->json_last = calloc(s->ncols ? s->ncols : 1, sizeof(*s->json_last));
-		if (!s->json_last)
-			abort();
+	if (s->json_flat) {
+		o = json_incref(row_cache_fill(&s->rows, s, values));
+	} else {
+		o = json_object();
 		for (size_t i = 0; i < s->ncols; i++)
-			if (values[i] && !(s->json_last[i] = strdup(values[i])))
-				abort();
+			if (s->cols[i].key && in_format(&s->cols[i], OUT_JSON) &&
+			    !(values[i] == NULL && (s->cols[i].flags & OUT_C_OMIT_NULL)))
+				set_path(o, s->cols[i].key, typed(s->cols[i].kind, values[i]));
 	}
 	if (!(d->flags & OUT_DOC_SINGLE))
 		fprintf(d->f, "%s%s%s", d->row_written ? "," : "", d->pretty ? "\n" : "", d->pretty ? indent : "");
@@ -1635,7 +1699,6 @@ static void json_row(struct out_doc *d, struct doc_section *s, const char *const
 		free(text);
 	} else {
 		/* Into one buffer, kept for the next row, then a single write. */
-		size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10);
 		size_t need = json_dumpb(o, d->json_buf, d->json_size, flags);
 
 		if (need > d->json_size) {
@@ -1920,10 +1983,8 @@ void out_doc_end(struct out_doc *d)
 		struct doc_section *s = &d->sec[k];
 
 		out_table_free(s->table);
-		json_decref(s->json_row);
-		for (size_t i = 0; s->json_last && i < s->ncols; i++)
-			free(s->json_last[i]);
-		free(s->json_last);
+		json_pipe_end(s->json_pipe);
+		row_cache_clear(&s->rows, s->ncols);
 		for (size_t i = 0; s->kept && i < s->nrows * s->ncols; i++)
 			free(s->kept[i]);
 		for (size_t i = 0; s->kept_shown && i < s->nrows * s->ncols; i++)

@@ -432,3 +432,28 @@ many_rows() {
 	rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
 	((rss < 16 * 1024)) || fail "peak RSS $rss KB for a table of 20,000 rows"
 }
+
+@test "list: -o json made by helper threads is the document one thread makes, byte for byte, in order" {
+	command -v taskset >/dev/null || skip "taskset is not installed"
+	[ "$(nproc)" -ge 2 ] || skip "one CPU: there are no helpers"
+	many_rows 3000
+	# Rows that differ from the one before now and then, so that each helper's cache changes.
+	psql_admin <<<"UPDATE admin.database_connections
+		SET metadata = jsonb_build_object('k', id::text), tags = ARRAY['t', connection_name],
+		    port = 6000 + (right(connection_name, 3)::int % 7), is_active = (right(connection_name, 1)::int % 3 <> 0)
+		WHERE right(connection_name, 2)::int % 5 = 0" >/dev/null
+	"$DBREG" list -o json >"$BATS_TEST_TMPDIR/helpers.json"
+	# On one CPU the rows are written by the reading thread itself.
+	taskset -c 0 "$DBREG" list -o json >"$BATS_TEST_TMPDIR/one.json"
+	cmp "$BATS_TEST_TMPDIR/helpers.json" "$BATS_TEST_TMPDIR/one.json" || fail "the two documents differ"
+	assert_equal "$(jq length "$BATS_TEST_TMPDIR/helpers.json")" 3000
+	assert_equal "$(jq -r '.[].connection_name' "$BATS_TEST_TMPDIR/helpers.json")" \
+		"$(jq -r '.[].connection_name' "$BATS_TEST_TMPDIR/helpers.json" | LC_ALL=C sort)"
+	assert_equal "$(jq -r '.[] | select(.connection_name == "big-00010") | .metadata.k' "$BATS_TEST_TMPDIR/helpers.json" |
+		grep -c .)" 1
+	assert_equal "$(jq -c '.[] | select(.connection_name == "big-00011") | [.metadata, .tags, .port]' \
+		"$BATS_TEST_TMPDIR/helpers.json")" '[{"k":1},["t"],5432]'
+	# A closed pipe ends it as it ends any writer.
+	run bash -c '"$DBREG" list -o json | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"'
+	assert_output 141
+}
