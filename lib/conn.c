@@ -84,6 +84,43 @@ const char *dbreg_conn_select_list(const struct dbreg_profile *p, uint64_t mask,
 	return buf;
 }
 
+/* The registry's own column field f is made from. */
+static const char *base_column(int f)
+{
+	switch (f) {
+	case DBREG_F_HAS_PASSWORD:
+	case DBREG_F_KEY_ID:
+	case DBREG_F_PASSWORD_FORMAT: return "encrypted_password";
+	case DBREG_F_REGION_CODE: return "region_id";
+	default: return fields[f].name;
+	}
+}
+
+const char *dbreg_conn_base_columns(uint64_t mask, char *buf, size_t size)
+{
+	uint64_t done = DBREG_FIELD_BIT(DBREG_F_CONNECTION_NAME) | DBREG_FIELD_BIT(DBREG_F_DELETED_AT) |
+	                DBREG_FIELD_BIT(DBREG_F_CREATED_AT);
+	size_t o;
+
+	if (mask == 0) {
+		snprintf(buf, size, "*");
+		return buf;
+	}
+	/* What the rows are ordered by, then what the mask's fields are made from, each once. */
+	o = (size_t)snprintf(buf, size, "connection_name, deleted_at, created_at");
+	for (int f = 0; f < DBREG_F__COUNT && o < size; f++) {
+		int col = dbreg_field_lookup(base_column(f));
+		/* encrypted_password is no field: has_password's bit stands for it. */
+		uint64_t bit = DBREG_FIELD_BIT(col >= 0 ? col : DBREG_F_HAS_PASSWORD);
+
+		if (!wanted(mask, f) || (done & bit))
+			continue;
+		done |= bit;
+		o += (size_t)snprintf(buf + o, size - o, ", %s", base_column(f));
+	}
+	return buf;
+}
+
 const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, size_t size)
 {
 	if (p && p->region_table)

@@ -345,6 +345,9 @@ int dbreg_conn_stream_open(struct dbreg_ctx *ctx, const char *sql, int nparams, 
  * that dbreg_conn_list_from_result reads.  Into buf, which it returns. */
 struct dbreg_profile;
 const char *dbreg_conn_select_list(const struct dbreg_profile *p, uint64_t mask, char *buf, size_t size);
+/* The registry's columns the mask's fields (0: all: "*") are made from, with those the rows
+ * are ordered by (connection_name, deleted_at, created_at): the inner SELECT list. */
+const char *dbreg_conn_base_columns(uint64_t mask, char *buf, size_t size);
 /* The region code of row d as an SQL expression: through the regions table, or region_id itself. */
 const char *dbreg_region_code_expr(const struct dbreg_profile *p, char *buf, size_t size);
 

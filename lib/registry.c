@@ -747,7 +747,7 @@ static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, 
 	 * work on the columns overlaps the reader's on the rows before. */
 	static const char order[] = " ORDER BY d.connection_name, d.deleted_at NULLS FIRST, d.created_at";
 	static const struct dbreg_filter none = { .active = -1 };
-	char region[300], cond[sizeof(where) + 300];
+	char region[300], cond[sizeof(where) + 300], base[1200];
 
 	if (!filter)
 		filter = &none;
@@ -765,8 +765,8 @@ static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, 
 	params[4] = *names;
 	params[5] = *tags;
 	snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
-	snprintf(sql, size, "SELECT %s FROM (SELECT * FROM " REGISTRY " d%s) d%s", select_fields(ctx, filter->fields), cond,
-	         order);
+	snprintf(sql, size, "SELECT %s FROM (SELECT %s FROM " REGISTRY " d%s) d%s", select_fields(ctx, filter->fields),
+	         dbreg_conn_base_columns(filter->fields, base, sizeof(base)), cond, order);
 	return 0;
 }
 
