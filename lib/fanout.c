@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/asn1.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sodium.h>
@@ -872,8 +873,21 @@ struct loop_thread {
 static void *loop_thread_main(void *arg)
 {
 	struct loop_thread *t = arg;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	/* An OpenSSL library context of the thread's own, its default while the loop runs:
+	 * every digest libpq's SCRAM fetches (thousands a login) is then looked up in this
+	 * context's method store, under its lock, not the process's, which the loops would
+	 * otherwise all take.  Every libpq connection of the loop is closed before it is freed. */
+	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new(), *saved = libctx ? OSSL_LIB_CTX_set0_default(libctx) : NULL;
+#endif
 
 	loop_run(t->sh, t->slots, false);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	if (libctx) {
+		OSSL_LIB_CTX_set0_default(saved);
+		OSSL_LIB_CTX_free(libctx);
+	}
+#endif
 	pthread_mutex_lock(&t->sh->lock);
 	t->sh->loops--;
 	pthread_cond_signal(&t->sh->ended);
