@@ -166,27 +166,6 @@ static int check_names(struct dbreg_ctx *ctx, const char *const *names, struct d
 	return EXIT_OK;
 }
 
-/* The selection: check_names, then the rows. */
-static int select_connections(struct dbreg_ctx *ctx, const char *const *names, struct dbreg_filter *filter,
-                              struct dbreg_conn_list **ret)
-{
-	struct dbreg_error err;
-	int r = check_names(ctx, names, filter);
-
-	dbreg_error_clear(&err);
-	if (r)
-		return r;
-	if (dbreg_list(ctx, filter, ret, &err) < 0)
-		return fail(&err);
-	if (dbreg_conn_list_count(*ret) == 0) {
-		dbreg_conn_list_free(*ret);
-		*ret = NULL;
-		log_error("no connection matches the selection");
-		return EXIT_NEGATIVE;
-	}
-	return EXIT_OK;
-}
-
 /* A section of the service file to stdout (escaped for a terminal) or to the temp file. */
 static int emit_section(const char *text, size_t len, void *userdata)
 {
@@ -242,9 +221,8 @@ static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
 	const char *arg_pgpass = NULL, *arg_output = NULL;
 	bool arg_service_file = false, arg_force = false;
 	struct dbreg_filter *filter = NULL;
-	struct dbreg_conn_list *l = NULL;
 	const char *const *names, *path;
-	size_t written = 0, skipped = 0;
+	size_t rows = 0, written = 0, skipped = 0;
 	struct dbreg_error err;
 	char *text = NULL;
 	int c, r;
@@ -318,13 +296,16 @@ static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
 		return r;
 	}
 	if (!r)
-		r = select_connections(ctx, names, filter, &l);
+		r = check_names(ctx, names, filter);
+	if (!r && dbreg_pgpass_file_select(ctx, filter, &text, &rows, &written, &skipped, &err) < 0)
+		r = fail(&err);
 	dbreg_filter_free(filter);
 	if (r)
 		return r;
-	if (dbreg_pgpass_file(ctx, l, &text, &written, &skipped, &err) < 0) {
-		dbreg_conn_list_free(l);
-		return fail(&err);
+	if (rows == 0) {
+		dbreg_secret_free(text);
+		log_error("no connection matches the selection");
+		return EXIT_NEGATIVE;
 	}
 	r = write_pgpass(arg_pgpass, text, arg_force) < 0 ? EXIT_NEGATIVE : EXIT_OK;
 	dbreg_secret_free(text);
@@ -335,7 +316,6 @@ static int run_export(struct dbreg_ctx *ctx, int argc, char **argv)
 			fprintf(stderr, " (%zu connection%s without a password skipped)", skipped, skipped == 1 ? "" : "s");
 		fputc('\n', stderr);
 	}
-	dbreg_conn_list_free(l);
 	return r;
 }
 

@@ -81,6 +81,8 @@ const char *dbreg_conn_select_list(const struct dbreg_profile *p, uint64_t mask,
 		}
 		o += (size_t)snprintf(buf + o, size - o, "%s%s AS %s", o ? ", " : "", fields[f].select, fields[f].name);
 	}
+	if ((mask & DBREG_STORED_PASSWORD) && o < size)
+		snprintf(buf + o, size - o, ", encrypted_password::text AS stored_password");
 	return buf;
 }
 
@@ -118,6 +120,8 @@ const char *dbreg_conn_base_columns(uint64_t mask, char *buf, size_t size)
 		done |= bit;
 		o += (size_t)snprintf(buf + o, size - o, ", %s", base_column(f));
 	}
+	if ((mask & DBREG_STORED_PASSWORD) && !(done & DBREG_FIELD_BIT(DBREG_F_HAS_PASSWORD)) && o < size)
+		snprintf(buf + o, size - o, ", encrypted_password");
 	return buf;
 }
 
@@ -176,19 +180,22 @@ struct dbreg_conn {
 struct dbreg_conn_list {
 	PGresult *res;
 	size_t n;
-	int cols[DBREG_F__COUNT];   /* each field's column in res, found by name */
+	int cols[DBREG_F__COUNT + 1];   /* each field's column in res, found by name; then the stored password's */
 	struct dbreg_conn rows[];
 };
 
 /* Each field of the mask's (0: all) column in res, by name (region_code only where the
  * registry has regions); -1 for the others. */
-static int find_columns(const PGresult *res, uint64_t mask, int cols[DBREG_F__COUNT], struct dbreg_error *err)
+static int find_columns(const PGresult *res, uint64_t mask, int cols[DBREG_F__COUNT + 1], struct dbreg_error *err)
 {
 	for (int f = 0; f < DBREG_F__COUNT; f++) {
 		cols[f] = wanted(mask, f) ? PQfnumber(res, fields[f].name) : -1;
 		if (cols[f] < 0 && f != DBREG_F_REGION_CODE && wanted(mask, f))
 			return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column %s", fields[f].name);
 	}
+	cols[DBREG_F__COUNT] = (mask & DBREG_STORED_PASSWORD) ? PQfnumber(res, "stored_password") : -1;
+	if ((mask & DBREG_STORED_PASSWORD) && cols[DBREG_F__COUNT] < 0)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "the connection rows have no column stored_password");
 	return 0;
 }
 
@@ -223,7 +230,7 @@ struct dbreg_conn_stream {
 	struct dbreg_ctx *ctx;
 	PGresult *res;              /* the current row (PGRES_SINGLE_TUPLE), or the end's result */
 	bool at_end, started, failed;
-	int cols[DBREG_F__COUNT];
+	int cols[DBREG_F__COUNT + 1];
 	struct dbreg_conn row;
 };
 
@@ -299,6 +306,15 @@ _public_ void dbreg_conn_stream_free(struct dbreg_conn_stream *s)
 	if (!s->at_end && !s->failed)
 		dbreg_rows_drain(s->ctx);
 	free(s);
+}
+
+const char *dbreg_conn_stored_password(const struct dbreg_conn *c)
+{
+	int col = c->cols[DBREG_F__COUNT];
+
+	if (col < 0 || PQgetisnull(c->res, c->row, col))
+		return NULL;
+	return PQgetvalue(c->res, c->row, col);
 }
 
 _public_ const char *dbreg_conn_get(const struct dbreg_conn *c, enum dbreg_field f)

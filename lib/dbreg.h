@@ -792,6 +792,11 @@ int dbreg_service_file_stream(struct dbreg_conn_stream *s,
  * a key), and nothing is handed out. */
 int dbreg_pgpass_file(struct dbreg_ctx *ctx, const struct dbreg_conn_list *l, char **ret, size_t *ret_written,
                       size_t *ret_skipped, struct dbreg_error *err);
+/* The same for the selection of filter (NULL: every live connection), read row by row, so
+ * that what it holds beside the file's text does not grow with the rows; *ret_rows
+ * (optional) is how many the selection had (0: an empty file). */
+int dbreg_pgpass_file_select(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, char **ret,
+                             size_t *ret_rows, size_t *ret_written, size_t *ret_skipped, struct dbreg_error *err);
 
 #ifdef __cplusplus
 }

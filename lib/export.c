@@ -340,14 +340,14 @@ static void add_pgpass_field(struct text *t, const char *v, bool last)
 	text_addc(t, last ? '\n' : ':');
 }
 
-/* One record's line, its password decrypted into j->secret (wiped by the caller). */
-static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, struct fanout_job *j, bool have_keys,
-                       const char *key_error, struct text *t, bool *ret_written, struct dbreg_error *err)
+/* One record's line, its stored password decrypted into j->secret (wiped by the caller). */
+static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, const char *stored, struct fanout_job *j,
+                       bool have_keys, const char *key_error, struct text *t, bool *ret_written,
+                       struct dbreg_error *err)
 {
 	const char *name = dbreg_conn_get(c, DBREG_F_CONNECTION_NAME);
 	const char *fields[4];
 	struct dbreg_binding b;
-	char *stored = NULL;
 	int r;
 
 	*ret_written = false;
@@ -366,11 +366,8 @@ static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, struct
 	for (size_t i = 0; i < ELEMENTSOF(fields); i++)
 		if (!line_safe(fields[i], true))
 			return refuse(err, name, export_keywords[i], "a password file");
-	if (dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err) < 0)
-		return -1;
 	dbreg_binding_of_conn(c, &b);
 	r = target_password(j, ctx, name, stored, &b, have_keys, key_error, err);
-	free(stored);
 	if (r < 0)
 		return -1;
 	if (!j->secret[0])
@@ -414,7 +411,12 @@ _public_ int dbreg_pgpass_file(struct dbreg_ctx *ctx, const struct dbreg_conn_li
 			skipped++;
 			continue;
 		}
-		rc = pgpass_line(ctx, c, &j, have_keys, key_error, &t, &line, err);
+		char *stored = NULL;
+
+		rc = dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err);
+		if (rc == 0)
+			rc = pgpass_line(ctx, c, stored, &j, have_keys, key_error, &t, &line, err);
+		free(stored);
 		sodium_memzero(j.secret, sizeof(j.secret));
 		if (rc < 0) {
 			text_free(&t);
@@ -427,6 +429,74 @@ _public_ int dbreg_pgpass_file(struct dbreg_ctx *ctx, const struct dbreg_conn_li
 	}
 	if (text_take(&t, ret, err) < 0)
 		return -1;
+	if (ret_written)
+		*ret_written = written;
+	if (ret_skipped)
+		*ret_skipped = skipped;
+	return 0;
+}
+
+_public_ int dbreg_pgpass_file_select(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, char **ret,
+                                      size_t *ret_rows, size_t *ret_written, size_t *ret_skipped,
+                                      struct dbreg_error *err)
+{
+	/* What a line is made of: the binding, the name, whether there is a password, and it. */
+	static const enum dbreg_field need[] = {
+		DBREG_F_ID, DBREG_F_CONNECTION_NAME, DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME,
+		DBREG_F_USERNAME, DBREG_F_SSL_MODE, DBREG_F_HAS_PASSWORD,
+	};
+	uint64_t mask = DBREG_STORED_PASSWORD;
+	struct text t = { .secret = true };
+	size_t rows = 0, written = 0, skipped = 0;
+	char key_error[256] = "";
+	bool have_keys = false, keys_read = false;
+	struct dbreg_conn_stream *s;
+	const struct dbreg_conn *c;
+	int r;
+
+	if (!ctx || !ret)
+		return dbreg_fail(err, DBREG_ERR_INTERNAL, "dbreg_pgpass_file_select: no context or result");
+	for (size_t i = 0; i < ELEMENTSOF(need); i++)
+		mask |= DBREG_FIELD_BIT(need[i]);
+	if (dbreg_list_stream_mask(ctx, filter, mask, &s, err) < 0)
+		return -1;
+	text_add(&t, "");
+	while ((r = dbreg_conn_stream_next(s, &c, err)) > 0) {
+		const char *hp = dbreg_conn_get(c, DBREG_F_HAS_PASSWORD);
+		struct fanout_job j;
+		bool line = false;
+
+		rows++;
+		if (!hp || strcmp(hp, "true") != 0) {
+			skipped++;
+			continue;
+		}
+		/* The keys at the first password (they ask the server nothing): a file of none needs none. */
+		if (!keys_read) {
+			keys_read = true;
+			if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0) {
+				r = -1;
+				break;
+			}
+		}
+		r = pgpass_line(ctx, c, dbreg_conn_stored_password(c), &j, have_keys, key_error, &t, &line, err);
+		sodium_memzero(j.secret, sizeof(j.secret));
+		if (r < 0)
+			break;
+		if (line)
+			written++;
+		else
+			skipped++;
+	}
+	dbreg_conn_stream_free(s);
+	if (r < 0) {
+		text_free(&t);
+		return -1;
+	}
+	if (text_take(&t, ret, err) < 0)
+		return -1;
+	if (ret_rows)
+		*ret_rows = rows;
 	if (ret_written)
 		*ret_written = written;
 	if (ret_skipped)

@@ -334,7 +334,16 @@ int dbreg_spec_writable(enum dbreg_field f);
 /* A mask of fields (DBREG_FIELD_BIT), 0 for all: what a read selects.  connection_name
  * is always read; region_code comes with region_id. */
 #define DBREG_FIELD_BIT(f) (UINT64_C(1) << (unsigned)(f))
-_Static_assert(DBREG_F__COUNT <= 64, "a field mask is 64 bits");
+/* With fields: the stored password too (column stored_password), for the library's own
+ * readers that decrypt it (a password file); never in a public record's fields. */
+#define DBREG_STORED_PASSWORD (UINT64_C(1) << 63)
+_Static_assert(DBREG_F__COUNT < 63, "a field mask is 63 bits and the stored password's");
+/* A record's stored password, where its read asked for it (DBREG_STORED_PASSWORD), or NULL. */
+const char *dbreg_conn_stored_password(const struct dbreg_conn *c);
+/* dbreg_list_stream with this mask of fields (DBREG_FIELD_BIT, DBREG_STORED_PASSWORD; 0:
+ * every field) instead of the filter's. */
+int dbreg_list_stream_mask(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, uint64_t mask,
+                           struct dbreg_conn_stream **ret, struct dbreg_error *err);
 struct dbreg_conn_list *dbreg_conn_list_from_result(PGresult *res, uint64_t mask, struct dbreg_error *err);
 /* The rows of sql (connection records: dbreg_conn_select_list's columns for mask) one by
  * one, in single-row mode on the admin connection, which is busy until the stream is freed. */

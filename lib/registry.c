@@ -732,8 +732,8 @@ static int check_filter(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 }
 
 /* list's statement and its parameters; *names and *tags (JSON texts) are the caller's to free. */
-static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, char *sql, size_t size,
-                      const char *params[6], char **names, char **tags, struct dbreg_error *err)
+static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, uint64_t mask, char *sql,
+                      size_t size, const char *params[6], char **names, char **tags, struct dbreg_error *err)
 {
 	static const char where[] =
 		" WHERE ($1::text IS NULL OR connection_type::text = $1)"
@@ -765,20 +765,35 @@ static int list_query(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, 
 	params[4] = *names;
 	params[5] = *tags;
 	snprintf(cond, sizeof(cond), where, dbreg_region_code_expr(dbreg_ctx_profile(ctx), region, sizeof(region)));
-	snprintf(sql, size, "SELECT %s FROM (SELECT %s FROM " REGISTRY " d%s) d%s", select_fields(ctx, filter->fields),
-	         dbreg_conn_base_columns(filter->fields, base, sizeof(base)), cond, order);
+	snprintf(sql, size, "SELECT %s FROM (SELECT %s FROM " REGISTRY " d%s) d%s", select_fields(ctx, mask),
+	         dbreg_conn_base_columns(mask, base, sizeof(base)), cond, order);
 	return 0;
 }
 
 _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, struct dbreg_conn_list **ret,
                         struct dbreg_error *err)
 {
+	uint64_t mask = filter ? filter->fields : 0;
 	char sql[6400], *names, *tags;
 	const char *params[6];
-	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
+	int r = list_query(ctx, filter, mask, sql, sizeof(sql), params, &names, &tags, err);
 
 	if (r == 0)
-		r = fetch(ctx, sql, 6, params, filter ? filter->fields : 0, ret, err);
+		r = fetch(ctx, sql, 6, params, mask, ret, err);
+	free(names);
+	free(tags);
+	return r;
+}
+
+int dbreg_list_stream_mask(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, uint64_t mask,
+                           struct dbreg_conn_stream **ret, struct dbreg_error *err)
+{
+	char sql[6400], *names, *tags;
+	const char *params[6];
+	int r = list_query(ctx, filter, mask, sql, sizeof(sql), params, &names, &tags, err);
+
+	if (r == 0)
+		r = dbreg_conn_stream_open(ctx, sql, 6, params, mask, ret, err);
 	free(names);
 	free(tags);
 	return r;
@@ -787,15 +802,7 @@ _public_ int dbreg_list(struct dbreg_ctx *ctx, const struct dbreg_filter *filter
 _public_ int dbreg_list_stream(struct dbreg_ctx *ctx, const struct dbreg_filter *filter,
                                struct dbreg_conn_stream **ret, struct dbreg_error *err)
 {
-	char sql[6400], *names, *tags;
-	const char *params[6];
-	int r = list_query(ctx, filter, sql, sizeof(sql), params, &names, &tags, err);
-
-	if (r == 0)
-		r = dbreg_conn_stream_open(ctx, sql, 6, params, filter ? filter->fields : 0, ret, err);
-	free(names);
-	free(tags);
-	return r;
+	return dbreg_list_stream_mask(ctx, filter, filter ? filter->fields : 0, ret, err);
 }
 
 _public_ int dbreg_show(struct dbreg_ctx *ctx, const char *name, struct dbreg_conn_list **ret,

@@ -428,3 +428,34 @@ mode_of() {
 	[[ $stderr == *"no connection matches the selection"* ]] || fail "$stderr"
 	[ ! -e "$SERVICEFILE" ] || fail "an empty selection wrote $SERVICEFILE"
 }
+
+@test "export: --pgpass of 20,000 rows reads them as they come, under 16 MB; an empty selection writes nothing" {
+	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+	scratch_registry
+	"$DBREG" init >/dev/null
+	psql_admin <<<"INSERT INTO admin.database_connections
+		(connection_name, connection_type, region_id, host, port, database_name, username)
+		SELECT 'big-' || lpad(g::text, 5, '0'), 'SHARED', 'eu', 'db.example', 5432, 'app', 'app'
+		FROM generate_series(1, 20000) AS g;" >/dev/null
+	# Two among them with a password, each bound to its own row.
+	"$DBREG" register big-00007 --host 127.0.0.1 --database app --user u7 --region eu --replace \
+		--password-stdin <<<"pw-seven" >/dev/null
+	"$DBREG" register big-19999 --host 127.0.0.1 --database app --user u9 --region eu --replace \
+		--password-stdin <<<"pw:nine" >/dev/null
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" export --pgpass "$PASSFILE" 2>"$BATS_TEST_TMPDIR/err"
+	[[ $(cat "$BATS_TEST_TMPDIR/err") == *"wrote 2 passwords"*"(19998 connections without a password skipped)"* ]] ||
+		fail "$(cat "$BATS_TEST_TMPDIR/err")"
+	assert_equal "$(cat "$PASSFILE")" "127.0.0.1:5432:app:u7:pw-seven
+127.0.0.1:5432:app:u9:pw\:nine"
+	assert_equal "$(stat -c %a "$PASSFILE")" 600
+	# ASan's shadow memory makes any ceiling meaningless.
+	if ! ldd "$DBREG" | grep -q libasan; then
+		rss=$(tail -n1 "$BATS_TEST_TMPDIR/rss")
+		((rss < 16 * 1024)) || fail "peak RSS $rss KB for a password file of 20,000 rows"
+	fi
+	rm -f "$PASSFILE"
+	run --separate-stderr "$DBREG" export --pgpass "$PASSFILE" --region nowhere
+	assert_failure 1
+	[[ $stderr == *"no connection matches the selection"* ]] || fail "$stderr"
+	[ ! -e "$PASSFILE" ] || fail "an empty selection wrote $PASSFILE"
+}
