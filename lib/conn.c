@@ -16,7 +16,8 @@ enum value_kind { V_TEXT, V_INT, V_BOOL, V_NONE };
 
 /* The one field table: each field's name (the column it is read from, by name),
  * its type, how a spec takes it, and the expression that selects it as text.
- * The stored password itself never leaves the server: only what it is. */
+ * The stored password itself is no field: a record says only what it is (a reader of the
+ * library's own that decrypts it asks for it apart, DBREG_STORED_PASSWORD). */
 static const struct field_def {
 	const char *name;
 	enum dbreg_type type;
