@@ -201,6 +201,7 @@ struct json_pipe *json_pipe_new(FILE *f, size_t flags, size_t ncols, const struc
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->room, NULL);
+	json_object_seed(0);  /* the hash seed set here, once, not by two helpers at once */
 	sigfillset(&all);
 	sigdelset(&all, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);

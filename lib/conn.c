@@ -59,6 +59,7 @@ static const struct field_def {
 /* Whether a read of these fields (a mask; 0: all) has field f. */
 static bool wanted(uint64_t mask, int f)
 {
+	mask &= ~DBREG_STORED_PASSWORD;  /* not a field: alone, it is every field and it */
 	/* region_code comes with region_id; connection_name always (it orders the rows). */
 	if (f == DBREG_F_REGION_CODE)
 		f = DBREG_F_REGION_ID;
@@ -105,7 +106,7 @@ const char *dbreg_conn_base_columns(uint64_t mask, char *buf, size_t size)
 	                DBREG_FIELD_BIT(DBREG_F_CREATED_AT);
 	size_t o;
 
-	if (mask == 0) {
+	if ((mask & ~DBREG_STORED_PASSWORD) == 0) {
 		snprintf(buf, size, "*");
 		return buf;
 	}

@@ -22,7 +22,10 @@
 #include <unistd.h>
 
 #include <openssl/asn1.h>
+#include <openssl/conf.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sodium.h>
@@ -868,25 +871,50 @@ struct loop_thread {
 	size_t slots;
 	pthread_t tid;
 	bool started;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	OSSL_LIB_CTX *libctx;      /* the loop's own (NULL: the process's) */
+#endif
 };
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* An OpenSSL library context for a loop thread, its default while the loop runs: every
+ * digest libpq's SCRAM fetches (thousands a login) is then looked up in this context's
+ * method store, under its lock, not the process's, which the loops would otherwise all
+ * take.  It reads the system's OpenSSL configuration as the process's context did (its
+ * providers and properties); made in the main thread, before the loops start (the
+ * configuration modules are the process's).  NULL (the process's context, as before)
+ * in FIPS mode or when the configuration does not load.  Every libpq connection of the
+ * loop is closed before it is freed: a loop thread keeps no connection (keep_conn). */
+static OSSL_LIB_CTX *loop_libctx(void)
+{
+	OSSL_LIB_CTX *libctx;
+	char *conf;
+
+	if (EVP_default_properties_is_fips_enabled(NULL))
+		return NULL;
+	libctx = OSSL_LIB_CTX_new();
+	conf = CONF_get1_default_config_file();
+	if (libctx && conf && access(conf, R_OK) == 0 && OSSL_LIB_CTX_load_config(libctx, conf) != 1) {
+		OSSL_LIB_CTX_free(libctx);
+		libctx = NULL;
+	}
+	OPENSSL_free(conf);
+	ERR_clear_error();
+	return libctx;
+}
+#endif
 
 static void *loop_thread_main(void *arg)
 {
 	struct loop_thread *t = arg;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-	/* An OpenSSL library context of the thread's own, its default while the loop runs:
-	 * every digest libpq's SCRAM fetches (thousands a login) is then looked up in this
-	 * context's method store, under its lock, not the process's, which the loops would
-	 * otherwise all take.  Every libpq connection of the loop is closed before it is freed. */
-	OSSL_LIB_CTX *libctx = OSSL_LIB_CTX_new(), *saved = libctx ? OSSL_LIB_CTX_set0_default(libctx) : NULL;
+	OSSL_LIB_CTX *saved = t->libctx ? OSSL_LIB_CTX_set0_default(t->libctx) : NULL;
 #endif
 
 	loop_run(t->sh, t->slots, false);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-	if (libctx) {
+	if (t->libctx)
 		OSSL_LIB_CTX_set0_default(saved);
-		OSSL_LIB_CTX_free(libctx);
-	}
 #endif
 	pthread_mutex_lock(&t->sh->lock);
 	t->sh->loops--;
@@ -936,6 +964,9 @@ int fanout_run_source(const struct fanout_source *src, const struct fanout_opts 
 		pthread_sigmask(SIG_BLOCK, &all, &saved);
 		for (size_t t = 0; t < nthreads - 1; t++) {
 			threads[t] = (struct loop_thread){ .sh = &sh, .slots = max_jobs / nthreads };
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+			threads[t].libctx = loop_libctx();
+#endif
 			pthread_mutex_lock(&sh.lock);
 			sh.loops++;
 			pthread_mutex_unlock(&sh.lock);
@@ -969,9 +1000,13 @@ int fanout_run_source(const struct fanout_source *src, const struct fanout_opts 
 			}
 		}
 		pthread_mutex_unlock(&sh.lock);
-		for (size_t t = 0; t < nthreads - 1; t++)
+		for (size_t t = 0; t < nthreads - 1; t++) {
 			if (threads[t].started)
 				pthread_join(threads[t].tid, NULL);
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+			OSSL_LIB_CTX_free(threads[t].libctx);
+#endif
+		}
 		free(threads);
 		pthread_cond_destroy(&sh.ended);
 		pthread_mutex_destroy(&sh.lock);

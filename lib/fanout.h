@@ -38,7 +38,9 @@ struct fanout_job {
 	int server_version;                      /* PQserverVersion after login, 0 before */
 	int answered;                            /* queries answered (a result each) before the outcome */
 	bool logged_in;
-	bool keep_conn;                          /* in: on FANOUT_OK, leave j->conn open for the caller */
+	bool keep_conn;                          /* in: on FANOUT_OK, leave j->conn open for the caller;
+	                                          * only in a run of one loop (threads 1: a loop
+	                                          * thread's OpenSSL context ends with it) */
 	bool want_tls;                           /* in: capture the session's TLS right after login */
 	/* out, with want_tls, once logged in: TLS as negotiated on this connection */
 	bool tls_captured;                       /* the fields below are set */
