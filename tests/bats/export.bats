@@ -403,14 +403,19 @@ mode_of() {
 	no_secrets
 }
 
-@test "export: --service-file of 20,000 rows is written as they come, under 16 MB, and an empty selection writes nothing" {
-	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+# many_rows: a scratch registry of 20,000 rows without a password, big-00001..big-20000.
+many_rows() {
 	scratch_registry
 	"$DBREG" init >/dev/null
 	psql_admin <<<"INSERT INTO admin.database_connections
 		(connection_name, connection_type, region_id, host, port, database_name, username)
 		SELECT 'big-' || lpad(g::text, 5, '0'), 'SHARED', 'eu', 'db.example', 5432, 'app', 'app'
 		FROM generate_series(1, 20000) AS g;" >/dev/null
+}
+
+@test "export: --service-file of 20,000 rows is written as they come, under 16 MB, and an empty selection writes nothing" {
+	[ -x /usr/bin/time ] || skip "GNU time is not installed"
+	many_rows
 	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$DBREG" export --service-file >"$BATS_TEST_TMPDIR/out.conf"
 	assert_equal "$(grep -c '^\[big-[0-9]*\]$' "$BATS_TEST_TMPDIR/out.conf")" 20000
 	assert_equal "$(grep -c '^$' "$BATS_TEST_TMPDIR/out.conf")" 19999
@@ -431,12 +436,7 @@ mode_of() {
 
 @test "export: --pgpass of 20,000 rows reads them as they come, under 16 MB; an empty selection writes nothing" {
 	[ -x /usr/bin/time ] || skip "GNU time is not installed"
-	scratch_registry
-	"$DBREG" init >/dev/null
-	psql_admin <<<"INSERT INTO admin.database_connections
-		(connection_name, connection_type, region_id, host, port, database_name, username)
-		SELECT 'big-' || lpad(g::text, 5, '0'), 'SHARED', 'eu', 'db.example', 5432, 'app', 'app'
-		FROM generate_series(1, 20000) AS g;" >/dev/null
+	many_rows
 	# Two among them with a password, each bound to its own row.
 	"$DBREG" register big-00007 --host 127.0.0.1 --database app --user u7 --region eu --replace \
 		--password-stdin <<<"pw-seven" >/dev/null
