@@ -381,59 +381,81 @@ static int pgpass_line(struct dbreg_ctx *ctx, const struct dbreg_conn *c, const 
 	return 0;
 }
 
+/* A password file as it is made, record by record. */
+struct pgpass_build {
+	struct text t;
+	size_t rows, written, skipped;
+	bool keys_read, have_keys;
+	char key_error[256];
+};
+
+/* One record into the file: counted as skipped without a password, else its line; the keys
+ * are read at the first password (they ask the server nothing: a file of none needs none).
+ * stored: the record's stored password, or NULL to ask the registry for it. */
+static int pgpass_record(struct dbreg_ctx *ctx, const struct dbreg_conn *c, const char *stored,
+                         struct pgpass_build *pb, struct dbreg_error *err)
+{
+	const char *hp = dbreg_conn_get(c, DBREG_F_HAS_PASSWORD);
+	struct fanout_job j;
+	char *asked = NULL;
+	bool line = false;
+	int r;
+
+	pb->rows++;
+	if (!hp || strcmp(hp, "true") != 0) {
+		pb->skipped++;
+		return 0;
+	}
+	if (!pb->keys_read) {
+		pb->keys_read = true;
+		if (target_keys(ctx, &pb->have_keys, pb->key_error, sizeof(pb->key_error), err) < 0)
+			return -1;
+	}
+	if (!stored && dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &asked, err) < 0)
+		return -1;
+	r = pgpass_line(ctx, c, stored ? stored : asked, &j, pb->have_keys, pb->key_error, &pb->t, &line, err);
+	free(asked);
+	sodium_memzero(j.secret, sizeof(j.secret));
+	if (r < 0)
+		return -1;
+	if (line)
+		pb->written++;
+	else
+		pb->skipped++;
+	return 0;
+}
+
+/* The file made (r 0) into *ret and the counts out, or (r < 0) nothing. */
+static int pgpass_take(struct pgpass_build *pb, int r, char **ret, size_t *ret_rows, size_t *ret_written,
+                       size_t *ret_skipped, struct dbreg_error *err)
+{
+	if (r < 0) {
+		text_free(&pb->t);
+		return -1;
+	}
+	if (text_take(&pb->t, ret, err) < 0)
+		return -1;
+	if (ret_rows)
+		*ret_rows = pb->rows;
+	if (ret_written)
+		*ret_written = pb->written;
+	if (ret_skipped)
+		*ret_skipped = pb->skipped;
+	return 0;
+}
+
 _public_ int dbreg_pgpass_file(struct dbreg_ctx *ctx, const struct dbreg_conn_list *l, char **ret,
                                size_t *ret_written, size_t *ret_skipped, struct dbreg_error *err)
 {
-	struct text t = { .secret = true };
-	size_t written = 0, skipped = 0;
-	char key_error[256] = "";
-	bool have_keys = false, any = false;
+	struct pgpass_build pb = { .t = { .secret = true } };
+	int r = 0;
 
 	if (!ctx || !l || !ret)
 		return dbreg_fail(err, DBREG_ERR_INTERNAL, "dbreg_pgpass_file: no context or list");
-	for (size_t r = 0; r < dbreg_conn_list_count(l); r++) {
-		const char *hp = dbreg_conn_get(dbreg_conn_list_at(l, r), DBREG_F_HAS_PASSWORD);
-
-		any = any || (hp && strcmp(hp, "true") == 0);
-	}
-	/* The keys only when a row has a password: a file of none needs none. */
-	if (any && target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0)
-		return -1;
-	text_add(&t, "");
-	for (size_t r = 0; r < dbreg_conn_list_count(l); r++) {
-		const struct dbreg_conn *c = dbreg_conn_list_at(l, r);
-		const char *hp = dbreg_conn_get(c, DBREG_F_HAS_PASSWORD);
-		struct fanout_job j;
-		bool line = false;
-		int rc;
-
-		if (!hp || strcmp(hp, "true") != 0) {
-			skipped++;
-			continue;
-		}
-		char *stored = NULL;
-
-		rc = dbreg_registry_stored_password(ctx, dbreg_conn_get(c, DBREG_F_ID), &stored, err);
-		if (rc == 0)
-			rc = pgpass_line(ctx, c, stored, &j, have_keys, key_error, &t, &line, err);
-		free(stored);
-		sodium_memzero(j.secret, sizeof(j.secret));
-		if (rc < 0) {
-			text_free(&t);
-			return -1;
-		}
-		if (line)
-			written++;
-		else
-			skipped++;
-	}
-	if (text_take(&t, ret, err) < 0)
-		return -1;
-	if (ret_written)
-		*ret_written = written;
-	if (ret_skipped)
-		*ret_skipped = skipped;
-	return 0;
+	text_add(&pb.t, "");
+	for (size_t i = 0; i < dbreg_conn_list_count(l) && r == 0; i++)
+		r = pgpass_record(ctx, dbreg_conn_list_at(l, i), NULL, &pb, err);
+	return pgpass_take(&pb, r, ret, NULL, ret_written, ret_skipped, err);
 }
 
 _public_ int dbreg_pgpass_file_select(struct dbreg_ctx *ctx, const struct dbreg_filter *filter, char **ret,
@@ -445,11 +467,8 @@ _public_ int dbreg_pgpass_file_select(struct dbreg_ctx *ctx, const struct dbreg_
 		DBREG_F_ID, DBREG_F_CONNECTION_NAME, DBREG_F_HOST, DBREG_F_PORT, DBREG_F_DATABASE_NAME,
 		DBREG_F_USERNAME, DBREG_F_SSL_MODE, DBREG_F_HAS_PASSWORD,
 	};
+	struct pgpass_build pb = { .t = { .secret = true } };
 	uint64_t mask = DBREG_STORED_PASSWORD;
-	struct text t = { .secret = true };
-	size_t rows = 0, written = 0, skipped = 0;
-	char key_error[256] = "";
-	bool have_keys = false, keys_read = false;
 	struct dbreg_conn_stream *s;
 	const struct dbreg_conn *c;
 	int r;
@@ -460,46 +479,12 @@ _public_ int dbreg_pgpass_file_select(struct dbreg_ctx *ctx, const struct dbreg_
 		mask |= DBREG_FIELD_BIT(need[i]);
 	if (dbreg_list_stream_mask(ctx, filter, mask, &s, err) < 0)
 		return -1;
-	text_add(&t, "");
-	while ((r = dbreg_conn_stream_next(s, &c, err)) > 0) {
-		const char *hp = dbreg_conn_get(c, DBREG_F_HAS_PASSWORD);
-		struct fanout_job j;
-		bool line = false;
-
-		rows++;
-		if (!hp || strcmp(hp, "true") != 0) {
-			skipped++;
-			continue;
-		}
-		/* The keys at the first password (they ask the server nothing): a file of none needs none. */
-		if (!keys_read) {
-			keys_read = true;
-			if (target_keys(ctx, &have_keys, key_error, sizeof(key_error), err) < 0) {
-				r = -1;
-				break;
-			}
-		}
-		r = pgpass_line(ctx, c, dbreg_conn_stored_password(c), &j, have_keys, key_error, &t, &line, err);
-		sodium_memzero(j.secret, sizeof(j.secret));
-		if (r < 0)
+	text_add(&pb.t, "");
+	while ((r = dbreg_conn_stream_next(s, &c, err)) > 0)
+		if (pgpass_record(ctx, c, dbreg_conn_stored_password(c), &pb, err) < 0) {
+			r = -1;
 			break;
-		if (line)
-			written++;
-		else
-			skipped++;
-	}
+		}
 	dbreg_conn_stream_free(s);
-	if (r < 0) {
-		text_free(&t);
-		return -1;
-	}
-	if (text_take(&t, ret, err) < 0)
-		return -1;
-	if (ret_rows)
-		*ret_rows = rows;
-	if (ret_written)
-		*ret_written = written;
-	if (ret_skipped)
-		*ret_skipped = skipped;
-	return 0;
+	return pgpass_take(&pb, r, ret, ret_rows, ret_written, ret_skipped, err);
 }
